@@ -1,0 +1,96 @@
+"""The data every other module speaks: targets, expectations and normalised sync statuses.
+
+Plain frozen dataclasses, no I/O; imports neither pytest nor boto3, so every module can share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+TEMPLATE_TYPES = ("ENVIRONMENT", "SERVICE")
+REPOSITORY_PROVIDERS = ("GITHUB", "GITHUB_ENTERPRISE", "BITBUCKET")
+SYNC_STATUSES = ("INITIATED", "IN_PROGRESS", "SUCCEEDED", "FAILED")
+
+
+@dataclass(frozen=True)
+class RepositorySpec:
+    """What the manifest says about the repository. Only ``name`` is required; ``None`` means "not checked"."""
+
+    name: str
+    provider: str | None = None
+    branch: str | None = None
+    directory: str | None = None
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a target must be synced from. ``sha`` is lower-case: a full sha or a prefix of >= 7 hex digits."""
+
+    sha: str
+    repository: RepositorySpec
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing whose sync is checked, with where the manifest declares it."""
+
+    kind: str  # "template" today; "service_instance" and "stack" later
+    name: str
+    template_type: str  # ENVIRONMENT | SERVICE
+    version: str  # major version, as the API wants it: "1"
+    expectation: Expectation
+    region: str | None = None  # None: boto3's standard chain decides
+    manifest: Path = field(default=Path("<memory>"), compare=False)
+    line: int = field(default=0, compare=False)  # 1-based line of the entry in the manifest; 0 when unknown
+
+    @property
+    def id(self) -> str:
+        """The name users see in test ids, -k expressions and reports: ``ENVIRONMENT/vpc-env@1``."""
+        return f"{self.template_type}/{self.name}@{self.version}"
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        """Identity of the remote resource: two entries with one key ask the API the same question."""
+        return (self.kind, self.region or "", self.template_type, self.name, self.version)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A git revision as the sync APIs report it."""
+
+    sha: str
+    repository_name: str
+    provider: str
+    branch: str
+    directory: str
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    event: str
+    type: str
+    time: datetime | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncAttempt:
+    """One sync attempt: ``status`` is INITIATED | IN_PROGRESS | SUCCEEDED | FAILED."""
+
+    status: str
+    target_revision: Revision
+    started_at: datetime | None = None
+    initial_revision: Revision | None = None
+    events: tuple[SyncEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """The API's answer, normalised to one shape for every kind. ``found`` is False on ResourceNotFound."""
+
+    found: bool = True
+    desired: Revision | None = None
+    latest_successful: SyncAttempt | None = None
+    latest: SyncAttempt | None = None
