@@ -94,3 +94,25 @@ class SyncStatus:
     desired: Revision | None = None
     latest_successful: SyncAttempt | None = None
     latest: SyncAttempt | None = None
+
+
+@dataclass(frozen=True)
+class CheckError:
+    """Why a target could not be checked (the test's outcome is *error*, not *failed*)."""
+
+    code: str  # e.g. "AccessDeniedException", "NoCredentials", "EndpointUnreachable", "ThrottlingException"
+    message: str  # one or two lines a person can act on; never contains credentials
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the fetcher learned about one target: a status, or why there is none, and how the wait went."""
+
+    target: Target
+    status: SyncStatus | None = None
+    error: CheckError | None = None
+    region: str = ""  # the region actually asked ("" when none could be resolved)
+    polls: int = 1  # how many times the API was asked (retries inside one ask not counted)
+    waited_seconds: float = 0.0
+    wait_note: str | None = None  # set when waiting ended without a settled answer ("timed out", "interrupted")

@@ -1,0 +1,26 @@
+"""The plugin's default behaviour, as ordinary implementations of its own hooks (see hookspecs.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .fetch import FetchSettings
+    from .model import SyncStatus, Target
+    from .verdict import Verdict
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_proton_sync_make_client(service: str, region: str, settings: FetchSettings) -> Any:
+    from .fetch import default_client
+
+    return default_client(service, region, settings)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_proton_sync_judge(target: Target, status: SyncStatus) -> Verdict:
+    from .verdict import judge
+
+    return judge(target, status)

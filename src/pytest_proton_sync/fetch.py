@@ -1,0 +1,386 @@
+"""Turn targets into observations with boto3: shared clients, concurrency, retries, rate cap and polling.
+
+Imports no pytest. boto3 is imported here and only here, and this module is imported only when a manifest is in
+play, so a pytest run without one pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from . import __version__
+from .kinds import Kind, kind_of
+from .model import CheckError, Observation, SyncStatus, Target
+from .verdict import wait_note
+
+# Codes worth asking again on the next poll while waiting; anything else (access denied, bad region) will not
+# change by itself, so waiting on it would only hide the real problem until the deadline.
+TRANSIENT_CODES = frozenset(
+    {"ThrottlingException", "InternalServerException", "ServiceUnavailable", "EndpointUnreachable"}
+)
+MAX_POLL_INTERVAL = 120.0
+FAKE_CREDENTIALS = {"aws_access_key_id": "fake-access-key", "aws_secret_access_key": "fake-secret-key"}
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    concurrency: int = 16
+    max_attempts: int = 5
+    retry_mode: str = "standard"  # botocore's "standard" or "adaptive"
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    max_rps: float | None = None
+    wait_seconds: float = 0.0
+    poll_interval: float = 10.0
+    region: str | None = None  # --proton-region: used for entries that name none
+    endpoint_url: str | None = None  # set by --proton-fake only; otherwise boto3's own chain decides
+    use_fake_credentials: bool = False  # --proton-fake: a fresh machine has no credentials, and needs none
+
+
+@dataclass(frozen=True)
+class Progress:
+    settled: int
+    pending: int
+    failed: int
+    errors: int
+    seconds_left: float
+    polls: int
+
+
+@dataclass
+class _Track:
+    """Mutable per-target bookkeeping inside one observe() call."""
+
+    target: Target
+    status: SyncStatus | None = None
+    error: CheckError | None = None
+    polls: int = 0
+    settled: bool = False
+    passes: bool = False
+
+
+ClientMaker = Callable[[str, str], Any]  # (service, region) -> botocore client
+
+
+def botocore_config(settings: FetchSettings) -> botocore.config.Config:
+    return botocore.config.Config(
+        retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_pool_connections=max(10, settings.concurrency),
+        user_agent_extra=f"pytest-proton-sync/{__version__}",
+    )
+
+
+def default_client(service: str, region: str, settings: FetchSettings) -> Any:
+    """A client from boto3's standard chain; only --proton-fake overrides its endpoint and credentials."""
+    extra: dict[str, Any] = {}
+    if settings.endpoint_url:
+        extra["endpoint_url"] = settings.endpoint_url
+    if settings.use_fake_credentials:
+        extra.update(FAKE_CREDENTIALS)
+    session = boto3.session.Session()
+    return session.client(service, region_name=region, config=botocore_config(settings), **extra)
+
+
+def default_region(settings: FetchSettings) -> str | None:
+    """--proton-region, then AWS_REGION (which other AWS SDKs honour), then boto3's own chain."""
+    if settings.region:
+        return settings.region
+    if os.environ.get("AWS_REGION"):
+        return os.environ["AWS_REGION"]
+    region = boto3.session.Session().region_name
+    if region:
+        return str(region)
+    # --proton-fake must work on a machine with no AWS config at all; the fake ignores regions.
+    return "us-east-1" if settings.use_fake_credentials else None
+
+
+class ClientPool:
+    """One client per (service, region), created in the calling thread and then shared by every worker
+    thread: clients are thread-safe, sessions are not."""
+
+    def __init__(self, settings: FetchSettings, make_client: ClientMaker | None = None) -> None:
+        self._settings = settings
+        self._make_client: ClientMaker = make_client or (
+            lambda service, region: default_client(service, region, settings)
+        )
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._default_region: str | None = None
+        self._default_region_known = False
+
+    def region_for(self, target: Target) -> str | None:
+        if target.region:
+            return target.region
+        if not self._default_region_known:
+            self._default_region = default_region(self._settings)
+            self._default_region_known = True
+        return self._default_region
+
+    def client(self, service: str, region: str) -> Any:
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self._make_client(service, region)
+        return self._clients[key]
+
+
+class RateLimiter:
+    """A shared token bucket: at most ``rate`` requests a second across all threads (burst of one second)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self._rate = rate
+        self._lock = threading.Lock()
+        self._tokens = rate or 0.0
+        self._last = time.monotonic()
+
+    def acquire(self) -> None:
+        if not self._rate:
+            return
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                delay = (1 - self._tokens) / self._rate
+            time.sleep(delay)
+
+
+def _attempts(error: botocore.exceptions.ClientError) -> int:
+    metadata: Mapping[str, Any] = error.response.get("ResponseMetadata", {})
+    return int(metadata.get("RetryAttempts", 0)) + 1
+
+
+def classify_error(exc: Exception, kind: Kind, region: str, settings: FetchSettings) -> CheckError:
+    """An exception from botocore -> a CheckError a person can act on. Never includes credentials."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", "")) or str(exc)
+        attempts = _attempts(exc)
+        if code in ("AccessDeniedException", "AccessDenied"):
+            return CheckError(
+                code,
+                f"{message}\n  fix: allow {kind.operation_name} for this identity in {region} "
+                "(see the README's IAM policy).",
+                attempts,
+            )
+        if code in ("UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
+                    "InvalidClientTokenId", "MissingAuthenticationTokenException"):
+            return CheckError(code, f"{message}\n  fix: refresh or correct the AWS credentials.", attempts)
+        if code == "ThrottlingException":
+            return CheckError(
+                code,
+                f"throttled by the API and gave up after {attempts} attempts\n  fix: raise "
+                "--proton-max-attempts, or lower --proton-concurrency / set --proton-max-rps.",
+                attempts,
+            )
+        return CheckError(code, message, attempts)
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return CheckError(
+            "NoCredentials",
+            "no AWS credentials found\n  fix: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), "
+            "run in a role, or try the bundled fake with --proton-fake STATE.",
+        )
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return CheckError("NoRegion", _NO_REGION)
+    if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
+                        botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError)):
+        return CheckError(
+            "EndpointUnreachable",
+            f"{exc}\n  gave up after {settings.max_attempts} attempts (connect timeout "
+            f"{settings.connect_timeout:g} s, read timeout {settings.read_timeout:g} s)\n  fix: check the "
+            "endpoint (AWS_ENDPOINT_URL_PROTON / AWS_ENDPOINT_URL), the region and the network.",
+            settings.max_attempts,
+        )
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return CheckError(type(exc).__name__, str(exc))
+    return CheckError(type(exc).__name__, f"unexpected error: {exc}")
+
+
+_NO_REGION = (
+    "no AWS region\n  fix: set AWS_REGION (or AWS_DEFAULT_REGION), give `region:` in the manifest's defaults, "
+    "or pass --proton-region."
+)
+
+
+class Fetcher:
+    """Asks the API about targets: each distinct target once per look, many at a time."""
+
+    def __init__(self, settings: FetchSettings, clients: ClientPool) -> None:
+        self.settings = settings
+        self.clients = clients
+        self._limiter = RateLimiter(settings.max_rps)
+        self.api_calls = 0  # looks, not retries
+        self._count_lock = threading.Lock()
+
+    def prepare(self, targets: Iterable[Target]) -> dict[tuple[str, ...], CheckError]:
+        """Create every client in this thread before any worker runs; returns set-up errors per target key."""
+        problems: dict[tuple[str, ...], CheckError] = {}
+        for target in targets:
+            kind = kind_of(target)
+            try:
+                region = self.clients.region_for(target)
+                if region is None:
+                    problems[target.key] = CheckError("NoRegion", _NO_REGION)
+                    continue
+                self.clients.client(kind.service, region)
+            except Exception as exc:
+                problems[target.key] = classify_error(exc, kind, target.region or "?", self.settings)
+        return problems
+
+    def ask(self, target: Target) -> tuple[SyncStatus | None, CheckError | None, bool]:
+        """One look at one target: (status, error, throttled-on-the-way)."""
+        kind = kind_of(target)
+        region = self.clients.region_for(target) or ""
+        self._limiter.acquire()
+        with self._count_lock:
+            self.api_calls += 1
+        try:
+            client = self.clients.client(kind.service, region)
+            response = getattr(client, kind.operation)(**kind.build_request(target))
+        except botocore.exceptions.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in kind.not_found_codes:
+                return SyncStatus(found=False), None, _attempts(exc) > 1
+            return None, classify_error(exc, kind, region, self.settings), code == "ThrottlingException"
+        except Exception as exc:
+            return None, classify_error(exc, kind, region, self.settings), False
+        retried = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
+        return kind.normalise(response), None, retried
+
+
+Assess = Callable[[Target, SyncStatus], "tuple[bool, bool]"]  # -> (passes, settled)
+
+
+def observe(
+    targets: Iterable[Target],
+    fetcher: Fetcher,
+    assess: Assess,
+    progress: Callable[[Progress], None] | None = None,
+) -> dict[tuple[str, ...], Observation]:
+    """Look at every distinct target once, concurrently; with a wait budget, poll the unsettled ones until they
+    settle (``assess`` says when), fail fast, or the deadline passes. Returns one Observation per target key.
+
+    Ctrl-C while looking or waiting stops at once and returns what is known, each unfinished target saying so.
+    """
+    settings = fetcher.settings
+    tracks: dict[tuple[str, ...], _Track] = {}
+    for target in targets:
+        tracks.setdefault(target.key, _Track(target))
+    for key, setup_error in fetcher.prepare(t.target for t in tracks.values()).items():
+        tracks[key].error = setup_error
+        tracks[key].settled = True
+    started = time.monotonic()
+    deadline = started + max(0.0, settings.wait_seconds)
+    interval = max(0.01, settings.poll_interval)
+    interrupted = False
+
+    def report() -> None:
+        if progress is None:
+            return
+        settled = [t for t in tracks.values() if t.settled]
+        progress(
+            Progress(
+                settled=len(settled),
+                pending=len(tracks) - len(settled),
+                failed=sum(1 for t in settled if t.error is None and not t.passes),
+                errors=sum(1 for t in settled if t.error is not None),
+                seconds_left=max(0.0, deadline - time.monotonic()),
+                polls=max((t.polls for t in tracks.values()), default=0),
+            )
+        )
+
+    waiting = settings.wait_seconds > 0
+    with ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="proton-sync") as pool:
+        try:
+            first = True
+            while True:
+                due = [t for t in tracks.values() if not t.settled]
+                if not due:
+                    break
+                if not first:
+                    pause = min(interval * random.uniform(0.9, 1.1), deadline - time.monotonic())
+                    _sleep_with_progress(pause, report)
+                    if time.monotonic() >= deadline:
+                        break
+                futures: dict[Future[tuple[SyncStatus | None, CheckError | None, bool]], _Track] = {
+                    pool.submit(fetcher.ask, track.target): track for track in due
+                }
+                throttled = False
+                pending = set(futures)
+                while pending:
+                    # A short timeout keeps the main thread responsive to Ctrl-C.
+                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        track = futures[future]
+                        status, problem, was_throttled = future.result()
+                        throttled = throttled or was_throttled
+                        track.polls += 1
+                        track.status, track.error = status, problem
+                        if problem is not None:
+                            track.settled = not (waiting and problem.code in TRANSIENT_CODES)
+                        elif status is not None:
+                            track.passes, settled = assess(track.target, status)
+                            track.settled = not waiting or settled
+                report()
+                first = False
+                if not waiting or time.monotonic() >= deadline:
+                    break
+                if throttled:
+                    interval = min(interval * 2, MAX_POLL_INTERVAL)
+        except KeyboardInterrupt:
+            interrupted = True
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    elapsed = time.monotonic() - started
+    observations: dict[tuple[str, ...], Observation] = {}
+    for key, track in tracks.items():
+        note = None
+        error = track.error
+        if not track.settled and (waiting or interrupted):
+            if interrupted:
+                note = "interrupted (Ctrl-C) " + wait_note(track.target, track.status, elapsed)
+            else:
+                note = wait_note(track.target, track.status, elapsed)
+            if track.status is None and error is None:
+                error = CheckError("Interrupted", "stopped by Ctrl-C before the API answered")
+        observations[key] = Observation(
+            target=track.target,
+            status=track.status,
+            error=error,
+            region=fetcher.clients.region_for(track.target) or "",
+            polls=track.polls,
+            waited_seconds=elapsed if waiting else 0.0,
+            wait_note=note,
+        )
+    return observations
+
+
+def _sleep_with_progress(seconds: float, report: Callable[[], None]) -> None:
+    """Sleep in short steps so the progress line counts down and Ctrl-C is seen at once."""
+    end = time.monotonic() + max(0.0, seconds)
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(1.0, left))
+        report()
+
+
+def with_target(observation: Observation, target: Target) -> Observation:
+    """The observation of a shared key, re-labelled for one of the entries that asked (its file and line)."""
+    return replace(observation, target=target)

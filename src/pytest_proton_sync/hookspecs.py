@@ -1,0 +1,53 @@
+"""The extension API of pytest-proton-sync: hooks a conftest.py or another plugin can implement.
+
+Only hook specifications live here; their docstrings are the documentation. The plugin's own behaviour is
+just another implementation of each hook (``defaults.py``, registered ``trylast``), so a conftest.py
+implementation runs first and, for ``firstresult`` hooks, replaces the default by returning a value.
+
+Example ``conftest.py`` that assumes a role per region::
+
+    def pytest_proton_sync_make_client(service, region, settings):
+        session = boto3.Session(profile_name="proton-readonly")
+        return session.client(service, region_name=region)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .fetch import FetchSettings
+    from .model import Observation, SyncStatus, Target
+    from .verdict import Verdict
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_proton_sync_make_client(service: str, region: str, settings: FetchSettings) -> Any:
+    """Return the boto3 client used for ``service`` (e.g. ``"proton"``) in ``region``.
+
+    Called once per (service, region), in the main thread, before any request; the client is then shared by
+    every worker thread (boto3 clients are thread-safe). The default builds it from boto3's standard chain
+    (AWS_PROFILE, AWS_ENDPOINT_URL_PROTON, config files, ...) with the plugin's retry and timeout settings,
+    or points it at the bundled fake under ``--proton-fake``. Return ``None`` to fall through to it.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_proton_sync_judge(target: Target, status: SyncStatus) -> Verdict | None:
+    """Return the Verdict for ``target`` given its normalised sync ``status``.
+
+    The default (``verdict.judge``) passes only when the latest successful sync's target revision matches the
+    expected sha (full or prefix, any case), the repository name, and provider/branch/directory wherever the
+    manifest gives them. Must be pure and fast: it is also called on every poll while waiting.
+    """
+
+
+@pytest.hookspec
+def pytest_proton_sync_observed(observations: Sequence[Observation], config: pytest.Config) -> None:
+    """Called once, in the process that asked the API, with every target's final observation.
+
+    Use it to export metrics or a custom report. Under pytest-xdist it runs in the controller only.
+    """

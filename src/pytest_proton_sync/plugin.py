@@ -1,0 +1,207 @@
+"""pytest hooks only: options, collection, item glue, report header and summary. The work lives elsewhere.
+
+Nothing heavy is imported at plugin load: boto3, PyYAML, jsonschema and the fake are imported only once a
+manifest is in play, so a pytest run without one pays nothing for having the plugin installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .collect import ManifestFile
+    from .run import ProtonSyncRun
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("proton-sync", "AWS Proton sync gate (pytest-proton-sync)")
+    group.addoption("--proton-manifest", action="append", dest="proton_manifests", metavar="PATH",
+                    help="manifest of expected template syncs; repeatable. Without other paths, only the "
+                    "manifests' checks are collected.")
+    parser.addini("proton_manifests", type="linelist", help="manifests, relative to the ini file's directory")
+    group.addoption("--proton-region", dest="proton_region", metavar="REGION",
+                    help="region for entries that name none (default: AWS_REGION, then boto3's chain)")
+    parser.addini("proton_region", help="default for --proton-region")
+    group.addoption("--proton-fake", dest="proton_fake", metavar="STATE",
+                    help="start the bundled fake Proton endpoint on 127.0.0.1 with this state file and point "
+                    "every client at it (no AWS credentials or calls)")
+    _number_option(parser, group, "--proton-concurrency", "proton_concurrency", int,
+                   "targets asked at once (default 32)")
+    _number_option(parser, group, "--proton-wait", "proton_wait", float,
+                   "wait up to SECONDS for targets to sync; a failed sync of the expected commit fails at "
+                   "once (default 0: look once)")
+    _number_option(parser, group, "--proton-poll-interval", "proton_poll_interval", float,
+                   "seconds between polls while waiting, with jitter; doubles under throttling (default 10)")
+    _number_option(parser, group, "--proton-max-attempts", "proton_max_attempts", int,
+                   "attempts per API call, retries included (botocore's total_max_attempts, default 5)")
+    group.addoption("--proton-retry-mode", dest="proton_retry_mode", choices=("standard", "adaptive"),
+                    help="botocore retry mode (default standard)")
+    parser.addini("proton_retry_mode", help="default for --proton-retry-mode")
+    _number_option(parser, group, "--proton-connect-timeout", "proton_connect_timeout", float,
+                   "seconds to connect (default 5)")
+    _number_option(parser, group, "--proton-read-timeout", "proton_read_timeout", float,
+                   "seconds to wait for an answer (default 20)")
+    _number_option(parser, group, "--proton-max-rps", "proton_max_rps", float,
+                   "client-side cap on requests per second across all targets (default: none)")
+
+
+def _number_option(parser: pytest.Parser, group: Any, flag: str, dest: str, kind: type, text: str) -> None:
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise pytest.UsageError(f"{flag} takes a number, not {value!r}") from None
+        if number < 0:
+            raise pytest.UsageError(f"{flag} must not be negative")
+        return number
+
+    group.addoption(flag, dest=dest, type=parse, metavar="N", help=text)
+    parser.addini(dest, help=f"default for {flag}")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import defaults, hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+    pluginmanager.register(defaults, "proton_sync_defaults")
+
+
+def _run(config: pytest.Config) -> ProtonSyncRun | None:
+    from .run import RUN_KEY
+
+    return config.stash.get(RUN_KEY, None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "proton_sync: a sync check generated from a proton-sync manifest")
+    from .run import RUN_KEY, ProtonSyncRun, manifests_from
+
+    manifests = manifests_from(config)
+    if not manifests:
+        return
+    run = ProtonSyncRun(config, manifests)
+    config.stash[RUN_KEY] = run
+    # Manifests are what to collect. With no explicit paths on the command line, collect only them: a pipeline
+    # gate should not also run the repository's unit tests found through testpaths.
+    wanted = [str(path) for path in manifests]
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = wanted
+    else:
+        config.args.extend(a for a in wanted if a not in config.args)
+    config.pluginmanager.register(_ReportRecorder(run), "proton_sync_recorder")
+    run.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = _run(config)
+    if run is not None:
+        run.stop()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
+    run = _run(parent.config)
+    if run is None or not any(_same_file(file_path, manifest) for manifest in run.manifests):
+        return None
+    from .collect import ManifestFile
+
+    return ManifestFile.from_parent(parent, path=file_path)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    run = _run(config)
+    return run.header_lines() if run is not None else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    run = _run(session.config)
+    if run is None or not run.is_xdist_worker or run.exchange is None or session.testsfailed:
+        return
+    # tryfirst: written before xdist tells the controller this worker's collection is finished.
+    from .collect import TargetItem
+
+    worker_id = session.config.workerinput["workerid"]  # type: ignore[attr-defined]
+    run.exchange.write_targets(worker_id, [i.target for i in session.items if isinstance(i, TargetItem)])
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    run = _run(session.config)
+    config = session.config
+    if (
+        run is not None
+        and not run.is_xdist_worker
+        and not run.is_xdist_controller
+        and not config.option.collectonly
+        # pytest's own loop stops on collection errors; no API call may be made for an invalid manifest.
+        and not (session.testsfailed and not config.option.continue_on_collection_errors)
+    ):
+        from .collect import TargetItem
+
+        targets = [item.target for item in session.items if isinstance(item, TargetItem)]
+        if targets:
+            run.fetch(targets)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    from .collect import CouldNotCheck
+
+    # Setup errors normally get a traceback (pytest asks repr_failure only for the call phase); a target that
+    # could not be checked deserves the same short text as a failure.
+    if call.excinfo is not None and isinstance(call.excinfo.value, CouldNotCheck):
+        report.longrepr = str(call.excinfo.value)
+    return report
+
+
+class _ReportRecorder:
+    """Registered only when a manifest is in play. Records outcomes from test reports, which reach the xdist
+    controller too, so the summary table is right under -n N."""
+
+    def __init__(self, run: ProtonSyncRun) -> None:
+        self.run = run
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.run.record(report)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    run = _run(config)
+    if run is None:
+        return
+    lines = run.summary_lines(verbose=config.option.verbose > 0)
+    if lines:
+        terminalreporter.write_sep("=", "proton sync")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: tell each worker where the controller will hand over the observations."""
+    run = _run(node.config)
+    if run is not None:
+        from .run import EXCHANGE_INPUT
+
+        node.workerinput[EXCHANGE_INPUT] = run.prepare_exchange()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """xdist controller: the first finished collection triggers the one fetch, before any test is scheduled."""
+    run = _run(node.config)
+    if run is not None and not node.config.option.collectonly:
+        run.fetch_for_worker(node.workerinput["workerid"])

@@ -1,0 +1,247 @@
+"""One pytest run's proton-sync state: settings from options, the bundled fake, fetching once, the summary.
+
+plugin.py's hooks delegate here; this module is imported only when a manifest is in play.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .exchange import Exchange
+from .model import CheckError, Observation, SyncStatus, Target
+from .report import Row, format_table
+
+RUN_KEY = pytest.StashKey["ProtonSyncRun"]()
+EXCHANGE_INPUT = "proton_sync_exchange"
+
+NON_TTY_PROGRESS_EVERY = 30.0  # seconds between plain progress lines in CI logs
+
+
+def _option(config: pytest.Config, name: str, ini: str | None = None) -> Any:
+    value = config.getoption(name)
+    if value is None and ini is not None:
+        raw = config.getini(ini)
+        value = raw if raw not in ("", None) else None
+    return value
+
+
+class ProtonSyncRun:
+    def __init__(self, config: pytest.Config, manifests: Sequence[Path]) -> None:
+        self.config = config
+        self.manifests = tuple(manifests)
+        self.fake: Any = None  # FakeServer under --proton-fake
+        self.observations: dict[tuple[str, ...], Observation] | None = None
+        self.exchange: Exchange | None = None
+        self.api_calls = 0
+        self._fetched_at_all = False
+        self._pool: Any = None
+        self._settings: Any = None
+        self._outcomes: dict[str, str] = {}
+        self._rows: dict[str, Row] = {}
+
+    # -- set-up -------------------------------------------------------------------------------------------
+    @property
+    def is_xdist_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    @property
+    def is_xdist_controller(self) -> bool:
+        return self.config.pluginmanager.hasplugin("dsession")
+
+    def start(self) -> None:
+        """In the process that asks the API (not an xdist worker): start the fake when asked for."""
+        if self.is_xdist_worker:
+            directory = self.config.workerinput.get(EXCHANGE_INPUT)  # type: ignore[attr-defined]
+            self.exchange = Exchange(Path(directory)) if directory else None
+            return
+        state = self.config.getoption("proton_fake")
+        if state:
+            from .fake import FakeServer, FakeState, FakeStateError
+
+            try:
+                self.fake = FakeServer(FakeState.from_file(Path(state))).start()
+            except (FakeStateError, OSError) as exc:
+                raise pytest.UsageError(f"--proton-fake {state}: {exc}") from None
+
+    def stop(self) -> None:
+        if self.fake is not None:
+            self.fake.stop()
+            self.fake = None
+        if self.exchange is not None and not self.is_xdist_worker:
+            self.exchange.remove()
+
+    def settings(self) -> Any:
+        if self._settings is None:
+            from .fetch import FetchSettings
+
+            config = self.config
+            self._settings = FetchSettings(
+                concurrency=int(_option(config, "proton_concurrency", "proton_concurrency") or 32),
+                max_attempts=int(_option(config, "proton_max_attempts", "proton_max_attempts") or 5),
+                retry_mode=str(_option(config, "proton_retry_mode", "proton_retry_mode") or "standard"),
+                connect_timeout=float(_option(config, "proton_connect_timeout", "proton_connect_timeout") or 5),
+                read_timeout=float(_option(config, "proton_read_timeout", "proton_read_timeout") or 20),
+                max_rps=float(_option(config, "proton_max_rps", "proton_max_rps") or 0) or None,
+                wait_seconds=float(_option(config, "proton_wait", "proton_wait") or 0),
+                poll_interval=float(_option(config, "proton_poll_interval", "proton_poll_interval") or 10),
+                region=_option(config, "proton_region", "proton_region"),
+                endpoint_url=self.fake.endpoint_url if self.fake is not None else None,
+                use_fake_credentials=self.fake is not None,
+            )
+        return self._settings
+
+    def client_pool(self) -> Any:
+        if self._pool is None:
+            from .fetch import ClientPool
+
+            settings = self.settings()
+            hook = self.config.hook
+
+            def make_client(service: str, region: str) -> Any:
+                return hook.pytest_proton_sync_make_client(service=service, region=region, settings=settings)
+
+            self._pool = ClientPool(settings, make_client)
+        return self._pool
+
+    def header_lines(self) -> list[str]:
+        names = ", ".join(str(path) for path in self.manifests)
+        lines = [f"proton-sync: manifests {names}"]
+        if self.fake is not None:
+            lines.append(f"proton-sync: endpoint {self.fake.endpoint_url} (bundled fake, no AWS calls)")
+            return lines
+        try:
+            from .fetch import default_region
+
+            region = default_region(self.settings())
+            where = f"region {region}" if region else "region: none configured (entries must name one)"
+            endpoint = ""
+            if region:
+                url = str(self.client_pool().client("proton", region).meta.endpoint_url)
+                if not url.endswith(".amazonaws.com") and ".amazonaws.com/" not in url:
+                    endpoint = f", endpoint {url}"
+            lines.append(f"proton-sync: {where}{endpoint}")
+        except Exception as exc:
+            lines.append(f"proton-sync: AWS configuration problem: {type(exc).__name__}: {exc}")
+        return lines
+
+    # -- fetching -----------------------------------------------------------------------------------------
+    def fetch(self, targets: Sequence[Target]) -> None:
+        """Ask the API about every selected target, once, and keep the observations."""
+        from .fetch import Fetcher, observe
+        from .verdict import is_settled
+
+        hook = self.config.hook
+
+        def assess(target: Target, status: SyncStatus) -> tuple[bool, bool]:
+            passes = bool(hook.pytest_proton_sync_judge(target=target, status=status).passed)
+            return passes, passes or is_settled(target, status)
+
+        fetcher = Fetcher(self.settings(), self.client_pool())
+        printer = ProgressPrinter(self.config) if self.settings().wait_seconds > 0 else None
+        try:
+            self.observations = observe(targets, fetcher, assess, printer)
+        finally:
+            if printer is not None:
+                printer.finish()
+        self._fetched_at_all = True
+        self.api_calls += fetcher.api_calls
+        hook.pytest_proton_sync_observed(observations=list(self.observations.values()), config=self.config)
+
+    def observation_for(self, target: Target) -> Observation:
+        from dataclasses import replace
+
+        if self.observations is None and self.exchange is not None:
+            self.observations = self.exchange.read_observations()
+        if self.observations is None:
+            if self.is_xdist_worker:
+                return Observation(target, error=CheckError(
+                    "NoObservation", "the xdist controller did not hand over this target's sync status"))
+            # Not fetched up front (e.g. run by a plugin that skips the run loop): ask for this one now.
+            self.fetch([target])
+        assert self.observations is not None
+        observation = self.observations.get(target.key)
+        if observation is None:
+            self.fetch([target, *[obs.target for obs in self.observations.values()]])
+            observation = self.observations[target.key]
+        return replace(observation, target=target)
+
+    # -- xdist --------------------------------------------------------------------------------------------
+    def prepare_exchange(self) -> str:
+        if self.exchange is None:
+            self.exchange = Exchange.create()
+        return str(self.exchange.directory)
+
+    def fetch_for_worker(self, worker_id: str) -> None:
+        """Controller: the first worker's collection is in; ask the API once for all, before scheduling."""
+        if self.exchange is None or self._fetched_at_all:
+            return
+        targets = self.exchange.read_targets(worker_id)
+        if targets is None:
+            return
+        self.fetch(targets)
+        assert self.observations is not None
+        self.exchange.write_observations(self.observations)
+
+    # -- reporting ----------------------------------------------------------------------------------------
+    def record(self, report: pytest.TestReport) -> None:
+        outcome = self._outcomes.get(report.nodeid)
+        if report.when == "setup" and report.failed:
+            outcome = "error"
+        elif report.when == "call":
+            outcome = "passed" if report.passed else "failed" if report.failed else "skipped"
+        elif report.skipped and outcome is None:
+            outcome = "skipped"
+        if outcome is not None:
+            self._outcomes[report.nodeid] = outcome
+        if report.when == "teardown":
+            row = Row.from_properties(report.user_properties, self._outcomes.get(report.nodeid, "error"))
+            if row is not None:
+                self._rows[report.nodeid] = row
+
+    def summary_lines(self, verbose: bool) -> list[str]:
+        if not self._rows:
+            return []
+        return format_table(list(self._rows.values()), show_passed=verbose or len(self._rows) <= 50)
+
+
+class ProgressPrinter:
+    """While waiting: a live status line on a terminal; a plain line every so often in a CI log."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self.live = bool(self.reporter is not None and self.reporter.isatty)
+        self._last_plain = 0.0
+        self._printed = False
+
+    def __call__(self, progress: Any) -> None:
+        if self.reporter is None:
+            return
+        line = (
+            f"proton-sync: {progress.settled} settled, {progress.pending} pending, {progress.failed} failed, "
+            f"{progress.errors} errors; {progress.seconds_left:.0f} s left"
+        )
+        now = time.monotonic()
+        if self.live:
+            self.reporter.rewrite(line, erase=True)
+            self._printed = True
+        elif now - self._last_plain >= NON_TTY_PROGRESS_EVERY or progress.pending == 0:
+            self.reporter.write_line(line)
+            self._last_plain = now
+
+    def finish(self) -> None:
+        if self.reporter is not None and self.live and self._printed:
+            self.reporter.write_line("")
+
+
+def manifests_from(config: pytest.Config) -> list[Path]:
+    given = [Path(p) for p in config.getoption("proton_manifests") or []]
+    if not given:
+        rootpath = Path(str(config.inipath.parent)) if config.inipath else Path(os.getcwd())
+        given = [rootpath / p for p in (config.getini("proton_manifests") or [])]
+    return given

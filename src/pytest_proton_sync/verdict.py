@@ -1,0 +1,252 @@
+"""judge(): compare an expectation with a sync status, and the text a person reads when they differ.
+
+Pure functions, no I/O: the whole truth table of the gate lives here and is unit-tested without pytest or boto3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .model import Expectation, Observation, Revision, SyncAttempt, SyncStatus, Target
+
+PASSED = "passed"
+FAILED = "failed"
+ERROR = "error"
+
+SHORT_SHA = 12
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``outcome`` is PASSED or FAILED; ``reasons`` say what does not match, ``hints`` what to do about it."""
+
+    outcome: str
+    reasons: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == PASSED
+
+
+def sha_matches(expected: str, actual: str) -> bool:
+    """``expected`` is a full sha or a prefix of >= 7 hex digits; case never matters."""
+    return bool(expected) and actual.lower().startswith(expected.lower())
+
+
+def _normal_directory(directory: str) -> str:
+    # "templates", "templates/", "/templates" and "./templates" name the same directory of the repository.
+    stripped = directory.strip()
+    while stripped.startswith("./"):
+        stripped = stripped[2:]
+    return stripped.strip("/")
+
+
+def revision_mismatches(expectation: Expectation, revision: Revision) -> tuple[str, ...]:
+    """Each field the manifest gives that ``revision`` does not match, as a sentence."""
+    wanted = expectation.repository
+    reasons: list[str] = []
+    if not sha_matches(expectation.sha, revision.sha):
+        reasons.append(f"sha {short(revision.sha)} is not the expected {short(expectation.sha)}")
+    # Repository names and providers are case-insensitive on every provider Proton supports.
+    if wanted.name.lower() != revision.repository_name.lower():
+        reasons.append(f"repository {revision.repository_name or '(none)'} is not the expected {wanted.name}")
+    if wanted.provider is not None and wanted.provider.upper() != revision.provider.upper():
+        reasons.append(f"provider {revision.provider or '(none)'} is not the expected {wanted.provider}")
+    # Git branch names are case-sensitive.
+    if wanted.branch is not None and wanted.branch != revision.branch:
+        reasons.append(f"branch {revision.branch or '(none)'} is not the expected {wanted.branch}")
+    if wanted.directory is not None and _normal_directory(wanted.directory) != _normal_directory(
+        revision.directory
+    ):
+        reasons.append(f"directory {revision.directory or '(none)'} is not the expected {wanted.directory}")
+    return tuple(reasons)
+
+
+def judge(target: Target, status: SyncStatus) -> Verdict:
+    """Passed only when the latest *successful* sync's target revision matches every field the manifest gives."""
+    expectation = target.expectation
+    if not status.found:
+        return Verdict(
+            FAILED,
+            reasons=(f"no sync status exists for {target.id}",),
+            hints=(
+                "Is template sync configured for this template and version? "
+                "(Proton answered ResourceNotFoundException; see CreateTemplateSyncConfig.) "
+                "Check the name, type, version and region too.",
+            ),
+        )
+    successful = status.latest_successful
+    if successful is None:
+        return Verdict(
+            FAILED,
+            reasons=("the template has never synced successfully",),
+            hints=_hints(expectation, status),
+        )
+    reasons = revision_mismatches(expectation, successful.target_revision)
+    if not reasons:
+        return Verdict(PASSED)
+    return Verdict(FAILED, reasons=reasons, hints=_hints(expectation, status))
+
+
+def sync_failed_on_expected(expectation: Expectation, status: SyncStatus) -> bool:
+    """The latest attempt is of the expected commit and FAILED: waiting longer cannot make it pass."""
+    latest = status.latest
+    return (
+        latest is not None
+        and latest.status == "FAILED"
+        and sha_matches(expectation.sha, latest.target_revision.sha)
+    )
+
+
+def is_settled(target: Target, status: SyncStatus) -> bool:
+    """Whether polling this target again is pointless: it passes, it cannot exist, or its sync failed."""
+    return (
+        judge(target, status).passed
+        or not status.found
+        or sync_failed_on_expected(target.expectation, status)
+    )
+
+
+def _hints(expectation: Expectation, status: SyncStatus) -> tuple[str, ...]:
+    latest = status.latest
+    desired = status.desired
+    latest_is_expected = latest is not None and sha_matches(expectation.sha, latest.target_revision.sha)
+    if latest is not None and latest_is_expected and latest.status == "FAILED":
+        return (
+            "The sync of the expected commit FAILED (events above): fix the template and push a new commit, "
+            "then update the expected sha.",
+        )
+    if latest is not None and latest_is_expected and latest.status in ("INITIATED", "IN_PROGRESS"):
+        return ("The expected commit is syncing now: re-run later, or wait for it with --proton-wait SECONDS.",)
+    if desired is not None and sha_matches(expectation.sha, desired.sha):
+        return ("Proton has seen the expected commit but not synced it yet: wait with --proton-wait SECONDS.",)
+    successful = status.latest_successful
+    if successful is not None and revision_mismatches(expectation, successful.target_revision) and not any(
+        reason.startswith("sha ") for reason in revision_mismatches(expectation, successful.target_revision)
+    ):
+        return ("The right commit synced from another place: check the template's sync configuration.",)
+    repo = expectation.repository
+    where = f"branch {repo.branch} of {repo.name}" if repo.branch else repo.name
+    directory = f" and touches {repo.directory}/" if repo.directory else " and touches the template's directory"
+    return (
+        f"Proton has not seen {short(expectation.sha)}: check that it is pushed to {where}{directory} "
+        "(Proton syncs only commits that change the template's directory), or that the expected sha is right.",
+    )
+
+
+def short(sha: str) -> str:
+    return sha[:SHORT_SHA] if sha else "(none)"
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "unknown time"
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _describe_revision(revision: Revision) -> str:
+    parts = [f"sha {short(revision.sha)}", f"from {revision.provider} {revision.repository_name}".strip()]
+    if revision.branch:
+        parts.append(f"branch {revision.branch}")
+    if revision.directory:
+        parts.append(f"directory {revision.directory}")
+    return " ".join(parts)
+
+
+def _describe_expectation(expectation: Expectation) -> str:
+    repo = expectation.repository
+    parts = [f"sha {expectation.sha}", f"from {repo.provider + ' ' if repo.provider else ''}{repo.name}"]
+    if repo.branch:
+        parts.append(f"branch {repo.branch}")
+    if repo.directory:
+        parts.append(f"directory {repo.directory}")
+    return " ".join(parts)
+
+
+def _describe_attempt(attempt: SyncAttempt) -> str:
+    return (
+        f"{attempt.status} on sha {short(attempt.target_revision.sha)}, started {_when(attempt.started_at)}"
+    )
+
+
+def describe_failure(observation: Observation, verdict: Verdict) -> str:
+    """The failure text for the terminal and JUnit: what was expected, what Proton has, what to do next."""
+    target = observation.target
+    status = observation.status or SyncStatus(found=False)
+    lines = [f"{target.id} is not synced from the expected commit"]
+    label = 17
+    lines.append(f"  {'expected:':<{label}}{_describe_expectation(target.expectation)}")
+    if status.found:
+        successful = status.latest_successful
+        if successful is not None:
+            lines.append(
+                f"  {'last successful:':<{label}}{_describe_revision(successful.target_revision)}, "
+                f"started {_when(successful.started_at)}"
+            )
+        else:
+            lines.append(f"  {'last successful:':<{label}}none: never synced successfully")
+        latest = status.latest
+        if latest is not None and latest != successful:
+            lines.append(f"  {'latest attempt:':<{label}}{_describe_attempt(latest)}")
+            if latest.status == "FAILED":
+                for event in latest.events:
+                    stamp = f"{_when(event.time)} " if event.time else ""
+                    lines.append(f"  {'':<{label}}{stamp}{event.type}: {event.event}")
+        desired = status.desired
+        if desired is not None and (successful is None or desired.sha != successful.target_revision.sha):
+            lines.append(f"  {'desired state:':<{label}}sha {short(desired.sha)} (differs from last successful)")
+    for reason in verdict.reasons:
+        lines.append(f"  mismatch: {reason}")
+    if observation.wait_note:
+        lines.append(f"  waited: {observation.wait_note}")
+    for hint in verdict.hints:
+        lines.append(f"  next: {hint}")
+    return "\n".join(lines)
+
+
+def describe_error(observation: Observation) -> str:
+    error = observation.error
+    if error is None:  # pragma: no cover - callers only ask for errors
+        return f"{observation.target.id}: no error"
+    attempts = f" (after {error.attempts} attempts)" if error.attempts > 1 else ""
+    return f"{observation.target.id} could not be checked: {error.code}{attempts}\n  {error.message}"
+
+
+def wait_note(target: Target, status: SyncStatus | None, waited_seconds: float) -> str:
+    """What was last seen when the deadline passed: "still IN_PROGRESS on <sha> after 600 s"."""
+    after = f"after {waited_seconds:.0f} s"
+    if status is None or not status.found:
+        return f"no sync status {after}"
+    latest = status.latest
+    if latest is not None and sha_matches(target.expectation.sha, latest.target_revision.sha):
+        return f"still {latest.status} on {short(latest.target_revision.sha)} {after}"
+    successful = status.latest_successful
+    last = short(successful.target_revision.sha) if successful else "none"
+    return f"no sync of {short(target.expectation.sha)} started {after}; last successful is {last}"
+
+
+def outcome_of(observation: Observation) -> tuple[str, Verdict | None]:
+    """(ERROR, None) when the check could not be made, else the verdict's outcome and the verdict."""
+    if observation.error is not None or observation.status is None:
+        return ERROR, None
+    verdict = judge(observation.target, observation.status)
+    return verdict.outcome, verdict
+
+
+def last_synced_sha(observation: Observation) -> str:
+    status = observation.status
+    if status is None or not status.found:
+        return ""
+    successful = status.latest_successful
+    return successful.target_revision.sha if successful else ""
+
+
+def latest_status(observation: Observation) -> str:
+    status = observation.status
+    if observation.error is not None:
+        return observation.error.code
+    if status is None or not status.found:
+        return "NOT_FOUND"
+    return status.latest.status if status.latest else "NONE"
