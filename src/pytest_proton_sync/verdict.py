@@ -111,7 +111,12 @@ def is_settled(target: Target, status: SyncStatus) -> bool:
 
 def _hints(expectation: Expectation, status: SyncStatus) -> tuple[str, ...]:
     latest = status.latest
-    desired = status.desired
+    successful = status.latest_successful
+    if successful is not None:
+        reasons = revision_mismatches(expectation, successful.target_revision)
+        if reasons and not any(reason.startswith("sha ") for reason in reasons):
+            return ("The expected commit synced, but from another repository, branch or directory: check the "
+                    "template's sync configuration (GetTemplateSyncConfig) or the manifest.",)
     latest_is_expected = latest is not None and sha_matches(expectation.sha, latest.target_revision.sha)
     if latest is not None and latest_is_expected and latest.status == "FAILED":
         return (
@@ -120,13 +125,8 @@ def _hints(expectation: Expectation, status: SyncStatus) -> tuple[str, ...]:
         )
     if latest is not None and latest_is_expected and latest.status in ("INITIATED", "IN_PROGRESS"):
         return ("The expected commit is syncing now: re-run later, or wait for it with --proton-wait SECONDS.",)
-    if desired is not None and sha_matches(expectation.sha, desired.sha):
+    if status.desired is not None and sha_matches(expectation.sha, status.desired.sha):
         return ("Proton has seen the expected commit but not synced it yet: wait with --proton-wait SECONDS.",)
-    successful = status.latest_successful
-    if successful is not None and revision_mismatches(expectation, successful.target_revision) and not any(
-        reason.startswith("sha ") for reason in revision_mismatches(expectation, successful.target_revision)
-    ):
-        return ("The right commit synced from another place: check the template's sync configuration.",)
     repo = expectation.repository
     where = f"branch {repo.branch} of {repo.name}" if repo.branch else repo.name
     directory = f" and touches {repo.directory}/" if repo.directory else " and touches the template's directory"
@@ -175,7 +175,13 @@ def describe_failure(observation: Observation, verdict: Verdict) -> str:
     """The failure text for the terminal and JUnit: what was expected, what Proton has, what to do next."""
     target = observation.target
     status = observation.status or SyncStatus(found=False)
-    lines = [f"{target.id} is not synced from the expected commit"]
+    if not status.found:
+        headline = "has no sync status"
+    elif status.latest_successful is None:
+        headline = "has never synced successfully"
+    else:
+        headline = "is not synced from the expected commit"
+    lines = [f"{target.id} {headline}"]
     label = 17
     lines.append(f"  {'expected:':<{label}}{_describe_expectation(target.expectation)}")
     if status.found:

@@ -1,0 +1,165 @@
+"""The truth table of the gate, as pure functions: an out-of-sync target cannot pass, an in-sync one cannot fail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from pytest_proton_sync.model import (
+    CheckError,
+    Expectation,
+    Observation,
+    RepositorySpec,
+    Revision,
+    SyncAttempt,
+    SyncEvent,
+    SyncStatus,
+    Target,
+)
+from pytest_proton_sync.verdict import (
+    describe_error,
+    describe_failure,
+    is_settled,
+    judge,
+    sync_failed_on_expected,
+    wait_note,
+)
+
+SHA = "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39"
+OLD = "1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e"
+WHEN = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+
+
+def target(sha: str = SHA, name: str = "acme/platform-templates", provider: str | None = "GITHUB",
+           branch: str | None = "main", directory: str | None = "templates") -> Target:
+    return Target(
+        kind="template", name="vpc-env", template_type="ENVIRONMENT", version="1",
+        expectation=Expectation(sha, RepositorySpec(name, provider, branch, directory)),
+    )
+
+
+def revision(sha: str = SHA, name: str = "acme/platform-templates", provider: str = "GITHUB",
+             branch: str = "main", directory: str = "templates") -> Revision:
+    return Revision(sha, name, provider, branch, directory)
+
+
+def attempt(status: str = "SUCCEEDED", sha: str = SHA, **kwargs: object) -> SyncAttempt:
+    events = (SyncEvent("CloudFormation stack failed: parameter VpcCidr is invalid", "ERROR", WHEN),) \
+        if status == "FAILED" else ()
+    return SyncAttempt(status, revision(sha, **kwargs), WHEN, revision(OLD), events)  # type: ignore[arg-type]
+
+
+def synced(sha: str = SHA, latest: SyncAttempt | None = None, desired: str | None = None,
+           **kwargs: object) -> SyncStatus:
+    successful = attempt("SUCCEEDED", sha, **kwargs)
+    return SyncStatus(True, revision(desired or (latest.target_revision.sha if latest else sha)), successful,
+                      latest or successful)
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual"),
+    [
+        (SHA, SHA),
+        (SHA[:7], SHA),  # shortest prefix
+        (SHA[:12].upper(), SHA),  # any case
+        (SHA, SHA.upper()),
+    ],
+)
+def test_matching_sha_passes(expected: str, actual: str) -> None:
+    assert judge(target(expected.lower()), synced(actual)).passed
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (synced(OLD), f"sha {OLD[:12]} is not the expected {SHA[:12]}"),
+        (synced(SHA, name="acme/forked-templates"), "repository acme/forked-templates is not the expected"),
+        (synced(SHA, provider="BITBUCKET"), "provider BITBUCKET is not the expected GITHUB"),
+        (synced(SHA, branch="release"), "branch release is not the expected main"),
+        (synced(SHA, branch="Main"), "branch Main is not the expected main"),  # git branches are case-sensitive
+        (synced(SHA, directory="other"), "directory other is not the expected templates"),
+    ],
+)
+def test_any_mismatch_fails(status: SyncStatus, reason: str) -> None:
+    verdict = judge(target(), status)
+    assert not verdict.passed
+    assert any(r.startswith(reason) for r in verdict.reasons), verdict.reasons
+
+
+def test_prefix_of_another_commit_fails() -> None:
+    assert not judge(target(SHA[:7]), synced("3f2a9c2" + SHA[7:])).passed
+
+
+def test_fields_the_manifest_omits_are_not_checked() -> None:
+    loose = target(provider=None, branch=None, directory=None)
+    assert judge(loose, synced(SHA, provider="BITBUCKET", branch="anything", directory="x")).passed
+
+
+def test_repository_name_and_provider_ignore_case_and_directory_ignores_slashes() -> None:
+    assert judge(target(directory="./templates/"), synced(SHA, name="ACME/Platform-Templates",
+                                                          provider="github", directory="/templates")).passed
+
+
+def test_judged_on_latest_successful_not_latest_attempt() -> None:
+    # The latest attempt is of the expected commit but still running: the deployed state is the old one.
+    status = synced(OLD, latest=attempt("IN_PROGRESS", SHA))
+    verdict = judge(target(), status)
+    assert not verdict.passed
+    assert "syncing now" in verdict.hints[0]
+
+
+def test_never_synced_fails() -> None:
+    status = SyncStatus(True, revision(SHA), None, attempt("FAILED", SHA))
+    verdict = judge(target(), status)
+    assert not verdict.passed
+    assert verdict.reasons == ("the template has never synced successfully",)
+
+
+def test_not_found_fails_and_asks_about_template_sync() -> None:
+    verdict = judge(target(), SyncStatus(found=False))
+    assert not verdict.passed
+    assert "no sync status exists for ENVIRONMENT/vpc-env@1" in verdict.reasons[0]
+    assert "template sync configured" in verdict.hints[0]
+
+
+def test_failed_sync_of_expected_commit_settles_at_once() -> None:
+    status = synced(OLD, latest=attempt("FAILED", SHA))
+    assert sync_failed_on_expected(target().expectation, status)
+    assert is_settled(target(), status)
+    assert not is_settled(target(), synced(OLD, latest=attempt("IN_PROGRESS", SHA)))
+    # A failure of some other commit says nothing about ours: keep waiting.
+    assert not is_settled(target(), synced(OLD, latest=attempt("FAILED", OLD)))
+
+
+def test_failure_text_names_expected_actual_latest_events_and_desired() -> None:
+    status = synced(OLD, latest=attempt("FAILED", SHA))
+    text = describe_failure(Observation(target(), status), judge(target(), status))
+    assert text.splitlines()[0] == "ENVIRONMENT/vpc-env@1 is not synced from the expected commit"
+    assert f"expected:        sha {SHA} from GITHUB acme/platform-templates branch main" in text
+    assert f"last successful: sha {OLD[:12]} from GITHUB acme/platform-templates branch main" in text
+    assert "2026-11-20 10:00:00 UTC" in text
+    assert f"latest attempt:  FAILED on sha {SHA[:12]}" in text
+    assert "ERROR: CloudFormation stack failed: parameter VpcCidr is invalid" in text
+    assert f"desired state:   sha {SHA[:12]} (differs from last successful)" in text
+    assert "next: The sync of the expected commit FAILED" in text
+
+
+def test_failure_text_for_a_commit_proton_has_not_seen() -> None:
+    text = describe_failure(Observation(target(), synced(OLD)), judge(target(), synced(OLD)))
+    assert "desired state" not in text  # same as last successful: no noise
+    assert "Proton has not seen 3f2a9c1d8e7b: check that it is pushed to branch main of " \
+           "acme/platform-templates and touches templates/" in text
+
+
+def test_wait_notes_say_what_was_last_seen() -> None:
+    assert wait_note(target(), synced(OLD, latest=attempt("IN_PROGRESS", SHA)), 600) == \
+        f"still IN_PROGRESS on {SHA[:12]} after 600 s"
+    assert wait_note(target(), synced(OLD), 30) == \
+        f"no sync of {SHA[:12]} started after 30 s; last successful is {OLD[:12]}"
+
+
+def test_error_text_counts_attempts() -> None:
+    observation = Observation(target(), error=CheckError("ThrottlingException", "throttled", attempts=5))
+    assert describe_error(observation) == \
+        "ENVIRONMENT/vpc-env@1 could not be checked: ThrottlingException (after 5 attempts)\n  throttled"
