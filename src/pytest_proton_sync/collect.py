@@ -47,7 +47,7 @@ class TargetItem(pytest.Item):
 
     @property
     def run(self) -> ProtonSyncRun:
-        from .run import RUN_KEY
+        from .keys import RUN_KEY
 
         return self.config.stash[RUN_KEY]
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .keys import RUN_KEY
+
 if TYPE_CHECKING:
     from .collect import ManifestFile
     from .run import ProtonSyncRun
@@ -71,18 +73,16 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def _run(config: pytest.Config) -> ProtonSyncRun | None:
-    from .run import RUN_KEY
-
     return config.stash.get(RUN_KEY, None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "proton_sync: a sync check generated from a proton-sync manifest")
-    from .run import RUN_KEY, ProtonSyncRun, manifests_from
-
-    manifests = manifests_from(config)
+    manifests = _manifests(config)
     if not manifests:
         return
+    from .run import ProtonSyncRun
+
     run = ProtonSyncRun(config, manifests)
     config.stash[RUN_KEY] = run
     # Manifests are what to collect. With no explicit paths on the command line, collect only them: a pipeline
@@ -94,6 +94,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args.extend(a for a in wanted if a not in config.args)
     config.pluginmanager.register(_ReportRecorder(run), "proton_sync_recorder")
     run.start()
+
+
+def _manifests(config: pytest.Config) -> list[Path]:
+    """--proton-manifest paths as given; else ini proton_manifests, relative to the ini file's directory."""
+    given = [Path(p) for p in config.getoption("proton_manifests") or []]
+    if given:
+        return given
+    base = config.inipath.parent if config.inipath else config.invocation_params.dir
+    return [base / p for p in config.getini("proton_manifests") or []]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -5,7 +5,6 @@ plugin.py's hooks delegate here; this module is imported only when a manifest is
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,6 @@ from .exchange import Exchange
 from .model import CheckError, Observation, SyncStatus, Target
 from .report import Row, format_table
 
-RUN_KEY = pytest.StashKey["ProtonSyncRun"]()
 EXCHANGE_INPUT = "proton_sync_exchange"
 
 NON_TTY_PROGRESS_EVERY = 30.0  # seconds between plain progress lines in CI logs
@@ -237,11 +235,3 @@ class ProgressPrinter:
     def finish(self) -> None:
         if self.reporter is not None and self.live and self._printed:
             self.reporter.write_line("")
-
-
-def manifests_from(config: pytest.Config) -> list[Path]:
-    given = [Path(p) for p in config.getoption("proton_manifests") or []]
-    if not given:
-        rootpath = Path(str(config.inipath.parent)) if config.inipath else Path(os.getcwd())
-        given = [rootpath / p for p in (config.getini("proton_manifests") or [])]
-    return given
