@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from moto import mock_aws
 
 from pytest_proton_sync.fake import FakeServer, FakeState
 
@@ -35,6 +36,15 @@ def aws_free_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(autouse=True)
+def no_real_aws(aws_free_environment: None) -> Iterator[None]:
+    """moto's mock_aws as a guard: any request that would reach a real *.amazonaws.com endpoint is answered by
+    moto (404 for Proton, which it does not implement) instead of leaving the machine. Requests to the fake on
+    127.0.0.1 pass through. moto's own fake credentials are off so credential tests see the real chain."""
+    with mock_aws(config={"core": {"mock_credentials": False}}):
+        yield
 
 
 def fake_state(*templates: dict[str, Any], faults: dict[str, Any] | None = None) -> FakeState:

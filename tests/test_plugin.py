@@ -319,3 +319,13 @@ def test_xdist_asks_each_target_exactly_once(pytester: pytest.Pytester, aws_env:
     assert "GetTemplateSyncStatus SERVICE/t5@1" not in aws_env.calls
     assert all(count == 1 for count in aws_env.calls.values())
     result.stdout.fnmatch_lines(["*= proton sync =*", "*SERVICE/t3@1 *failed", "11 targets: 1 failed, 10 passed"])
+
+
+def test_real_aws_endpoint_is_never_reached_in_tests(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without an endpoint override the client would talk to proton.us-east-1.amazonaws.com: the moto guard
+    # answers instead (it has no Proton backend), so the outcome is an error and nothing left the machine.
+    monkeypatch.delenv("AWS_ENDPOINT_URL_PROTON")
+    manifest = write_manifest(pytester.path, template("vpc-env", SHA_A), template("eks-env", SHA_A))
+    result = pytester.runpytest("--proton-manifest", str(manifest), "--proton-max-attempts", "1")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["ENVIRONMENT/vpc-env@1 could not be checked: 404*"])  # moto's answer
