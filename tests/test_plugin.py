@@ -321,7 +321,9 @@ def test_xdist_asks_each_target_exactly_once(pytester: pytest.Pytester, aws_env:
     result.stdout.fnmatch_lines(["*= proton sync =*", "*SERVICE/t3@1 *failed", "11 targets: 1 failed, 10 passed"])
 
 
-def test_real_aws_endpoint_is_never_reached_in_tests(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_aws_endpoint_is_never_reached_in_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Without an endpoint override the client would talk to proton.us-east-1.amazonaws.com: the moto guard
     # answers instead (it has no Proton backend), so the outcome is an error and nothing left the machine.
     monkeypatch.delenv("AWS_ENDPOINT_URL_PROTON")
