@@ -9,4 +9,4 @@ import pytest
 if TYPE_CHECKING:
     from .run import ProtonSyncRun
 
-RUN_KEY = pytest.StashKey["ProtonSyncRun"]()
+RUN_KEY: pytest.StashKey[ProtonSyncRun] = pytest.StashKey()
