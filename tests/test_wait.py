@@ -88,3 +88,33 @@ def test_without_wait_a_target_is_looked_at_once(pytester: pytest.Pytester, aws_
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*next: The expected commit is syncing now*--proton-wait SECONDS*"])
     assert aws_env.total_calls() == 1
+
+
+def test_ctrl_c_while_waiting_stops_at_once_and_reports_what_is_known(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    aws_env.set_state(fake_state(converging("web-svc", 1000)))
+    manifest = write_manifest(pytester.path, template("web-svc", SHA_A, "SERVICE"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--proton-manifest", str(manifest),
+         "--proton-wait", "600", "--proton-poll-interval", "300"],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # A child started from a non-interactive shell may inherit an ignored SIGINT; restore the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    for line in process.stdout:  # wait until the first look is done and the wait has begun
+        if "1 pending" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    try:
+        out, _ = process.communicate(timeout=60)  # a guard against a hang, not a speed assertion
+    finally:
+        process.kill()
+    assert "waited: interrupted (Ctrl-C) still IN_PROGRESS on 3f2a9c1d8e7b" in out
+    assert "1 target: 1 failed" in out
+    assert aws_env.total_calls() == 1

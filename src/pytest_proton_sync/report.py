@@ -69,5 +69,6 @@ def format_table(rows: Sequence[Row], show_passed: bool) -> list[str]:
         counts[row.outcome] = counts.get(row.outcome, 0) + 1
     tally = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
     more = f" ({hidden} passed not listed; -v lists them)" if hidden else ""
-    lines.append(f"{len(rows)} targets: {tally}{more}")
+    noun = "target" if len(rows) == 1 else "targets"
+    lines.append(f"{len(rows)} {noun}: {tally}{more}")
     return lines
