@@ -305,46 +305,47 @@ def observe(
         )
 
     waiting = settings.wait_seconds > 0
-    with ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="proton-sync") as pool:
-        try:
-            first = True
-            while True:
-                due = [t for t in tracks.values() if not t.settled]
-                if not due:
-                    break
-                if not first:
-                    pause = min(interval * random.uniform(0.9, 1.1), deadline - time.monotonic())
-                    _sleep_with_progress(pause, report)
-                    if time.monotonic() >= deadline:
-                        break
-                futures: dict[Future[tuple[SyncStatus | None, CheckError | None, bool]], _Track] = {
-                    pool.submit(fetcher.ask, track.target): track for track in due
-                }
-                throttled = False
-                pending = set(futures)
-                while pending:
-                    # A short timeout keeps the main thread responsive to Ctrl-C.
-                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        track = futures[future]
-                        status, problem, was_throttled = future.result()
-                        throttled = throttled or was_throttled
-                        track.polls += 1
-                        track.status, track.error = status, problem
-                        if problem is not None:
-                            track.settled = not (waiting and problem.code in TRANSIENT_CODES)
-                        elif status is not None:
-                            track.passes, settled = assess(track.target, status)
-                            track.settled = not waiting or settled
-                report()
-                first = False
-                if not waiting or time.monotonic() >= deadline:
-                    break
-                if throttled:
-                    interval = min(interval * 2, MAX_POLL_INTERVAL)
-        except KeyboardInterrupt:
-            interrupted = True
-            pool.shutdown(wait=False, cancel_futures=True)
+    pool = ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="proton-sync")
+    try:
+        first = True
+        while True:
+            due = [t for t in tracks.values() if not t.settled]
+            if not due:
+                break
+            if not first:
+                pause = min(interval * random.uniform(0.9, 1.1), deadline - time.monotonic())
+                # The last pause ends at the deadline and is followed by one last look.
+                _sleep_with_progress(pause, report)
+            futures: dict[Future[tuple[SyncStatus | None, CheckError | None, bool]], _Track] = {
+                pool.submit(fetcher.ask, track.target): track for track in due
+            }
+            throttled = False
+            pending = set(futures)
+            while pending:
+                # A short timeout keeps the main thread responsive to Ctrl-C.
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    track = futures[future]
+                    status, problem, was_throttled = future.result()
+                    throttled = throttled or was_throttled
+                    track.polls += 1
+                    track.status, track.error = status, problem
+                    if problem is not None:
+                        track.settled = not (waiting and problem.code in TRANSIENT_CODES)
+                    elif status is not None:
+                        track.passes, settled = assess(track.target, status)
+                        track.settled = not waiting or settled
+            report()
+            first = False
+            if not waiting or time.monotonic() >= deadline:
+                break
+            if throttled:
+                interval = min(interval * 2, MAX_POLL_INTERVAL)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        # After Ctrl-C, don't wait for requests in flight (up to a read timeout): report now.
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
 
     elapsed = time.monotonic() - started
     observations: dict[tuple[str, ...], Observation] = {}
