@@ -26,13 +26,23 @@ class ManifestFile(pytest.File):
     def collect(self) -> Iterator[TargetItem]:
         from .manifest import ManifestError, load_manifest
 
+        shown = self._path_as_the_user_sees_it()
         try:
-            manifest = load_manifest(self.path)
+            manifest = load_manifest(shown)
         except ManifestError as exc:
             # CollectError shows just its message: every problem, one line each, no traceback.
-            raise self.CollectError(f"invalid proton-sync manifest {self.path}:\n{exc}") from None
+            raise self.CollectError(f"invalid proton-sync manifest {shown}:\n{exc}") from None
         for target in manifest.targets:
             yield TargetItem.from_parent(self, name=target.id, target=target)
+
+
+    def _path_as_the_user_sees_it(self) -> Path:
+        """Relative to where pytest was started when the file is below it (messages quote it), else absolute."""
+        try:
+            relative = self.path.relative_to(self.config.invocation_params.dir)
+        except ValueError:
+            return self.path
+        return relative if relative.resolve() == self.path.resolve() else self.path
 
 
 class TargetItem(pytest.Item):
