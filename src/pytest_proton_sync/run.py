@@ -6,7 +6,7 @@ plugin.py's hooks delegate here; this module is imported only when a manifest is
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class ProtonSyncRun:
         self._settings: Any = None
         self._outcomes: dict[str, str] = {}
         self._rows: dict[str, Row] = {}
+        self._unredact: Callable[[], None] | None = None
 
     # -- set-up -------------------------------------------------------------------------------------------
     @property
@@ -53,7 +54,11 @@ class ProtonSyncRun:
         return self.config.pluginmanager.hasplugin("dsession")
 
     def start(self) -> None:
-        """In the process that asks the API (not an xdist worker): start the fake when asked for."""
+        """Mask credentials in the AWS libraries' log records; in the process that asks the API (not an xdist
+        worker), start the fake when asked for."""
+        from .redact import install
+
+        self._unredact = install()
         if self.is_xdist_worker:
             directory = self.config.workerinput.get(EXCHANGE_INPUT)  # type: ignore[attr-defined]
             self.exchange = Exchange(Path(directory)) if directory else None
@@ -68,6 +73,9 @@ class ProtonSyncRun:
                 raise pytest.UsageError(f"--proton-fake {state}: {exc}") from None
 
     def stop(self) -> None:
+        if self._unredact is not None:
+            self._unredact()
+            self._unredact = None
         if self.fake is not None:
             self.fake.stop()
             self.fake = None
@@ -125,7 +133,9 @@ class ProtonSyncRun:
                     endpoint = f", endpoint {url}"
             lines.append(f"proton-sync: {where}{endpoint}")
         except Exception as exc:
-            lines.append(f"proton-sync: AWS configuration problem: {type(exc).__name__}: {exc}")
+            from .redact import redact
+
+            lines.append(f"proton-sync: AWS configuration problem: {type(exc).__name__}: {redact(str(exc))}")
         return lines
 
     # -- fetching -----------------------------------------------------------------------------------------
