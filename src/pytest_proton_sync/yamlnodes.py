@@ -144,15 +144,45 @@ class _ExpansionLimitReached(Exception):
     """Raised inside the walk to abandon a document whose aliases expand past the budget."""
 
 
-def read_document(text: str) -> Document:
-    """Compose ``text`` safely and walk it. Never raises for any input text; problems become issues."""
-    document = Document()
+def _compose_with_libyaml(text: str) -> tuple[Node | None] | None:
+    """Compose a well-formed document with libyaml (about 10x faster: a 10,000-entry manifest in a fraction of a
+    second instead of seconds). Returns None whenever anything is off (no libyaml, characters the pure-Python
+    reader refuses, nesting past MAX_DEPTH, several documents, any YAML error), so that the pure-Python path
+    below reads the file again and words the problem exactly as it always does. libyaml only ever decides
+    the valid case; every message comes from one place."""
+    if not getattr(yaml, "__with_libyaml__", False) or yaml.reader.Reader.NON_PRINTABLE.search(text):
+        return None
+    try:
+        # Events first: iterating them uses no recursion, so deep nesting is caught before composing.
+        depth = documents = 0
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return None
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+            elif isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    return None
+        loader = yaml.CSafeLoader(text)
+        try:
+            return (loader.get_single_node(),)
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return None
+
+
+def _compose_with_python(text: str, document: Document) -> tuple[Node | None] | None:
+    """The reference path: PyYAML's pure-Python composer with a depth guard. Problems go to ``document``;
+    returns None when there is no usable node tree."""
     loader: _DepthLimitedLoader | None = None
     try:
         loader = _DepthLimitedLoader(text)  # the reader already rejects unprintable characters here
         if not loader.check_node():
-            document.empty = True
-            return document
+            return (None,)
         root = loader.get_node()
         if loader.check_node():
             mark = loader.peek_event().start_mark  # type: ignore[no-untyped-call]
@@ -164,24 +194,28 @@ def read_document(text: str) -> Document:
                     "put every entry in one document or use several manifest files",
                 )
             )
-            document.complete = False
-            return document
+            return None
+        return (root,)
     except yaml.MarkedYAMLError as error:
         document.issues.append(_syntax_issue(error))
-        document.complete = False
-        return document
     except yaml.reader.ReaderError as error:
         document.issues.append(_reader_issue(error, text))
-        document.complete = False
-        return document
     except yaml.YAMLError as error:  # any other reader/scanner error PyYAML may add: still just a message
         document.issues.append(Issue(None, (), f"invalid YAML: {error}"))
-        document.complete = False
-        return document
     finally:
         if loader is not None:
             loader.dispose()
+    return None
 
+
+def read_document(text: str) -> Document:
+    """Compose ``text`` safely and walk it. Never raises for any input text; problems become issues."""
+    document = Document()
+    composed = _compose_with_libyaml(text) or _compose_with_python(text, document)
+    if composed is None:
+        document.complete = False
+        return document
+    root = composed[0]
     if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL and root.value in ("", "~")):
         document.empty = True
         return document
