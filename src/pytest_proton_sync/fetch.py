@@ -22,12 +22,13 @@ import botocore.exceptions
 from . import __version__
 from .kinds import Kind, kind_of
 from .model import CheckError, Observation, SyncStatus, Target
+from .redact import redact
 from .verdict import wait_note
 
 # Codes worth asking again on the next poll while waiting; anything else (access denied, bad region) will not
 # change by itself, so waiting on it would only hide the real problem until the deadline.
 TRANSIENT_CODES = frozenset(
-    {"ThrottlingException", "InternalServerException", "ServiceUnavailable", "EndpointUnreachable"}
+    {"ThrottlingException", "InternalServerException", "ServiceUnavailable", "EndpointUnreachable", "ReadTimeout"}
 )
 MAX_POLL_INTERVAL = 120.0
 FAKE_CREDENTIALS = {"aws_access_key_id": "fake-access-key", "aws_secret_access_key": "fake-secret-key"}
@@ -107,9 +108,18 @@ def default_region(settings: FetchSettings) -> str | None:
     return "us-east-1" if settings.use_fake_credentials else None
 
 
+# HTTP requests sent by the current API call of this thread: botocore retries inside the calling thread, so a
+# before-send handler counting here sees every attempt of exactly that call (exceptions carry no such count).
+_SENT = threading.local()
+
+
 class ClientPool:
     """One client per (service, region), created in the calling thread and then shared by every worker
-    thread: clients are thread-safe, sessions are not."""
+    thread: clients are thread-safe, sessions are not.
+
+    Every HTTP request of its clients, retries included, first passes ``limiter`` (--proton-max-rps) and is
+    counted for :func:`sent_requests`, through a ``before-send`` handler on the client's own event hooks.
+    """
 
     def __init__(self, settings: FetchSettings, make_client: ClientMaker | None = None) -> None:
         self._settings = settings
@@ -117,8 +127,10 @@ class ClientPool:
             lambda service, region: default_client(service, region, settings)
         )
         self._clients: dict[tuple[str, str], Any] = {}
+        self._instrumented: set[tuple[str, str]] = set()
         self._default_region: str | None = None
         self._default_region_known = False
+        self.limiter = RateLimiter(settings.max_rps)
 
     def region_for(self, target: Target) -> str | None:
         if target.region:
@@ -131,32 +143,66 @@ class ClientPool:
     def client(self, service: str, region: str) -> Any:
         key = (service, region)
         if key not in self._clients:
-            self._clients[key] = self._make_client(service, region)
+            client = self._make_client(service, region)
+            events = getattr(getattr(client, "meta", None), "events", None)
+            if events is not None:
+                # A client's event hooks are its own copy; the unique id keeps one handler per pool even if a
+                # make_client hook hands out one client for several keys.
+                events.register("before-send", self._before_send, unique_id=f"pytest-proton-sync-{id(self)}")
+                self._instrumented.add(key)
+            self._clients[key] = client
         return self._clients[key]
+
+    def instrumented(self, service: str, region: str) -> bool:
+        """Whether the client's requests pass the limiter and are counted (any botocore client is)."""
+        return (service, region) in self._instrumented
+
+    def _before_send(self, **kwargs: Any) -> None:
+        self.limiter.acquire()
+        _SENT.count = getattr(_SENT, "count", 0) + 1
+        # None: a value here would stand in for the HTTP response.
+
+
+def sent_requests() -> int:
+    """HTTP requests sent since this thread's last :func:`reset_sent_requests` (0 for uninstrumented clients)."""
+    return int(getattr(_SENT, "count", 0))
+
+
+def reset_sent_requests() -> None:
+    _SENT.count = 0
 
 
 class RateLimiter:
-    """A shared token bucket: at most ``rate`` requests a second across all threads (burst of one second)."""
+    """A shared token bucket: at most ``rate`` requests a second across all threads, with a burst of one second's
+    worth (at least one request, so a rate below 1 spaces requests 1/rate seconds apart)."""
 
-    def __init__(self, rate: float | None) -> None:
-        self._rate = rate
+    def __init__(
+        self,
+        rate: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
         self._lock = threading.Lock()
-        self._tokens = rate or 0.0
-        self._last = time.monotonic()
+        self._capacity = max(1.0, rate or 0.0)
+        self._tokens = self._capacity
+        self._last = clock()
 
     def acquire(self) -> None:
-        if not self._rate:
+        if not self.rate:
             return
         while True:
             with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+                now = self._clock()
+                self._tokens = min(self._capacity, self._tokens + (now - self._last) * self.rate)
                 self._last = now
                 if self._tokens >= 1:
                     self._tokens -= 1
                     return
-                delay = (1 - self._tokens) / self._rate
-            time.sleep(delay)
+                delay = (1 - self._tokens) / self.rate
+            self._sleep(delay)
 
 
 def _attempts(error: botocore.exceptions.ClientError) -> int:
@@ -164,13 +210,44 @@ def _attempts(error: botocore.exceptions.ClientError) -> int:
     return int(metadata.get("RetryAttempts", 0)) + 1
 
 
-def classify_error(exc: Exception, kind: Kind, region: str, settings: FetchSettings) -> CheckError:
-    """An exception from botocore -> a CheckError a person can act on. Never includes credentials."""
+def _quota_stopped(attempts: int, settings: FetchSettings, quota_reached: bool = False) -> bool:
+    """Whether botocore's retry quota, not the attempt budget, ended the retries of a retryable error.
+
+    Fewer attempts than the budget can only mean the quota: a client-wide allowance (500 units in botocore
+    1.4x; each retry takes 5 after throttling, 14 after other errors, and success gives some back) that stops
+    every retry of the client once failures have drained it.
+    """
+    return quota_reached or attempts < settings.max_attempts
+
+
+def _gave_up(attempts: int, settings: FetchSettings, quota_stopped: bool, detail: str = "") -> str:
+    if quota_stopped:
+        return (f"gave up after {attempts} of {settings.max_attempts} attempts{detail}: botocore's retry quota "
+                "for this client ran out (too many failed requests across all targets)")
+    return f"gave up after {attempts} attempts{detail}"
+
+
+def classify_error(
+    exc: Exception, kind: Kind, region: str, settings: FetchSettings, attempts: int | None = None
+) -> CheckError:
+    """An exception from botocore -> a CheckError a person can act on. Never includes credentials.
+
+    ``attempts``: HTTP requests this call sent, when known (see :func:`sent_requests`).
+    """
+    error = _classify_error(exc, kind, region, settings, attempts)
+    return replace(error, message=redact(error.message))
+
+
+def _classify_error(
+    exc: Exception, kind: Kind, region: str, settings: FetchSettings, sent: int | None
+) -> CheckError:
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", "")) or str(exc)
-        attempts = _attempts(exc)
+        metadata: Mapping[str, Any] = exc.response.get("ResponseMetadata", {})
+        attempts = max(sent or 0, _attempts(exc))
+        quota_reached = bool(metadata.get("RetryQuotaReached"))
         if code in ("AccessDeniedException", "AccessDenied"):
             return CheckError(
                 code,
@@ -181,11 +258,22 @@ def classify_error(exc: Exception, kind: Kind, region: str, settings: FetchSetti
         if code in ("UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
                     "InvalidClientTokenId", "MissingAuthenticationTokenException"):
             return CheckError(code, f"{message}\n  fix: refresh or correct the AWS credentials.", attempts)
+        quota = _quota_stopped(attempts, settings, quota_reached)
         if code == "ThrottlingException":
+            fix = (
+                "lower --proton-concurrency or set --proton-max-rps so fewer requests are throttled at once "
+                "(raising --proton-max-attempts does not lift the quota)" if quota else
+                "raise --proton-max-attempts, or lower --proton-concurrency / set --proton-max-rps"
+            )
+            return CheckError(
+                code, f"throttled by the API and {_gave_up(attempts, settings, quota)}\n  fix: {fix}.", attempts
+            )
+        status = int(metadata.get("HTTPStatusCode", 0) or 0)
+        if status >= 500 or code in TRANSIENT_CODES:
             return CheckError(
                 code,
-                f"throttled by the API and gave up after {attempts} attempts\n  fix: raise "
-                "--proton-max-attempts, or lower --proton-concurrency / set --proton-max-rps.",
+                f"{message} (HTTP {status})\n  {_gave_up(attempts, settings, quota)}\n  fix: a problem on the "
+                "service's side; re-run later, or raise --proton-max-attempts.",
                 attempts,
             )
         return CheckError(code, message, attempts)
@@ -197,14 +285,26 @@ def classify_error(exc: Exception, kind: Kind, region: str, settings: FetchSetti
         )
     if isinstance(exc, botocore.exceptions.NoRegionError):
         return CheckError("NoRegion", _NO_REGION)
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+        attempts = sent or settings.max_attempts
+        gave_up = _gave_up(attempts, settings, _quota_stopped(attempts, settings))
+        return CheckError(
+            "ReadTimeout",
+            f"{exc}\n  no answer within the read timeout of {settings.read_timeout:g} s; {gave_up}\n  fix: check "
+            "the endpoint (AWS_ENDPOINT_URL_PROTON / AWS_ENDPOINT_URL) and the network, or raise "
+            "--proton-read-timeout if it is only slow.",
+            attempts,
+        )
     if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
-                        botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError)):
+                        botocore.exceptions.ConnectTimeoutError)):
+        # Connection errors are always retried, so fewer attempts than the budget means the quota stopped them.
+        attempts = sent or settings.max_attempts
+        timeouts = f" (connect timeout {settings.connect_timeout:g} s, read timeout {settings.read_timeout:g} s)"
         return CheckError(
             "EndpointUnreachable",
-            f"{exc}\n  gave up after {settings.max_attempts} attempts (connect timeout "
-            f"{settings.connect_timeout:g} s, read timeout {settings.read_timeout:g} s)\n  fix: check the "
-            "endpoint (AWS_ENDPOINT_URL_PROTON / AWS_ENDPOINT_URL), the region and the network.",
-            settings.max_attempts,
+            f"{exc}\n  {_gave_up(attempts, settings, _quota_stopped(attempts, settings), timeouts)}\n  fix: check "
+            "the endpoint (AWS_ENDPOINT_URL_PROTON / AWS_ENDPOINT_URL), the region and the network.",
+            attempts,
         )
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return CheckError(type(exc).__name__, str(exc))
@@ -223,7 +323,6 @@ class Fetcher:
     def __init__(self, settings: FetchSettings, clients: ClientPool) -> None:
         self.settings = settings
         self.clients = clients
-        self._limiter = RateLimiter(settings.max_rps)
         self.api_calls = 0  # looks, not retries
         self._count_lock = threading.Lock()
 
@@ -246,19 +345,22 @@ class Fetcher:
         """One look at one target: (status, error, throttled-on-the-way)."""
         kind = kind_of(target)
         region = self.clients.region_for(target) or ""
-        self._limiter.acquire()
         with self._count_lock:
             self.api_calls += 1
+        reset_sent_requests()
         try:
             client = self.clients.client(kind.service, region)
+            if not self.clients.instrumented(kind.service, region):
+                self.clients.limiter.acquire()  # a client without event hooks: at least one look per token
             response = getattr(client, kind.operation)(**kind.build_request(target))
         except botocore.exceptions.ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in kind.not_found_codes:
                 return SyncStatus(found=False), None, _attempts(exc) > 1
-            return None, classify_error(exc, kind, region, self.settings), code == "ThrottlingException"
+            error = classify_error(exc, kind, region, self.settings, attempts=sent_requests() or None)
+            return None, error, code == "ThrottlingException"
         except Exception as exc:
-            return None, classify_error(exc, kind, region, self.settings), False
+            return None, classify_error(exc, kind, region, self.settings, attempts=sent_requests() or None), False
         retried = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
         return kind.normalise(response), None, retried
 
