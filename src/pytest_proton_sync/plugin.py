@@ -144,7 +144,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     run.exchange.write_targets(worker_id, [i.target for i in session.items if isinstance(i, TargetItem)])
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
+# trylast: innermost of the wrappers, so pytest's logging capture (and --log-cli-level) is already set up and
+# sees botocore's logs of the fetch, masked by redact.py.
+@pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
     run = _run(session.config)
     config = session.config

@@ -125,7 +125,9 @@ class ProtonSyncRun:
             from .fetch import default_region
 
             region = default_region(self.settings())
-            where = f"region {region}" if region else "region: none configured (entries must name one)"
+            where = f"region {region}" if region else (
+                "no default region (AWS_REGION, AWS_DEFAULT_REGION, --proton-region unset): entries must name one"
+            )
             endpoint = ""
             if region:
                 url = str(self.client_pool().client("proton", region).meta.endpoint_url)
