@@ -331,3 +331,14 @@ def test_real_aws_endpoint_is_never_reached_in_tests(
     result = pytester.runpytest("--proton-manifest", str(manifest), "--proton-max-attempts", "1")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["ENVIRONMENT/vpc-env@1 could not be checked: 404*"])  # moto's answer
+
+
+def test_a_gate_run_does_not_load_the_unit_tests_conftest(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
+    # A repository whose tests/conftest.py needs test-only packages the pipeline image lacks.
+    aws_env.set_state(fake_state({"name": "vpc-env", "type": "ENVIRONMENT", "version": 1, "synced": SHA_A}))
+    pytester.makeini("[pytest]\ntestpaths = tests\n")
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "conftest.py").write_text("import a_test_only_package_not_installed\n")
+    manifest = write_manifest(pytester.path, template("vpc-env", SHA_A))
+    result = pytester.runpytest("--proton-manifest", manifest.name)
+    result.assert_outcomes(passed=1)

@@ -72,6 +72,20 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.register(defaults, "proton_sync_defaults")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    # With manifests and no paths, only the manifests are collected (pytest_configure). Look for the first
+    # conftest.py files beside them too, not in testpaths: a gate run in a repository must not fail because
+    # tests/conftest.py imports the unit tests' own dependencies. (known_args_namespace is the pre-parse
+    # namespace pytest itself reads here; it has no underscore but no documentation either.)
+    namespace = early_config.known_args_namespace
+    if getattr(namespace, "file_or_dir", None):
+        return
+    manifests = [str(path) for path in _manifests(early_config, getattr(namespace, "proton_manifests", None))]
+    if manifests:
+        namespace.file_or_dir = manifests
+
+
 def _run(config: pytest.Config) -> ProtonSyncRun | None:
     return config.stash.get(RUN_KEY, None)
 
@@ -96,9 +110,11 @@ def pytest_configure(config: pytest.Config) -> None:
     run.start()
 
 
-def _manifests(config: pytest.Config) -> list[Path]:
+def _manifests(config: pytest.Config, given_on_command_line: list[str] | None = None) -> list[Path]:
     """--proton-manifest paths as given; else ini proton_manifests, relative to the ini file's directory."""
-    given = [Path(p) for p in config.getoption("proton_manifests") or []]
+    if given_on_command_line is None:
+        given_on_command_line = config.getoption("proton_manifests")
+    given = [Path(p) for p in given_on_command_line or []]
     if given:
         return given
     base = config.inipath.parent if config.inipath else config.invocation_params.dir
