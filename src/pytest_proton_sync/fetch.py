@@ -7,11 +7,12 @@ play, so a pytest run without one pays nothing for it.
 from __future__ import annotations
 
 import os
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -373,23 +374,54 @@ def observe(
     fetcher: Fetcher,
     assess: Assess,
     progress: Callable[[Progress], None] | None = None,
+    on_final: Callable[[Observation], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[tuple[str, ...], Observation]:
     """Look at every distinct target once, concurrently; with a wait budget, poll the unsettled ones until they
     settle (``assess`` says when), fail fast, or the deadline passes. Returns one Observation per target key.
 
-    Ctrl-C while looking or waiting stops at once and returns what is known, each unfinished target saying so.
+    Without a wait budget each target's observation is final at its first answer and is handed to ``on_final``
+    at once (from this thread), so a caller can use it while the others are still on their way.
+    Ctrl-C (in the main thread) or ``stop`` ends the work at once; what is known is returned, each unfinished
+    target saying so.
     """
     settings = fetcher.settings
     tracks: dict[tuple[str, ...], _Track] = {}
     for target in targets:
         tracks.setdefault(target.key, _Track(target))
-    for key, setup_error in fetcher.prepare(t.target for t in tracks.values()).items():
-        tracks[key].error = setup_error
-        tracks[key].settled = True
+    waiting = settings.wait_seconds > 0
     started = time.monotonic()
     deadline = started + max(0.0, settings.wait_seconds)
     interval = max(0.01, settings.poll_interval)
     interrupted = False
+
+    def observation_of(track: _Track, elapsed: float) -> Observation:
+        note = None
+        error = track.error
+        if not track.settled and (waiting or interrupted):
+            note = wait_note(track.target, track.status, elapsed)
+            if interrupted:
+                note = "interrupted (Ctrl-C) " + note
+            if track.status is None and error is None:
+                error = CheckError("Interrupted", "stopped by Ctrl-C before the API answered")
+        return Observation(
+            target=track.target,
+            status=track.status,
+            error=error,
+            region=fetcher.clients.region_for(track.target) or "",
+            polls=track.polls,
+            waited_seconds=elapsed if waiting else 0.0,
+            wait_note=note,
+        )
+
+    def final(track: _Track) -> None:
+        if on_final is not None and not waiting:
+            on_final(observation_of(track, 0.0))
+
+    for key, setup_error in fetcher.prepare(t.target for t in tracks.values()).items():
+        tracks[key].error = setup_error
+        tracks[key].settled = True
+        final(tracks[key])
 
     def report() -> None:
         if progress is None:
@@ -406,7 +438,6 @@ def observe(
             )
         )
 
-    waiting = settings.wait_seconds > 0
     pool = ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="proton-sync")
     try:
         first = True
@@ -417,26 +448,34 @@ def observe(
             if not first:
                 pause = min(interval * random.uniform(0.9, 1.1), deadline - time.monotonic())
                 # The last pause ends at the deadline and is followed by one last look.
-                _sleep_with_progress(pause, report)
-            futures: dict[Future[tuple[SyncStatus | None, CheckError | None, bool]], _Track] = {
-                pool.submit(fetcher.ask, track.target): track for track in due
-            }
+                _sleep_with_progress(pause, report, stop)
             throttled = False
-            pending = set(futures)
-            while pending:
-                # A short timeout keeps the main thread responsive to Ctrl-C.
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    track = futures[future]
-                    status, problem, was_throttled = future.result()
-                    throttled = throttled or was_throttled
-                    track.polls += 1
-                    track.status, track.error = status, problem
-                    if problem is not None:
-                        track.settled = not (waiting and problem.code in TRANSIENT_CODES)
-                    elif status is not None:
-                        track.passes, settled = assess(track.target, status)
-                        track.settled = not waiting or settled
+            # Completed futures arrive on a queue: O(1) per answer however many are pending (waiting on the
+            # whole pending set for each answer costs O(N) per answer), and the short get() timeout keeps this
+            # thread responsive to Ctrl-C and ``stop``.
+            done: queue.SimpleQueue[tuple[_Track, _Answer]] = queue.SimpleQueue()
+            for track in due:
+                pool.submit(fetcher.ask, track.target).add_done_callback(_deliver_to(done, track))
+            for _ in due:
+                while True:
+                    if stop is not None and stop.is_set():
+                        raise KeyboardInterrupt
+                    try:
+                        track, future = done.get(timeout=0.5)
+                        break
+                    except queue.Empty:
+                        continue
+                status, problem, was_throttled = future.result()
+                throttled = throttled or was_throttled
+                track.polls += 1
+                track.status, track.error = status, problem
+                if problem is not None:
+                    track.settled = not (waiting and problem.code in TRANSIENT_CODES)
+                elif status is not None:
+                    track.passes, settled = assess(track.target, status)
+                    track.settled = not waiting or settled
+                if track.settled:
+                    final(track)
             report()
             first = False
             if not waiting or time.monotonic() >= deadline:
@@ -450,37 +489,30 @@ def observe(
         pool.shutdown(wait=not interrupted, cancel_futures=True)
 
     elapsed = time.monotonic() - started
-    observations: dict[tuple[str, ...], Observation] = {}
-    for key, track in tracks.items():
-        note = None
-        error = track.error
-        if not track.settled and (waiting or interrupted):
-            if interrupted:
-                note = "interrupted (Ctrl-C) " + wait_note(track.target, track.status, elapsed)
-            else:
-                note = wait_note(track.target, track.status, elapsed)
-            if track.status is None and error is None:
-                error = CheckError("Interrupted", "stopped by Ctrl-C before the API answered")
-        observations[key] = Observation(
-            target=track.target,
-            status=track.status,
-            error=error,
-            region=fetcher.clients.region_for(track.target) or "",
-            polls=track.polls,
-            waited_seconds=elapsed if waiting else 0.0,
-            wait_note=note,
-        )
-    return observations
+    return {key: observation_of(track, elapsed) for key, track in tracks.items()}
 
 
-def _sleep_with_progress(seconds: float, report: Callable[[], None]) -> None:
-    """Sleep in short steps so the progress line counts down and Ctrl-C is seen at once."""
+_Answer = Future[tuple[SyncStatus | None, CheckError | None, bool]]
+
+
+def _deliver_to(done: queue.SimpleQueue[tuple[_Track, _Answer]], track: _Track) -> Callable[[_Answer], None]:
+    def deliver(answer: _Answer) -> None:
+        done.put((track, answer))
+
+    return deliver
+
+
+def _sleep_with_progress(seconds: float, report: Callable[[], None], stop: threading.Event | None) -> None:
+    """Sleep in short steps so the progress line counts down and Ctrl-C (or ``stop``) is seen at once."""
     end = time.monotonic() + max(0.0, seconds)
     while True:
         left = end - time.monotonic()
         if left <= 0:
             return
-        time.sleep(min(1.0, left))
+        if stop is not None and stop.wait(min(1.0, left)):
+            raise KeyboardInterrupt
+        if stop is None:
+            time.sleep(min(1.0, left))
         report()
 
 

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 def pytest_proton_sync_make_client(service: str, region: str, settings: FetchSettings) -> Any:
     """Return the boto3 client used for ``service`` (e.g. ``"proton"``) in ``region``.
 
-    Called once per (service, region), in the main thread, before any request; the client is then shared by
-    every worker thread (boto3 clients are thread-safe). The default builds it from boto3's standard chain
+    Called once per (service, region), from one thread, before any request of that client; the client is then
+    shared by every worker thread (boto3 clients are thread-safe, sessions are not). The default builds it from boto3's standard chain
     (AWS_PROFILE, AWS_ENDPOINT_URL_PROTON, config files, ...) with the plugin's retry and timeout settings,
     or points it at the bundled fake under ``--proton-fake``. Return ``None`` to fall through to it.
     """
@@ -41,7 +41,8 @@ def pytest_proton_sync_judge(target: Target, status: SyncStatus) -> Verdict | No
 
     The default (``verdict.judge``) passes only when the latest successful sync's target revision matches the
     expected sha (full or prefix, any case), the repository name, and provider/branch/directory wherever the
-    manifest gives them. Must be pure and fast: it is also called on every poll while waiting.
+    manifest gives them. Must be pure, fast and thread-safe: it is called as answers arrive (from the fetching
+    thread) and on every poll while waiting.
     """
 
 

@@ -178,8 +178,12 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
 
         targets = [item.target for item in session.items if isinstance(item, TargetItem)]
         if targets:
-            run.fetch(targets)
-    return (yield)
+            run.fetch(targets, background=True)
+    try:
+        return (yield)
+    finally:
+        if run is not None:
+            run.finish_fetch()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -5,6 +5,7 @@ plugin.py's hooks delegate here; this module is imported only when a manifest is
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +43,9 @@ class ProtonSyncRun:
         self._settings: Any = None
         self._outcomes: dict[str, str] = {}
         self._rows: dict[str, Row] = {}
+        self._board: ObservationBoard | None = None
+        self._fetch_thread: threading.Thread | None = None
+        self._stop_fetching = threading.Event()
         self._unredact: Callable[[], None] | None = None
 
     # -- set-up -------------------------------------------------------------------------------------------
@@ -73,6 +77,7 @@ class ProtonSyncRun:
                 raise pytest.UsageError(f"--proton-fake {state}: {exc}") from None
 
     def stop(self) -> None:
+        self._stop_fetching.set()  # a background fetch still running (Ctrl-C, -x) stops at its next step
         if self._unredact is not None:
             self._unredact()
             self._unredact = None
@@ -141,8 +146,12 @@ class ProtonSyncRun:
         return lines
 
     # -- fetching -----------------------------------------------------------------------------------------
-    def fetch(self, targets: Sequence[Target]) -> None:
-        """Ask the API about every selected target, once, and keep the observations."""
+    def fetch(self, targets: Sequence[Target], background: bool = False) -> None:
+        """Ask the API about every selected target, once, and keep the observations.
+
+        ``background`` (only without --proton-wait): fetch in a thread and let each item wait for its own
+        target, so pytest runs and reports the first items while the rest are still on their way.
+        """
         from .fetch import Fetcher, observe
         from .verdict import is_settled
 
@@ -153,6 +162,9 @@ class ProtonSyncRun:
             return passes, passes or is_settled(target, status)
 
         fetcher = Fetcher(self.settings(), self.client_pool())
+        if background and self.settings().wait_seconds <= 0:
+            self._fetch_in_background(targets, fetcher, assess)
+            return
         printer = ProgressPrinter(self.config) if self.settings().wait_seconds > 0 else None
         try:
             self.observations = observe(targets, fetcher, assess, printer)
@@ -163,9 +175,46 @@ class ProtonSyncRun:
         self.api_calls += fetcher.api_calls
         hook.pytest_proton_sync_observed(observations=list(self.observations.values()), config=self.config)
 
+    def _fetch_in_background(self, targets: Sequence[Target], fetcher: Any, assess: Any) -> None:
+        from .fetch import observe
+
+        board = self._board = ObservationBoard()
+        stop = self._stop_fetching
+
+        def work() -> None:
+            observations: dict[tuple[str, ...], Observation] = {}
+            try:
+                # Clients are made here, in this one thread, before any worker thread uses them.
+                observations = observe(targets, fetcher, assess, on_final=board.put, stop=stop)
+            finally:
+                board.finish(observations)  # even after an unexpected error: no item may wait forever
+                self.api_calls += fetcher.api_calls
+
+        self._fetch_thread = threading.Thread(target=work, name="proton-sync-fetch", daemon=True)
+        self._fetch_thread.start()
+
+    def finish_fetch(self) -> None:
+        """After the run loop: wait for a background fetch and tell the hooks what was observed."""
+        thread, board = self._fetch_thread, self._board
+        if thread is None or board is None:
+            return
+        self._fetch_thread = None
+        thread.join()
+        self.observations = board.everything()
+        self._fetched_at_all = True
+        self.config.hook.pytest_proton_sync_observed(
+            observations=list(self.observations.values()), config=self.config
+        )
+
     def observation_for(self, target: Target) -> Observation:
         from dataclasses import replace
 
+        if self._board is not None:
+            observation = self._board.get(target.key)
+            if observation is None:
+                return Observation(target, error=CheckError(
+                    "NotObserved", "the fetch ended before this target was asked (see the errors above)"))
+            return replace(observation, target=target)
         if self.observations is None and self.exchange is not None:
             self.observations = self.exchange.read_observations()
         if self.observations is None:
@@ -218,6 +267,35 @@ class ProtonSyncRun:
         if not self._rows:
             return []
         return format_table(list(self._rows.values()), show_passed=verbose or len(self._rows) <= 50)
+
+
+class ObservationBoard:
+    """Observations as a background fetch delivers them; an item waits only for its own target's."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._observations: dict[tuple[str, ...], Observation] = {}
+        self._finished = False
+
+    def put(self, observation: Observation) -> None:
+        with self._changed:
+            self._observations[observation.target.key] = observation
+            self._changed.notify_all()
+
+    def finish(self, observations: dict[tuple[str, ...], Observation]) -> None:
+        with self._changed:
+            self._observations.update(observations)
+            self._finished = True
+            self._changed.notify_all()
+
+    def get(self, key: tuple[str, ...]) -> Observation | None:
+        with self._changed:
+            self._changed.wait_for(lambda: key in self._observations or self._finished)
+            return self._observations.get(key)
+
+    def everything(self) -> dict[tuple[str, ...], Observation]:
+        with self._changed:
+            return dict(self._observations)
 
 
 class ProgressPrinter:
