@@ -189,6 +189,8 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
+    if call.excinfo is None or _run(item.config) is None:
+        return report  # the common case, and every test of a run without a manifest: import nothing
     from .collect import CouldNotCheck
 
     # Setup errors normally get a traceback (pytest asks repr_failure only for the call phase); a target that
