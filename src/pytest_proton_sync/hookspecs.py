@@ -29,9 +29,9 @@ def pytest_proton_sync_make_client(service: str, region: str, settings: FetchSet
     """Return the boto3 client used for ``service`` (e.g. ``"proton"``) in ``region``.
 
     Called once per (service, region), from one thread, before any request of that client; the client is then
-    shared by every worker thread (boto3 clients are thread-safe, sessions are not). The default builds it from boto3's standard chain
-    (AWS_PROFILE, AWS_ENDPOINT_URL_PROTON, config files, ...) with the plugin's retry and timeout settings,
-    or points it at the bundled fake under ``--proton-fake``. Return ``None`` to fall through to it.
+    shared by every worker thread (boto3 clients are thread-safe, sessions are not). The default builds it from
+    boto3's standard chain (AWS_PROFILE, AWS_ENDPOINT_URL_PROTON, config files, ...) with the plugin's retry and
+    timeout settings, or points it at the bundled fake under ``--proton-fake``. Return ``None`` to fall through to it.
     """
 
 

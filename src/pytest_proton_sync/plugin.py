@@ -129,18 +129,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
     run = _run(parent.config)
-    if run is None or not any(_same_file(file_path, manifest) for manifest in run.manifests):
+    if run is None or not run.is_manifest(file_path):
         return None
     from .collect import ManifestFile
 
     return ManifestFile.from_parent(parent, path=file_path)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -34,6 +34,7 @@ class ProtonSyncRun:
     def __init__(self, config: pytest.Config, manifests: Sequence[Path]) -> None:
         self.config = config
         self.manifests = tuple(manifests)
+        self._resolved_manifests = frozenset(_resolved(path) for path in self.manifests)
         self.fake: Any = None  # FakeServer under --proton-fake
         self.observations: dict[tuple[str, ...], Observation] | None = None
         self.exchange: Exchange | None = None
@@ -47,6 +48,10 @@ class ProtonSyncRun:
         self._fetch_thread: threading.Thread | None = None
         self._stop_fetching = threading.Event()
         self._unredact: Callable[[], None] | None = None
+
+    def is_manifest(self, path: Path) -> bool:
+        """Whether pytest's collection reached one of the manifests (called for every file it walks)."""
+        return _resolved(path) in self._resolved_manifests
 
     # -- set-up -------------------------------------------------------------------------------------------
     @property
@@ -267,6 +272,13 @@ class ProtonSyncRun:
         if not self._rows:
             return []
         return format_table(list(self._rows.values()), show_passed=verbose or len(self._rows) <= 50)
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:
+        return path.absolute()
 
 
 class ObservationBoard:
