@@ -83,6 +83,7 @@ class ProtonSyncRun:
 
     def stop(self) -> None:
         self._stop_fetching.set()  # a background fetch still running (Ctrl-C, -x) stops at its next step
+        _skip_garbage_collection_at_exit()
         if self._unredact is not None:
             self._unredact()
             self._unredact = None
@@ -272,6 +273,27 @@ class ProtonSyncRun:
         if not self._rows:
             return []
         return format_table(list(self._rows.values()), show_passed=verbose or len(self._rows) <= 50)
+
+
+_EXIT_HOOK_REGISTERED = False
+
+
+def _skip_garbage_collection_at_exit() -> None:
+    """At interpreter exit, spare the final garbage collections the walk over every object still alive.
+
+    A gate run ends with some 110,000 tracked objects (pytest's, botocore's service models, one item per target);
+    CPython's shutdown runs full collections over all of them, which cost about 0.3 s of a 1.6 s run at 500
+    targets, for memory the OS takes back anyway. gc.freeze() in an atexit handler runs only when the process
+    really exits, so a long-lived host that calls pytest.main() repeatedly is not affected. (Python never
+    promised __del__ for objects alive at exit; flushing stdout/stderr and atexit handlers are unaffected.)
+    """
+    global _EXIT_HOOK_REGISTERED
+    if not _EXIT_HOOK_REGISTERED:
+        import atexit
+        import gc
+
+        atexit.register(gc.freeze)
+        _EXIT_HOOK_REGISTERED = True
 
 
 def _resolved(path: Path) -> Path:
