@@ -146,23 +146,24 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _describe_revision(revision: Revision) -> str:
-    parts = [f"sha {short(revision.sha)}", f"from {revision.provider} {revision.repository_name}".strip()]
-    if revision.branch:
-        parts.append(f"branch {revision.branch}")
-    if revision.directory:
-        parts.append(f"directory {revision.directory}")
+def _describe_source(sha: str, provider: str | None, name: str, branch: str | None, directory: str | None) -> str:
+    """"sha 3f2a9c1d8e7b from GITHUB acme/platform-templates branch main directory templates"."""
+    parts = [f"sha {sha}", f"from {provider + ' ' if provider else ''}{name}"]
+    if branch:
+        parts.append(f"branch {branch}")
+    if directory:
+        parts.append(f"directory {directory}")
     return " ".join(parts)
+
+
+def _describe_revision(revision: Revision) -> str:
+    return _describe_source(short(revision.sha), revision.provider, revision.repository_name, revision.branch,
+                            revision.directory)
 
 
 def _describe_expectation(expectation: Expectation) -> str:
     repo = expectation.repository
-    parts = [f"sha {expectation.sha}", f"from {repo.provider + ' ' if repo.provider else ''}{repo.name}"]
-    if repo.branch:
-        parts.append(f"branch {repo.branch}")
-    if repo.directory:
-        parts.append(f"directory {repo.directory}")
-    return " ".join(parts)
+    return _describe_source(expectation.sha, repo.provider, repo.name, repo.branch, repo.directory)
 
 
 def _describe_attempt(attempt: SyncAttempt) -> str:
