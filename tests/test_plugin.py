@@ -342,3 +342,27 @@ def test_a_gate_run_does_not_load_the_unit_tests_conftest(pytester: pytest.Pytes
     manifest = write_manifest(pytester.path, template("vpc-env", SHA_A))
     result = pytester.runpytest("--proton-manifest", manifest.name)
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "ini", "message"),
+    [
+        (["--proton-wait", "soon"], "", "ERROR: --proton-wait (ini proton_wait) takes a number, not 'soon'"),
+        ([], "proton_concurrency = lots", "ERROR: --proton-concurrency (ini proton_concurrency) takes a whole "
+                                          "number, not 'lots'"),
+        (["--proton-max-attempts", "0"], "", "ERROR: --proton-max-attempts (ini proton_max_attempts) must be at "
+                                             "least 1, not '0'"),
+        ([], "proton_retry_mode = eager", "ERROR: --proton-retry-mode (ini proton_retry_mode) is one of standard, "
+                                          "adaptive, not 'eager'"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(
+    pytester: pytest.Pytester, aws_env: FakeServer, arguments: list[str], ini: str, message: str
+) -> None:
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    manifest = write_manifest(pytester.path, template("vpc-env", SHA_A))
+    result = pytester.runpytest("--proton-manifest", str(manifest), *arguments)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert aws_env.total_calls() == 0

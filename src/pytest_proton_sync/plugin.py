@@ -52,16 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _number_option(parser: pytest.Parser, group: Any, flag: str, dest: str, kind: type, text: str) -> None:
-    def parse(value: str) -> Any:
-        try:
-            number = kind(value)
-        except ValueError:
-            raise pytest.UsageError(f"{flag} takes a number, not {value!r}") from None
-        if number < 0:
-            raise pytest.UsageError(f"{flag} must not be negative")
-        return number
-
-    group.addoption(flag, dest=dest, type=parse, metavar="N", help=text)
+    # Parsed and checked with the ini value in run.py, so both get the same one-line usage error.
+    group.addoption(flag, dest=dest, metavar="N" if kind is int else "SECONDS", help=text)
     parser.addini(dest, help=f"default for {flag}")
 
 

@@ -30,6 +30,35 @@ def _option(config: pytest.Config, name: str, ini: str | None = None) -> Any:
     return value
 
 
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _number(config: pytest.Config, dest: str, kind: type[Any], default: Any, minimum: float = 0.0) -> Any:
+    """An option's value, else the ini value, else ``default``; a bad value is a usage error, not a traceback."""
+    value = _option(config, dest, dest)
+    if value is None:
+        return default
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(
+            f"{_flag(dest)} (ini {dest}) takes a {'whole ' if kind is int else ''}number, not {value!r}"
+        ) from None
+    if number < minimum:
+        raise pytest.UsageError(f"{_flag(dest)} (ini {dest}) must be at least {minimum:g}, not {value!r}")
+    return number
+
+
+def _choice(config: pytest.Config, dest: str, allowed: tuple[str, ...], default: str) -> str:
+    value = _option(config, dest, dest)
+    if value is None:
+        return default
+    if value not in allowed:
+        raise pytest.UsageError(f"{_flag(dest)} (ini {dest}) is one of {', '.join(allowed)}, not {value!r}")
+    return str(value)
+
+
 class ProtonSyncRun:
     def __init__(self, config: pytest.Config, manifests: Sequence[Path]) -> None:
         self.config = config
@@ -72,6 +101,8 @@ class ProtonSyncRun:
             directory = self.config.workerinput.get(EXCHANGE_INPUT)  # type: ignore[attr-defined]
             self.exchange = Exchange(Path(directory)) if directory else None
             return
+        self.settings()  # every option and ini value checked now: a bad one is a usage error before anything starts
+        self._settings = None  # made again below, once the fake's address is known
         state = self.config.getoption("proton_fake")
         if state:
             from .fake import FakeServer, FakeState, FakeStateError
@@ -99,14 +130,14 @@ class ProtonSyncRun:
 
             config = self.config
             self._settings = FetchSettings(
-                concurrency=int(_option(config, "proton_concurrency", "proton_concurrency") or 32),
-                max_attempts=int(_option(config, "proton_max_attempts", "proton_max_attempts") or 5),
-                retry_mode=str(_option(config, "proton_retry_mode", "proton_retry_mode") or "standard"),
-                connect_timeout=float(_option(config, "proton_connect_timeout", "proton_connect_timeout") or 5),
-                read_timeout=float(_option(config, "proton_read_timeout", "proton_read_timeout") or 20),
-                max_rps=float(_option(config, "proton_max_rps", "proton_max_rps") or 0) or None,
-                wait_seconds=float(_option(config, "proton_wait", "proton_wait") or 0),
-                poll_interval=float(_option(config, "proton_poll_interval", "proton_poll_interval") or 10),
+                concurrency=_number(config, "proton_concurrency", int, 32, minimum=1),
+                max_attempts=_number(config, "proton_max_attempts", int, 5, minimum=1),
+                retry_mode=_choice(config, "proton_retry_mode", ("standard", "adaptive"), "standard"),
+                connect_timeout=_number(config, "proton_connect_timeout", float, 5.0, minimum=0.001),
+                read_timeout=_number(config, "proton_read_timeout", float, 20.0, minimum=0.001),
+                max_rps=_number(config, "proton_max_rps", float, 0.0) or None,
+                wait_seconds=_number(config, "proton_wait", float, 0.0),
+                poll_interval=_number(config, "proton_poll_interval", float, 10.0, minimum=0.01),
                 region=_option(config, "proton_region", "proton_region"),
                 endpoint_url=self.fake.endpoint_url if self.fake is not None else None,
                 use_fake_credentials=self.fake is not None,
