@@ -366,3 +366,11 @@ def test_bad_option_values_are_usage_errors(
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
     assert aws_env.total_calls() == 0
+
+
+def test_a_missing_manifest_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "conftest.py").write_text("import a_test_only_package_not_installed\n")
+    result = pytester.runpytest("--proton-manifest", "nope.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: proton-sync manifest not found: nope.yaml"])

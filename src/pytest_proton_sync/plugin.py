@@ -73,9 +73,13 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     namespace = early_config.known_args_namespace
     if getattr(namespace, "file_or_dir", None):
         return
-    manifests = [str(path) for path in _manifests(early_config, getattr(namespace, "proton_manifests", None))]
+    manifests = _manifests(early_config, getattr(namespace, "proton_manifests", None) or [])
+    for path in manifests:
+        # Said here, before pytest would fall back to loading conftest.py files from tests/ and the like.
+        if not (early_config.invocation_params.dir / path).is_file():
+            raise pytest.UsageError(f"proton-sync manifest not found: {path}")
     if manifests:
-        namespace.file_or_dir = manifests
+        namespace.file_or_dir = [str(path) for path in manifests]
 
 
 def _run(config: pytest.Config) -> ProtonSyncRun | None:
@@ -96,6 +100,8 @@ def pytest_configure(config: pytest.Config) -> None:
     wanted = [str(path) for path in manifests]
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args[:] = wanted
+        # Say so in the header too: pytest would otherwise print "testpaths: ..." it no longer collects.
+        config.args_source = pytest.Config.ArgsSource.ARGS
     else:
         config.args.extend(a for a in wanted if a not in config.args)
     config.pluginmanager.register(_ReportRecorder(run), "proton_sync_recorder")
