@@ -145,6 +145,7 @@ def test_summary_table_and_header(pytester: pytest.Pytester, aws_env: FakeServer
         f"ENVIRONMENT/vpc-env@1 *{SHA_A[:12]} *{SHA_A[:12]} *SUCCEEDED *passed",
         f"SERVICE/web-svc@2 *{SHA_B[:12]} *{SHA_OLD[:12]} *IN_PROGRESS *failed",
         "2 targets: 1 failed, 1 passed",
+        "2 sync-status calls (one per target and poll; botocore retries not counted)",
     ])
 
 
@@ -318,7 +319,8 @@ def test_xdist_asks_each_target_exactly_once(pytester: pytest.Pytester, aws_env:
     assert aws_env.total_calls(operation="GetTemplateSyncStatus") == 11
     assert "GetTemplateSyncStatus SERVICE/t5@1" not in aws_env.calls
     assert all(count == 1 for count in aws_env.calls.values())
-    result.stdout.fnmatch_lines(["*= proton sync =*", "*SERVICE/t3@1 *failed", "11 targets: 1 failed, 10 passed"])
+    result.stdout.fnmatch_lines(["*= proton sync =*", "*SERVICE/t3@1 *failed", "11 targets: 1 failed, 10 passed",
+                                 "11 sync-status calls *"])
 
 
 def test_real_aws_endpoint_is_never_reached_in_tests(

@@ -29,6 +29,7 @@ def test_forty_targets_converge_and_each_is_asked_only_until_it_matches(
     manifest = write_manifest(pytester.path, *[template(name, SHA_A, "SERVICE") for name in polls])
     result = pytester.runpytest("--proton-manifest", str(manifest), "--proton-wait", "60", *FAST)
     result.assert_outcomes(passed=40)
+    result.stdout.fnmatch_lines(["40 targets: 40 passed*", "100 sync-status calls *"])
     # A target that matches at the first look is never asked again; the others exactly until they match.
     assert aws_env.calls == {f"GetTemplateSyncStatus SERVICE/{name}@1": n + 1 for name, n in polls.items()}
 

@@ -303,7 +303,10 @@ class ProtonSyncRun:
     def summary_lines(self, verbose: bool) -> list[str]:
         if not self._rows:
             return []
-        return format_table(list(self._rows.values()), show_passed=verbose or len(self._rows) <= 50)
+        lines = format_table(list(self._rows.values()), show_passed=verbose or len(self._rows) <= 50)
+        if self._fetched_at_all:  # in the process that asked (under xdist: the controller)
+            lines.append(f"{self.api_calls} sync-status calls (one per target and poll; botocore retries not counted)")
+        return lines
 
 
 _EXIT_HOOK_REGISTERED = False
