@@ -514,8 +514,3 @@ def _sleep_with_progress(seconds: float, report: Callable[[], None], stop: threa
         if stop is None:
             time.sleep(min(1.0, left))
         report()
-
-
-def with_target(observation: Observation, target: Target) -> Observation:
-    """The observation of a shared key, re-labelled for one of the entries that asked (its file and line)."""
-    return replace(observation, target=target)

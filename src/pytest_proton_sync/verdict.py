@@ -234,14 +234,6 @@ def wait_note(target: Target, status: SyncStatus | None, waited_seconds: float) 
     return f"no sync of {short(target.expectation.sha)} started {after}; last successful is {last}"
 
 
-def outcome_of(observation: Observation) -> tuple[str, Verdict | None]:
-    """(ERROR, None) when the check could not be made, else the verdict's outcome and the verdict."""
-    if observation.error is not None or observation.status is None:
-        return ERROR, None
-    verdict = judge(observation.target, observation.status)
-    return verdict.outcome, verdict
-
-
 def last_synced_sha(observation: Observation) -> str:
     status = observation.status
     if status is None or not status.found:
