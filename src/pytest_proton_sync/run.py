@@ -254,17 +254,17 @@ class ProtonSyncRun:
             return replace(observation, target=target)
         if self.observations is None and self.exchange is not None:
             self.observations = self.exchange.read_observations()
-        if self.observations is None:
-            if self.is_xdist_worker:
-                return Observation(target, error=CheckError(
-                    "NoObservation", "the xdist controller did not hand over this target's sync status"))
-            # Not fetched up front (e.g. run by a plugin that skips the run loop): ask for this one now.
+        observation = (self.observations or {}).get(target.key)
+        if observation is None and not self.is_xdist_worker:
+            # Not fetched up front (e.g. a plugin that runs items outside the run loop): ask for this one alone,
+            # keeping what was already observed, so no target is asked twice.
+            earlier = self.observations or {}
             self.fetch([target])
-        assert self.observations is not None
-        observation = self.observations.get(target.key)
+            self.observations = {**earlier, **(self.observations or {})}
+            observation = self.observations.get(target.key)
         if observation is None:
-            self.fetch([target, *[obs.target for obs in self.observations.values()]])
-            observation = self.observations[target.key]
+            return Observation(target, error=CheckError(
+                "NoObservation", "the xdist controller did not hand over this target's sync status"))
         return replace(observation, target=target)
 
     # -- xdist --------------------------------------------------------------------------------------------
