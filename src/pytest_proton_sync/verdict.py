@@ -5,6 +5,7 @@ Pure functions, no I/O: the whole truth table of the gate lives here and is unit
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -30,36 +31,61 @@ class Verdict:
         return self.outcome == PASSED
 
 
+# A commit id as the APIs report it: SHA-1 (40 hex digits) or SHA-256 (64). Anything else is not a commit id.
+_FULL_SHA = re.compile(r"(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})\Z")
+_EXPECTED_SHA = re.compile(r"(?:[0-9a-fA-F]{7,40}|[0-9a-fA-F]{64})\Z")
+_ASCII_UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_LOWER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def ascii_lower(text: str) -> str:
+    """Lower-case A-Z only: no Unicode case mapping, so the Kelvin sign is never 'k' and a dotless i never 'I'."""
+    return text.translate(_ASCII_UPPER)
+
+
+def ascii_upper(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
+
+
 def sha_matches(expected: str, actual: str) -> bool:
-    """``expected`` is a full sha or a prefix of >= 7 hex digits; case never matters."""
-    return bool(expected) and actual.lower().startswith(expected.lower())
+    """Whether ``actual``, a full commit id from the API, is the expected commit.
+
+    Prefix rules apply to the manifest's side only: ``expected`` is a full sha or a prefix of >= 7 hex digits;
+    ``actual`` must be exactly 40 (or 64) hex digits, nothing before, after or around them. Hex case never matters.
+    """
+    if not _EXPECTED_SHA.match(expected) or not _FULL_SHA.match(actual):
+        return False
+    return ascii_lower(actual).startswith(ascii_lower(expected))
 
 
-def _normal_directory(directory: str) -> str:
-    # "templates", "templates/", "/templates" and "./templates" name the same directory of the repository.
-    stripped = directory.strip()
-    while stripped.startswith("./"):
-        stripped = stripped[2:]
-    return stripped.strip("/")
+def normal_directory(directory: str) -> str:
+    """The one normalisation of a directory: "templates", "templates/", "/templates" and "./templates" name the same
+    directory of the repository. Nothing else is folded: no whitespace is stripped, no case is mapped."""
+    normal = directory
+    while normal.startswith("./"):
+        normal = normal[2:]
+    return normal.strip("/")
 
 
 def revision_mismatches(expectation: Expectation, revision: Revision) -> tuple[str, ...]:
-    """Each field the manifest gives that ``revision`` does not match, as a sentence."""
+    """Each field the manifest gives that ``revision`` does not match, as a sentence.
+
+    Comparison is strict and ASCII-only (see docs/manifest.md, "How answers are compared"): repository names and
+    providers ignore the case of A-Z only; branches are compared exactly; directories by :func:`normal_directory`.
+    """
     wanted = expectation.repository
     reasons: list[str] = []
-    if not sha_matches(expectation.sha, revision.sha):
+    if not _FULL_SHA.match(revision.sha):
+        reasons.append(f"sha {short(revision.sha)} from the API is not a full commit id (40 hex digits)")
+    elif not sha_matches(expectation.sha, revision.sha):
         reasons.append(f"sha {short(revision.sha)} is not the expected {short(expectation.sha)}")
-    # Repository names and providers are case-insensitive on every provider Proton supports.
-    if wanted.name.lower() != revision.repository_name.lower():
+    if ascii_lower(wanted.name) != ascii_lower(revision.repository_name):
         reasons.append(f"repository {revision.repository_name or '(none)'} is not the expected {wanted.name}")
-    if wanted.provider is not None and wanted.provider.upper() != revision.provider.upper():
+    if wanted.provider is not None and ascii_upper(wanted.provider) != ascii_upper(revision.provider):
         reasons.append(f"provider {revision.provider or '(none)'} is not the expected {wanted.provider}")
-    # Git branch names are case-sensitive.
     if wanted.branch is not None and wanted.branch != revision.branch:
         reasons.append(f"branch {revision.branch or '(none)'} is not the expected {wanted.branch}")
-    if wanted.directory is not None and _normal_directory(wanted.directory) != _normal_directory(
-        revision.directory
-    ):
+    if wanted.directory is not None and normal_directory(wanted.directory) != normal_directory(revision.directory):
         reasons.append(f"directory {revision.directory or '(none)'} is not the expected {wanted.directory}")
     return tuple(reasons)
 
@@ -85,6 +111,10 @@ def judge(target: Target, status: SyncStatus) -> Verdict:
             hints=_hints(expectation, status),
         )
     reasons = revision_mismatches(expectation, successful.target_revision)
+    if successful.status != "SUCCEEDED":
+        # Contradictory: a "successful" sync that says it did not succeed. Never a pass, whatever its revision.
+        reasons = (f"the API's latest successful sync has status {successful.status or '(none)'}, not SUCCEEDED",
+                   *reasons)
     if not reasons:
         return Verdict(PASSED)
     return Verdict(FAILED, reasons=reasons, hints=_hints(expectation, status))
