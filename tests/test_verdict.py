@@ -219,7 +219,12 @@ def test_kelvin_sign_is_not_k() -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"name": "ACME/Platform-Templates"}, {"provider": "github"}, {"directory": "./templates/"}, {"directory": "/templates"}],
+    [
+        {"name": "ACME/Platform-Templates"},
+        {"provider": "github"},
+        {"directory": "./templates/"},
+        {"directory": "/templates"},
+    ],
 )
 def test_documented_normalisations_still_pass(fields: dict[str, str]) -> None:
     assert judge(target(), synced(SHA, **fields)).passed  # type: ignore[arg-type]
