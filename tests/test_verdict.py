@@ -128,10 +128,14 @@ def test_not_found_fails_and_asks_about_template_sync() -> None:
 def test_failed_sync_of_expected_commit_settles_at_once() -> None:
     status = synced(OLD, latest=attempt("FAILED", SHA))
     assert sync_failed_on_expected(target().expectation, status)
-    assert is_settled(target(), status)
-    assert not is_settled(target(), synced(OLD, latest=attempt("IN_PROGRESS", SHA)))
+    assert settled(status)
+    assert not settled(synced(OLD, latest=attempt("IN_PROGRESS", SHA)))
     # A failure of some other commit says nothing about ours: keep waiting.
-    assert not is_settled(target(), synced(OLD, latest=attempt("FAILED", OLD)))
+    assert not settled(synced(OLD, latest=attempt("FAILED", OLD)))
+
+
+def settled(status: SyncStatus) -> bool:
+    return is_settled(target(), status, judge(target(), status))
 
 
 def test_failure_text_names_expected_actual_latest_events_and_desired() -> None:

@@ -105,6 +105,24 @@ class CheckError:
     attempts: int = 1
 
 
+PASSED = "passed"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one sync status: ``outcome`` is PASSED or FAILED; ``reasons`` say what does not match,
+    ``hints`` what to do about it. (Could-not-check is not a verdict: it is an Observation's ``error``.)"""
+
+    outcome: str
+    reasons: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == PASSED
+
+
 @dataclass(frozen=True)
 class Observation:
     """What the fetcher learned about one target: a status, or why there is none, and how the wait went."""
@@ -116,3 +134,4 @@ class Observation:
     polls: int = 1  # how many times the API was asked (retries inside one ask not counted)
     waited_seconds: float = 0.0
     wait_note: str | None = None  # set when waiting ended without a settled answer ("timed out", "interrupted")
+    verdict: Verdict | None = None  # the judge's verdict on ``status``, made once where the status was fetched

@@ -6,29 +6,13 @@ Pure functions, no I/O: the whole truth table of the gate lives here and is unit
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .model import Expectation, Observation, Revision, SyncAttempt, SyncStatus, Target
+from .model import FAILED, PASSED, Expectation, Observation, Revision, SyncAttempt, SyncStatus, Target, Verdict
 
-PASSED = "passed"
-FAILED = "failed"
-ERROR = "error"
+__all__ = ["FAILED", "PASSED", "Verdict", "describe_error", "describe_failure", "is_settled", "judge"]
 
 SHORT_SHA = 12
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """``outcome`` is PASSED or FAILED; ``reasons`` say what does not match, ``hints`` what to do about it."""
-
-    outcome: str
-    reasons: tuple[str, ...] = ()
-    hints: tuple[str, ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        return self.outcome == PASSED
 
 
 # A commit id as the APIs report it: SHA-1 (40 hex digits) or SHA-256 (64). Anything else is not a commit id.
@@ -130,10 +114,10 @@ def sync_failed_on_expected(expectation: Expectation, status: SyncStatus) -> boo
     )
 
 
-def is_settled(target: Target, status: SyncStatus) -> bool:
+def is_settled(target: Target, status: SyncStatus, verdict: Verdict) -> bool:
     """Whether polling this target again is pointless: it passes, it cannot exist, or its sync failed."""
     return (
-        judge(target, status).passed
+        verdict.passed
         or not status.found
         or sync_failed_on_expected(target.expectation, status)
     )
