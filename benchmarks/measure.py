@@ -1,8 +1,12 @@
 """The measurements: each experiment sets up the fake and its work directory, runs the contenders, returns data.
 
-``compare`` (plugin vs hand-written gates at N = 100, 500, 2000, 50 ms per call),
+Full run (the default): ``compare`` (plugin vs hand-written gates at N = 100, 500, 2000, 50 ms per call),
 ``scale`` (10,000 targets at 0 ms, wall time and peak memory), ``idle`` (plugin installed, no manifest, one
 trivial test; plus what the plugin imports) and ``wait_mode`` (targets converging under ``--proton-wait``).
+
+Focused modes, for one number each with paired, interleaved runs (within a pair the order alternates, so
+neither side always runs first) and the median of the per-pair ratios: ``speed_pairs`` (plugin / 32-thread
+loop at N=500, 50 ms) and ``idle_pairs`` (plugin installed / ``-p no:proton_sync`` over 2,000 no-op tests).
 
 Nothing here formats text; ``table`` turns the results into the report.
 """
@@ -16,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contenders import (
+    FLOOR_TEST,
     IDLE_TEST,
     MODULE_PROBE,
     THREAD_LOOP_WORKERS,
+    Contender,
     contenders,
     prepare_workdir,
 )
@@ -27,7 +33,7 @@ from runner import ChildRun, checked, child_environment, progress, run_child, ti
 
 from pytest_proton_sync.fake import FakeServer
 
-LATENCY_MS = 50  # per answer, for the comparison runs and wait mode
+LATENCY_MS = 50  # per answer, for the comparison runs, speed mode and wait mode
 COMPARISON_SIZES = (100, 500, 2000)
 REPEATED_UP_TO = 500  # sizes up to this are timed REPEATS times (median reported); larger ones once
 REPEATS = 3
@@ -39,6 +45,11 @@ WAIT_TARGETS = 40
 WAIT_MAX_POLLS = 3  # target i needs i % 4 extra polls: 0, 1, 2 or 3
 WAIT_POLL_INTERVAL = 1.0
 WAIT_BUDGET = 120.0
+
+SPEED_SIZE = 500  # speed mode: targets, at LATENCY_MS
+SPEED_PAIRS = 7
+IDLE_RATIO_TESTS = 2000  # idle mode: no-op tests in the one test file, no manifest
+IDLE_RATIO_PAIRS = 21
 
 # --- plugin vs hand-written gates ----------------------------------------------------------------------------
 
@@ -242,3 +253,94 @@ def wait_mode(root: Path, python: str) -> WaitResult:
         progress(f"wait mode: {WAIT_TARGETS} targets converging after 0-{WAIT_MAX_POLLS} polls")
         waiting, waiting_calls = timed_call_counted(server, [*plugin, *wait_options], work, env, "wait mode")
     return WaitResult(WAIT_TARGETS, polls, waiting, waiting_calls, baseline, baseline_calls)
+
+
+# --- focused modes: paired, interleaved runs -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One subject run and one reference run, back to back, in the order given by ``subject_first``."""
+
+    subject_first: bool
+    subject: ChildRun
+    subject_calls: int
+    reference: ChildRun
+    reference_calls: int
+
+    @property
+    def ratio(self) -> float:
+        return self.subject.wall_seconds / self.reference.wall_seconds
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    subject: str  # label of the measured command, e.g. "plugin"
+    reference: str  # label of what it is divided by
+    pairs: list[Pair]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [pair.ratio for pair in self.pairs]
+
+    @property
+    def median_ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+
+def run_pairs(
+    subject: Contender,
+    reference: Contender,
+    count: int,
+    server: FakeServer | None,
+    work: Path,
+    env: Mapping[str, str],
+    what: str,
+) -> PairedResult:
+    """``count`` pairs; even-numbered pairs run the subject first, odd-numbered ones the reference first.
+
+    Each command runs once untimed first (file cache, ``.pyc`` files). Without a server, calls count as 0.
+    """
+
+    def timed(contender: Contender, label: str) -> tuple[ChildRun, int]:
+        if server is None:
+            return checked(run_child(contender.command, work, env), label), 0
+        return timed_call_counted(server, contender.command, work, env, label)
+
+    for contender in (subject, reference):
+        progress(f"{what}: warm-up {contender.label}")
+        timed(contender, f"{what} warm-up {contender.label}")
+    pairs: list[Pair] = []
+    for index in range(count):
+        subject_first = index % 2 == 0
+        order = (subject, reference) if subject_first else (reference, subject)
+        results: dict[str, tuple[ChildRun, int]] = {}
+        for contender in order:
+            progress(f"{what}: pair {index + 1}/{count}, {contender.label}")
+            results[contender.key] = timed(contender, f"{what} {contender.label}")
+        (subject_run, subject_calls), (reference_run, reference_calls) = results[subject.key], results[reference.key]
+        pairs.append(Pair(subject_first, subject_run, subject_calls, reference_run, reference_calls))
+    return PairedResult(subject.label, reference.label, pairs)
+
+
+def speed_pairs(root: Path, python: str, count: int) -> PairedResult:
+    """The plugin and the 32-thread loop, N=SPEED_SIZE at LATENCY_MS, ``count`` paired runs."""
+    entries = make_entries(SPEED_SIZE)
+    work = root / f"speed-{SPEED_SIZE}"
+    prepare_workdir(work, entries)
+    by_key = {c.key: c for c in contenders(python)}
+    with FakeServer(in_sync_state(entries, LATENCY_MS)) as server:
+        env = child_environment(server.endpoint_url)
+        return run_pairs(by_key["plugin"], by_key["loop"], count, server, work, env, f"speed N={SPEED_SIZE}")
+
+
+def idle_pairs(root: Path, python: str, count: int) -> PairedResult:
+    """IDLE_RATIO_TESTS no-op tests, no manifest: plugin installed vs ``-p no:proton_sync``, ``count`` pairs."""
+    work = root / "idle-ratio"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "test_noop.py").write_text(FLOOR_TEST.format(count=IDLE_RATIO_TESTS), encoding="utf-8")
+    base = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_noop.py"]
+    with_plugin = Contender("with", "plugin installed", base)
+    without_plugin = Contender("without", "-p no:proton_sync", [*base, "-p", "no:proton_sync"])
+    env = child_environment(None)
+    return run_pairs(with_plugin, without_plugin, count, None, work, env, f"idle {IDLE_RATIO_TESTS} tests")

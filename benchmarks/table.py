@@ -16,13 +16,16 @@ from pathlib import Path
 
 from contenders import HEAVY_MODULES
 from measure import (
+    IDLE_RATIO_TESTS,
     IDLE_REPEATS,
     LATENCY_MS,
+    SPEED_SIZE,
     WAIT_BUDGET,
     WAIT_MAX_POLLS,
     WAIT_POLL_INTERVAL,
     ComparisonRow,
     IdleResult,
+    PairedResult,
     ScaleResult,
     WaitResult,
 )
@@ -31,6 +34,7 @@ from measure import (
 GOAL_PLUGIN_VS_LOOP = 1.3  # plugin whole run <= 1.3 x the 32-thread loop's, at N=500
 GOAL_SEQUENTIAL_VS_PLUGIN = 15.0  # plugin >= 15 x faster than the sequential pytest, at N=500
 GOAL_IDLE_OVERHEAD = 0.05  # <= 5 % slower with the plugin installed and no manifest
+GOAL_IDLE_RATIO = 1.01  # idle mode: median paired ratio over 2,000 no-op tests within 1 %
 GOAL_WAIT_SLACK_INTERVALS = 1.0  # wait mode finishes within about one poll interval of the ideal
 
 
@@ -254,6 +258,83 @@ def goal_lines(
         f"| {verdict(wait_result.waiting_calls == wait_result.expected_calls)} |"
     )
     return lines
+
+
+# --- focused modes -------------------------------------------------------------------------------------------
+
+
+def pair_lines(result: PairedResult, calls: bool) -> list[str]:
+    """One row per pair, in run order, then the median of the per-pair ratios (and, for reference, their range)."""
+    subject, reference = result.subject, result.reference
+    header = f"| pair | first | {subject} | {reference} | {subject} / {reference} |"
+    rule = "| ---: | --- | ---: | ---: | ---: |"
+    if calls:
+        header += " API calls (both) |"
+        rule += " --- |"
+    lines = [header, rule]
+    for index, pair in enumerate(result.pairs, start=1):
+        first = subject if pair.subject_first else reference
+        row = (
+            f"| {index} | {first} | {seconds(pair.subject.wall_seconds)} | {seconds(pair.reference.wall_seconds)} "
+            f"| {pair.ratio:.3f}x |"
+        )
+        if calls:
+            row += f" {pair.subject_calls} / {pair.reference_calls} |"
+        lines.append(row)
+    subject_median = statistics.median(p.subject.wall_seconds for p in result.pairs)
+    reference_median = statistics.median(p.reference.wall_seconds for p in result.pairs)
+    lines += [
+        "",
+        f"Median of the {len(result.pairs)} per-pair ratios: **{result.median_ratio:.3f}x** (range "
+        f"{min(result.ratios):.3f}x to {max(result.ratios):.3f}x). Medians of the runs themselves: "
+        f"{seconds(subject_median)} vs {seconds(reference_median)}.",
+    ]
+    return lines
+
+
+def speed_lines(result: PairedResult) -> list[str]:
+    return [
+        f"N={SPEED_SIZE} targets, all in sync, fake latency {LATENCY_MS} ms per call. Whole runs as child processes "
+        f"(Python start-up included), {len(result.pairs)} pairs run back to back, the order alternating within "
+        "pairs (plugin first in pair 1); one untimed warm-up run of each first.",
+        "",
+        *pair_lines(result, calls=True),
+    ]
+
+
+def idle_ratio_lines(result: PairedResult) -> list[str]:
+    return [
+        f"{IDLE_RATIO_TESTS} parametrized no-op tests in one file, no manifest, `python -m pytest -q -p "
+        "no:cacheprovider test_noop.py` with the plugin installed and with `-p no:proton_sync`. "
+        f"{len(result.pairs)} pairs run back to back, the order alternating within pairs (plugin installed first "
+        "in pair 1); one untimed warm-up run of each first.",
+        "",
+        *pair_lines(result, calls=False),
+    ]
+
+
+def speed_goal_lines(result: PairedResult) -> list[str]:
+    ratio = result.median_ratio
+    wrong = [f"pair {i}: {p.subject_calls}" for i, p in enumerate(result.pairs, 1) if p.subject_calls != SPEED_SIZE]
+    return [
+        "| goal | measured | result |",
+        "| --- | --- | --- |",
+        f"| N={SPEED_SIZE}, {LATENCY_MS} ms: plugin <= {GOAL_PLUGIN_VS_LOOP}x the 32-thread loop (median paired "
+        f"ratio) | {ratio:.3f}x | {verdict(ratio <= GOAL_PLUGIN_VS_LOOP)} |",
+        f"| plugin API calls == targets (every plugin run: {len(result.pairs)}) | {'; '.join(wrong) or 'all equal'} "
+        f"| {verdict(not wrong)} |",
+    ]
+
+
+def idle_ratio_goal_lines(result: PairedResult) -> list[str]:
+    ratio = result.median_ratio
+    return [
+        "| goal | measured | result |",
+        "| --- | --- | --- |",
+        f"| idle overhead over {IDLE_RATIO_TESTS} no-op tests within {(GOAL_IDLE_RATIO - 1) * 100:g} % (median "
+        f"paired ratio <= {GOAL_IDLE_RATIO:g}) | {ratio:.3f}x ({(ratio - 1) * 100:+.1f} %) "
+        f"| {verdict(ratio <= GOAL_IDLE_RATIO)} |",
+    ]
 
 
 class Report:
