@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_proton_sync.kinds import TEMPLATE, make_target
 from pytest_proton_sync.model import (
     CheckError,
     Expectation,
@@ -35,10 +36,8 @@ WHEN = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 
 def target(sha: str = SHA, name: str = "acme/platform-templates", provider: str | None = "GITHUB",
            branch: str | None = "main", directory: str | None = "templates") -> Target:
-    return Target(
-        kind="template", name="vpc-env", template_type="ENVIRONMENT", version="1",
-        expectation=Expectation(sha, RepositorySpec(name, provider, branch, directory)),
-    )
+    fields = {"name": "vpc-env", "type": "ENVIRONMENT", "version": "1"}
+    return make_target(TEMPLATE, fields, Expectation(sha, RepositorySpec(name, provider, branch, directory)))
 
 
 def revision(sha: str = SHA, name: str = "acme/platform-templates", provider: str = "GITHUB",

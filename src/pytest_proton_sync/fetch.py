@@ -357,7 +357,7 @@ class Fetcher:
             client = self.clients.client(kind.service, region)
             if not self.clients.instrumented(kind.service, region):
                 self.clients.limiter.acquire()  # a client without event hooks: at least one look per token
-            response = getattr(client, kind.operation)(**kind.build_request(target))
+            response = getattr(client, kind.operation)(**dict(target.request))
         except botocore.exceptions.ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in kind.not_found_codes:

@@ -53,10 +53,9 @@ class TargetItem(pytest.Item):
         super().__init__(**kwargs)
         self.target = target
         self.add_marker("proton_sync")
-        # Let -k select by type, name or region without quoting the whole id.
-        self.extra_keyword_matches.update(
-            {target.template_type, target.name, *([target.region] if target.region else [])}
-        )
+        # Let -k select by type, name, region or account without quoting the whole id.
+        self.extra_keyword_matches.update(target.keywords)
+        self.extra_keyword_matches.update(word for word in (target.region, target.account) if word)
 
     @property
     def session_plugin(self) -> ProtonSyncSession:

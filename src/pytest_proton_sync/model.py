@@ -9,10 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-TEMPLATE_TYPES = ("ENVIRONMENT", "SERVICE")
-REPOSITORY_PROVIDERS = ("GITHUB", "GITHUB_ENTERPRISE", "BITBUCKET")
-SYNC_STATUSES = ("INITIATED", "IN_PROGRESS", "SUCCEEDED", "FAILED")
-
 
 @dataclass(frozen=True)
 class RepositorySpec:
@@ -26,34 +22,40 @@ class RepositorySpec:
 
 @dataclass(frozen=True)
 class Expectation:
-    """What a target must be synced from. ``sha`` is lower-case: a full sha or a prefix of >= 7 hex digits."""
+    """What a target must be synced from.
+
+    ``sha`` is lower-case: a full sha or a prefix of >= 7 hex digits. For a ``rev:`` entry it is the expected
+    commit found in the checkout (the last commit at or before ``rev`` that changed ``bundle``), and ``rev`` says
+    where it came from. ``match`` is "exact" (the synced sha is the expected commit) or "content" (``bundle`` is
+    identical at both commits).
+    """
 
     sha: str
     repository: RepositorySpec
+    rev: str | None = None
+    match: str = "exact"
+    bundle: tuple[str, ...] = ()  # repository paths of the target's files; directories end with "/"
 
 
 @dataclass(frozen=True)
 class Target:
-    """One thing whose sync is checked, with where the manifest declares it."""
+    """One thing whose sync is checked, with where the manifest declares it. Built by :mod:`.kinds`."""
 
-    kind: str  # "template" today; "service_instance" and "stack" later
+    kind: str  # a key of kinds.KINDS: "template", "service_instance", "stack"
     name: str
-    template_type: str  # ENVIRONMENT | SERVICE
-    version: str  # major version, as the API wants it: "1"
+    id: str  # what users see in test ids, -k expressions and reports: "ENVIRONMENT/vpc-env@1"
+    request: tuple[tuple[str, str], ...]  # the API call's arguments
     expectation: Expectation
+    keywords: tuple[str, ...] = ()  # extra -k keywords besides the id's parts
     region: str | None = None  # None: boto3's standard chain decides
+    account: str | None = None  # an alias from the manifest's accounts; None: the standard credential chain
     manifest: Path = field(default=Path("<memory>"), compare=False)
     line: int = field(default=0, compare=False)  # 1-based line of the entry in the manifest; 0 when unknown
 
     @property
-    def id(self) -> str:
-        """The name users see in test ids, -k expressions and reports: ``ENVIRONMENT/vpc-env@1``."""
-        return f"{self.template_type}/{self.name}@{self.version}"
-
-    @property
-    def key(self) -> tuple[str, str, str, str, str]:
+    def key(self) -> tuple[str, str, str, str]:
         """Identity of the remote resource: two entries with one key ask the API the same question."""
-        return (self.kind, self.region or "", self.template_type, self.name, self.version)
+        return (self.kind, self.account or "", self.region or "", self.id)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from .kinds import kind_of
 from .model import FAILED, PASSED, Expectation, Observation, Revision, SyncAttempt, SyncStatus, Target, Verdict
 
 __all__ = ["FAILED", "PASSED", "Verdict", "describe_error", "describe_failure", "is_settled", "judge"]
@@ -77,22 +78,15 @@ def revision_mismatches(expectation: Expectation, revision: Revision) -> tuple[s
 def judge(target: Target, status: SyncStatus) -> Verdict:
     """Passed only when the latest *successful* sync's target revision matches every field the manifest gives."""
     expectation = target.expectation
+    kind = kind_of(target)
     if not status.found:
-        return Verdict(
-            FAILED,
-            reasons=(f"no sync status exists for {target.id}",),
-            hints=(
-                "Is template sync configured for this template and version? "
-                "(Proton answered ResourceNotFoundException; see CreateTemplateSyncConfig.) "
-                "Check the name, type, version and region too.",
-            ),
-        )
+        return Verdict(FAILED, reasons=(f"no sync status exists for {target.id}",), hints=(kind.not_found_hint,))
     successful = status.latest_successful
     if successful is None:
         return Verdict(
             FAILED,
-            reasons=("the template has never synced successfully",),
-            hints=_hints(expectation, status),
+            reasons=(f"the {kind.noun} has never synced successfully",),
+            hints=_hints(target, status),
         )
     reasons = revision_mismatches(expectation, successful.target_revision)
     if successful.status != "SUCCEEDED":
@@ -101,7 +95,7 @@ def judge(target: Target, status: SyncStatus) -> Verdict:
                    *reasons)
     if not reasons:
         return Verdict(PASSED)
-    return Verdict(FAILED, reasons=reasons, hints=_hints(expectation, status))
+    return Verdict(FAILED, reasons=reasons, hints=_hints(target, status))
 
 
 def sync_failed_on_expected(expectation: Expectation, status: SyncStatus) -> bool:
@@ -123,30 +117,31 @@ def is_settled(target: Target, status: SyncStatus, verdict: Verdict) -> bool:
     )
 
 
-def _hints(expectation: Expectation, status: SyncStatus) -> tuple[str, ...]:
+def _hints(target: Target, status: SyncStatus) -> tuple[str, ...]:
+    expectation, kind = target.expectation, kind_of(target)
     latest = status.latest
     successful = status.latest_successful
     if successful is not None:
         reasons = revision_mismatches(expectation, successful.target_revision)
         if reasons and not any(reason.startswith("sha ") for reason in reasons):
-            return ("The expected commit synced, but from another repository, branch or directory: check the "
-                    "template's sync configuration (GetTemplateSyncConfig) or the manifest.",)
+            return ("The expected commit synced, but from another repository, branch or directory: check "
+                    f"{kind.config_hint} or the manifest.",)
     latest_is_expected = latest is not None and sha_matches(expectation.sha, latest.target_revision.sha)
     if latest is not None and latest_is_expected and latest.status == "FAILED":
-        return (
-            "The sync of the expected commit FAILED (events above): fix the template and push a new commit, "
-            "then update the expected sha.",
-        )
+        then = "" if expectation.rev else ", then update the expected sha"
+        return (f"The sync of the expected commit FAILED (events above): fix the {kind.noun} and push a new "
+                f"commit{then}.",)
     if latest is not None and latest_is_expected and latest.status in ("INITIATED", "IN_PROGRESS"):
         return ("The expected commit is syncing now: re-run later, or wait for it with --proton-wait SECONDS.",)
     if status.desired is not None and sha_matches(expectation.sha, status.desired.sha):
-        return ("Proton has seen the expected commit but not synced it yet: wait with --proton-wait SECONDS.",)
+        return (f"{kind.syncer} has seen the expected commit but not synced it yet: wait with --proton-wait "
+                "SECONDS.",)
     repo = expectation.repository
     where = f"branch {repo.branch} of {repo.name}" if repo.branch else repo.name
-    directory = f" and touches {repo.directory}/" if repo.directory else " and touches the template's directory"
+    directory = f" and touches {repo.directory}/" if repo.directory else f" and touches {kind.files}"
     return (
-        f"Proton has not seen {short(expectation.sha)}: check that it is pushed to {where}{directory} "
-        "(Proton syncs only commits that change the template's directory), or that the expected sha is right.",
+        f"{kind.syncer} has not seen {short(expectation.sha)}: check that it is pushed to {where}{directory} "
+        f"({kind.syncer} syncs only commits that change {kind.files}), or that the expected sha is right.",
     )
 
 
