@@ -91,6 +91,10 @@ def botocore_config(settings: FetchSettings) -> botocore.config.Config:
 
 def default_client(service: str, region: str, settings: FetchSettings) -> Any:
     """A client from boto3's standard chain; only --proton-fake overrides its endpoint and credentials."""
+    if settings.use_fake_credentials and settings.endpoint_url:
+        from .hermetic import fake_client  # --proton-fake: nothing of the user's AWS set-up may break or redirect it
+
+        return fake_client(service, region, settings.endpoint_url, botocore_config(settings))
     extra: dict[str, Any] = {}
     if settings.endpoint_url:
         extra["endpoint_url"] = settings.endpoint_url
@@ -104,13 +108,12 @@ def default_region(settings: FetchSettings) -> str | None:
     """--proton-region, then AWS_REGION (which other AWS SDKs honour), then boto3's own chain."""
     if settings.region:
         return settings.region
+    if settings.use_fake_credentials:
+        return "us-east-1"  # --proton-fake: neither the environment nor a profile may break it; the fake ignores it
     if os.environ.get("AWS_REGION"):
         return os.environ["AWS_REGION"]
     region = boto3.session.Session().region_name
-    if region:
-        return str(region)
-    # --proton-fake must work on a machine with no AWS config at all; the fake ignores regions.
-    return "us-east-1" if settings.use_fake_credentials else None
+    return str(region) if region else None
 
 
 # HTTP requests sent by the current API call of this thread: botocore retries inside the calling thread, so a
