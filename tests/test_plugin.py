@@ -183,7 +183,10 @@ def test_region_precedence_entry_then_option_then_environment(
     assert regions == {"ENVIRONMENT/a@1": "eu-west-1", "ENVIRONMENT/b@1": "ca-central-1"}
 
 
-def test_ini_manifests_and_testpaths_are_not_mixed_in(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
+def test_ini_manifests_are_added_to_what_a_bare_pytest_collects(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    # More cases of the ini semantics: test_manifest_selection.py.
     aws_env.set_state(fake_state({"name": "vpc-env", "type": "ENVIRONMENT", "version": 1, "synced": SHA_A}))
     (pytester.path / "gates").mkdir()
     write_manifest(pytester.path / "gates", template("vpc-env", SHA_A))
@@ -191,7 +194,8 @@ def test_ini_manifests_and_testpaths_are_not_mixed_in(pytester: pytest.Pytester,
     pytester.makepyfile(test_unit="def test_unit():\n    pass\n")
     result = pytester.runpytest("-v")
     result.stdout.fnmatch_lines(["*gates/proton-sync.yaml::ENVIRONMENT/vpc-env@1 PASSED*"])
-    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_unit.py::test_unit PASSED*"])
+    result.assert_outcomes(passed=2)
 
 
 def test_invalid_manifest_is_a_collection_error_with_no_call(pytester: pytest.Pytester, aws_env: FakeServer) -> None:

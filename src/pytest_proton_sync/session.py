@@ -37,6 +37,12 @@ class ProtonSyncSession:
         self.manifests = tuple(manifests)
         self.options = options
         self._resolved_manifests = frozenset(_resolved(path) for path in self.manifests)
+        self._manifest_paths_and_parents = frozenset(
+            place
+            for path in self.manifests
+            for whole in {_resolved(path), (config.invocation_params.dir / path).absolute()}
+            for place in (whole, *whole.parents)
+        )
         self.fake: Any = None  # FakeServer under --proton-fake
         self.scoreboard = Scoreboard()
         self._store: ObservationStore | None = None
@@ -115,6 +121,12 @@ class ProtonSyncSession:
         return self._store
 
     # -- collection -------------------------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        # A manifest in play is collected wherever it lives, as if it were on the command line: pytest drops a
+        # path that a directory argument holds, and its walk skips dot-directories such as .github/.
+        return False if collection_path in self._manifest_paths_and_parents else None
+
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
         if _resolved(file_path) not in self._resolved_manifests:
             return None
@@ -250,7 +262,7 @@ def _start_fake(state: str) -> Any:
 def _resolved(path: Path) -> Path:
     try:
         return path.resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return path.absolute()
 
 
