@@ -138,8 +138,11 @@ class StubManifestError(Exception):
 
 
 @pytest.fixture
-def stub_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
+def stub_manifest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``validate`` against the manifest module's documented interface, independent of its implementation."""
+    monkeypatch.chdir(tmp_path)  # the files exist (validate says so first when one does not); the stub reads them
+    for name in ("three.yaml", "one.yaml", "bad.yaml"):
+        (tmp_path / name).write_text("")
 
     def load_manifest(path: str) -> Any:
         if "bad" in Path(path).name:
@@ -153,6 +156,7 @@ def stub_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
 
     module = types.ModuleType("pytest_proton_sync.manifest")
     module.load_manifest = load_manifest  # type: ignore[attr-defined]
+    module.load_manifests = lambda paths: tuple(map(load_manifest, paths))  # type: ignore[attr-defined]
     module.ManifestError = StubManifestError  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pytest_proton_sync.manifest", module)
     monkeypatch.setattr(pytest_proton_sync, "manifest", module, raising=False)

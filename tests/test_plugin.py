@@ -305,12 +305,21 @@ def test_a_conftest_hook_can_replace_the_judge(pytester: pytest.Pytester, aws_en
     pytester.runpytest("--proton-manifest", str(manifest)).assert_outcomes(passed=1)
 
 
-def test_same_target_in_two_manifests_is_asked_once(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
+def test_same_target_in_two_manifests_is_an_error_naming_both_before_any_call(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
     aws_env.set_state(fake_state({"name": "vpc-env", "type": "ENVIRONMENT", "version": 1, "synced": SHA_A}))
     one = write_manifest(pytester.path, template("vpc-env", SHA_A), name="one.yaml")
-    two = write_manifest(pytester.path, template("vpc-env", SHA_A[:7]), name="two.yaml")
-    pytester.runpytest("--proton-manifest", str(one), "--proton-manifest", str(two)).assert_outcomes(passed=2)
-    assert aws_env.total_calls() == 1
+    two = write_manifest(pytester.path, template("vpc-env", SHA_B), name="two.yaml")
+    result = pytester.runpytest("--proton-manifest", str(one), "--proton-manifest", str(two))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([
+        "invalid proton-sync manifest two.yaml:",
+        "two.yaml:9: templates?0?: the same target ENVIRONMENT/vpc-env@1 is already declared in one.yaml:9; *",
+    ])
+    assert aws_env.total_calls() == 0
+    # The same file given twice is one set of declarations, not a conflict.
+    pytester.runpytest("--proton-manifest", str(one), "--proton-manifest", "one.yaml").assert_outcomes(passed=1)
 
 
 def test_xdist_asks_each_target_exactly_once(pytester: pytest.Pytester, aws_env: FakeServer) -> None:

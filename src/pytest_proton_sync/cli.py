@@ -16,8 +16,12 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -74,22 +78,41 @@ def _validate(arguments: argparse.Namespace) -> int:
         print(f"pytest-proton-sync validate: cannot load the manifest reader: {error}", file=sys.stderr)
         return EXIT_USAGE
 
+    from pathlib import Path
+
+    from .manifest import load_manifests
+    from .manifest_paths import path_problem
+
     paths: Sequence[str] = arguments.manifests
     all_valid = True
+    valid: dict[str, Manifest] = {}
     for path in paths:
+        # A directory, a FIFO or /dev/zero: said before anything opens it (a FIFO would block, /dev/zero not end).
+        unusable = path_problem(Path(path), path)
+        if unusable is not None:
+            all_valid = False
+            print(unusable, file=sys.stderr)
+            continue
         try:
-            manifest = load_manifest(path)
+            valid[path] = load_manifest(path)
         except ManifestError as error:
             all_valid = False
             for problem in error.problems:
                 print(problem, file=sys.stderr)
             if not error.problems:  # never leave a failure without a line saying why
                 print(f"{path}: {error}", file=sys.stderr)
-            continue
         except OSError as error:
             all_valid = False
             print(f"{path}: cannot read the manifest: {error.strerror or error}", file=sys.stderr)
-            continue
+    # Then as one set, as a pytest run reads them: a target declared in two files is a problem of the second.
+    try:
+        load_manifests(list(valid))
+    except ManifestError as error:
+        all_valid = False
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+            valid.pop(problem.file, None)
+    for path, manifest in valid.items():
         count = len(manifest.targets)
         print(f"OK {path}: {count} target{'' if count == 1 else 's'}")
     return EXIT_OK if all_valid else EXIT_INVALID

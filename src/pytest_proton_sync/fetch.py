@@ -20,7 +20,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from . import __version__
+from . import __version__, foreign_answers
 from .kinds import Kind, kind_of
 from .model import CheckError, Observation, SyncStatus, Target, Verdict
 from .redact import redact
@@ -256,6 +256,14 @@ def _classify_error(
         metadata: Mapping[str, Any] = exc.response.get("ResponseMetadata", {})
         attempts = max(sent or 0, _attempts(exc))
         quota_reached = bool(metadata.get("RetryQuotaReached"))
+        status = int(metadata.get("HTTPStatusCode", 0) or 0)
+        if foreign_answers.is_foreign(code, status):  # a page from something that is not the API: its own message
+            retried = status in foreign_answers.RETRIED_STATUSES
+            gave_up = _gave_up(attempts, settings, _quota_stopped(attempts, settings, quota_reached)) if retried \
+                else (f"after {attempts} attempts" if attempts > 1 else "")
+            return CheckError(
+                code, foreign_answers.describe(status, message, kind.service, kind.operation_name, gave_up), attempts
+            )
         if code in ("AccessDeniedException", "AccessDenied"):
             return CheckError(
                 code,
@@ -276,7 +284,6 @@ def _classify_error(
             return CheckError(
                 code, f"throttled by the API and {_gave_up(attempts, settings, quota)}\n  fix: {fix}.", attempts
             )
-        status = int(metadata.get("HTTPStatusCode", 0) or 0)
         if status >= 500 or code in TRANSIENT_CODES:
             return CheckError(
                 code,
@@ -331,7 +338,7 @@ class Fetcher:
     def __init__(self, settings: FetchSettings, clients: ClientPool) -> None:
         self.settings = settings
         self.clients = clients
-        self.api_calls = 0  # looks, not retries
+        self.api_calls = 0  # looks that sent a request, not retries
         self._count_lock = threading.Lock()
 
     def prepare(self, targets: Iterable[Target]) -> dict[tuple[str, ...], CheckError]:
@@ -353,13 +360,13 @@ class Fetcher:
         """One look at one target: (status, error, throttled-on-the-way)."""
         kind = kind_of(target)
         region = self.clients.region_for(target) or ""
-        with self._count_lock:
-            self.api_calls += 1
         reset_sent_requests()
+        calling = False
         try:
             client = self.clients.client(kind.service, region)
             if not self.clients.instrumented(kind.service, region):
                 self.clients.limiter.acquire()  # a client without event hooks: at least one look per token
+            calling = True
             response = getattr(client, kind.operation)(**dict(target.request))
         except botocore.exceptions.ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
@@ -369,6 +376,12 @@ class Fetcher:
             return None, error, code == "ThrottlingException"
         except Exception as exc:
             return None, classify_error(exc, kind, region, self.settings, attempts=sent_requests() or None), False
+        finally:
+            # A look counts when a request went out (no credentials, say, sends none); a client without event
+            # hooks cannot say, so its look counts once it was called.
+            if sent_requests() if self.clients.instrumented(kind.service, region) else calling:
+                with self._count_lock:
+                    self.api_calls += 1
         retried = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
         return kind.normalise(response), None, retried
 

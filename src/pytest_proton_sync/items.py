@@ -28,24 +28,19 @@ class CouldNotCheck(Exception):
 
 class ManifestFile(pytest.File):
     def collect(self) -> Iterator[TargetItem]:
-        from .manifest import ManifestError, load_manifest
+        from .manifest import ManifestError
+        from .manifest_paths import shown_path
+        from .session import SESSION_KEY
 
-        shown = self._path_as_the_user_sees_it()
+        shown = shown_path(self.path, self.config.invocation_params.dir)
         try:
-            manifest = load_manifest(shown)
+            # Read with every other manifest of the run: a target declared in two of them is an error.
+            manifest = self.config.stash[SESSION_KEY].manifest(self.path)
         except ManifestError as exc:
             # CollectError shows just its message: every problem, one line each, no traceback.
             raise self.CollectError(f"invalid proton-sync manifest {shown}:\n{exc}") from None
         for target in manifest.targets:
             yield TargetItem.from_parent(self, name=target.id, target=target)
-
-    def _path_as_the_user_sees_it(self) -> Path:
-        """Relative to where pytest was started when the file is below it (messages quote it), else absolute."""
-        try:
-            relative = self.path.relative_to(self.config.invocation_params.dir)
-        except ValueError:
-            return self.path
-        return relative if relative.resolve() == self.path.resolve() else self.path
 
 
 class TargetItem(pytest.Item):

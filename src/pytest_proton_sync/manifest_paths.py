@@ -102,6 +102,17 @@ def _resolved(path: Path) -> Path:
         return path.absolute()
 
 
+def shown_path(path: Path, invocation_dir: Path) -> Path:
+    """How messages quote a manifest: relative to where pytest was started when the file is below it, else
+    absolute."""
+    whole = invocation_dir / path
+    try:
+        relative = whole.relative_to(invocation_dir)
+    except ValueError:
+        return whole
+    return relative if _resolved(relative) == _resolved(whole) else whole
+
+
 def looks_like_manifest(path: Path) -> bool:
     """Whether a path given positionally is a proton-sync manifest (a regular ``.yaml``/``.yml`` file with a
     top-level ``templates:``, ``service_instances:`` or ``stacks:``)."""

@@ -24,6 +24,7 @@ from .report import Scoreboard
 if TYPE_CHECKING:
     from .fetch import ClientPool, FetchSettings, Progress
     from .items import ManifestFile
+    from .manifest import Manifest, ManifestError, Problem
     from .observations import ObservationStore
 
 SESSION_KEY: pytest.StashKey[ProtonSyncSession] = pytest.StashKey()
@@ -50,6 +51,7 @@ class ProtonSyncSession:
         self._clients: ClientPool | None = None
         self._worker: xdist_handover.WorkerSide | None = None
         self._unredact: Any = None
+        self._manifests: dict[Path, Manifest | ManifestError] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -121,6 +123,32 @@ class ProtonSyncSession:
         return self._store
 
     # -- collection -------------------------------------------------------------------------------------------
+    def manifest(self, path: Path) -> Manifest:
+        """The manifest at ``path``, read once with every other manifest of the run (a target declared in two
+        is an error at the second); raises ManifestError with this file's problems only."""
+        from .manifest import ManifestError
+
+        if self._manifests is None:
+            self._manifests = _load_together(self.manifests, self.config.invocation_params.dir)
+        found = self._manifests.get(_resolved(path))
+        if found is None:  # not a manifest of this run (a plugin collecting one itself): read it alone
+            found = _load_together([path], self.config.invocation_params.dir)[_resolved(path)]
+        if isinstance(found, ManifestError):
+            raise found
+        return found
+
+    def loaded_targets(self) -> list[Target] | None:
+        """Every target of the run's manifests, or None when one of them cannot be read."""
+        from .manifest import ManifestError
+
+        targets: list[Target] = []
+        for path in self.manifests:
+            try:
+                targets.extend(self.manifest(self.config.invocation_params.dir / path).targets)
+            except ManifestError:
+                return None
+        return targets
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
         # A manifest in play is collected wherever it lives, as if it were on the command line: pytest drops a
@@ -140,13 +168,24 @@ class ProtonSyncSession:
         if self.fake is not None:
             lines.append(f"proton-sync: endpoint {self.fake.endpoint_url} (bundled fake, no AWS calls)")
             return lines
+        targets = self.loaded_targets()
+        if not targets:
+            return lines  # the manifests cannot be read: collection says why, and nothing is asked
+        own = sorted({target.region for target in targets if target.region})
+        needing = sum(1 for target in targets if not target.region)
         try:
             from .fetch import default_region
 
-            region = default_region(self.settings())
-            where = f"region {region}" if region else (
-                "no default region (AWS_REGION, AWS_DEFAULT_REGION, --proton-region unset): entries must name one"
-            )
+            # The default region matters only to entries that name none; with none such, it is not mentioned.
+            region = default_region(self.settings()) if needing else (own[0] if len(own) == 1 else None)
+            if not needing:
+                where = f"region{'s' if len(own) > 1 else ''} {_listed(own)} (from the manifests)"
+            elif region:
+                where = f"region {region}" + (f" (entries naming their own: {_listed(own)})" if own else "")
+            else:
+                noun = "entry names" if needing == 1 else "entries name"
+                where = (f"no default region (AWS_REGION, AWS_DEFAULT_REGION, --proton-region unset), and {needing} "
+                         f"{noun} none")
             endpoint = ""
             if region:
                 url = str(self.client_pool().client("proton", region).meta.endpoint_url)
@@ -244,10 +283,16 @@ class ProtonSyncSession:
             return
         if self._store is not None and self._store.fetched_here:
             calls = self._store.api_calls
-            lines.append(f"{calls} sync-status calls (one per target and poll; botocore retries not counted)")
+            lines.append(f"{calls} sync-status calls (one per target and poll; botocore retries not counted)"
+                         if calls else "no sync-status call was sent (each target stopped before a request)")
         terminalreporter.write_sep("=", "proton sync")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def _listed(words: Sequence[str], at_most: int = 5) -> str:
+    more = f" and {len(words) - at_most} more" if len(words) > at_most else ""
+    return ", ".join(words[:at_most]) + more
 
 
 def _start_fake(state: str) -> Any:
@@ -257,6 +302,33 @@ def _start_fake(state: str) -> Any:
         return FakeServer(FakeState.from_file(Path(state))).start()
     except (FakeStateError, OSError) as exc:
         raise pytest.UsageError(f"--proton-fake {state}: {exc}") from None
+
+
+def _load_together(paths: Sequence[Path], invocation_dir: Path) -> dict[Path, Manifest | ManifestError]:
+    """Each manifest (by resolved path) or its own problems, read as one set so that a target declared in two
+    files is a problem of the second (manifest.load_manifests)."""
+    from .manifest import ManifestError, load_manifest, load_manifests
+    from .manifest_paths import shown_path
+
+    shown = {_resolved(invocation_dir / path): shown_path(path, invocation_dir) for path in paths}
+    try:
+        manifests = load_manifests(list(shown.values()))
+    except ManifestError as error:
+        by_file: dict[str, list[Problem]] = {}
+        for problem in error.problems:
+            by_file.setdefault(problem.file, []).append(problem)
+        found: dict[Path, Manifest | ManifestError] = {}
+        for key, display in shown.items():
+            own = by_file.get(str(display))
+            if own:
+                found[key] = ManifestError(own)
+                continue
+            try:
+                found[key] = load_manifest(display)
+            except ManifestError as alone:
+                found[key] = alone
+        return found
+    return {_resolved(invocation_dir / manifest.path): manifest for manifest in manifests}
 
 
 def _resolved(path: Path) -> Path:
