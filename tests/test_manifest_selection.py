@@ -140,3 +140,15 @@ def test_a_yaml_file_that_is_no_manifest_is_left_to_pytest(pytester: pytest.Pyte
     result = pytester.runpytest("compose.yaml")
     assert "proton-sync:" not in result.stdout.str() + result.stderr.str()
     assert aws_env.total_calls() == 0
+
+
+def test_a_positional_proton_sync_yaml_with_a_mistake_gets_the_loaders_message(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    # Named like a manifest but with a misspelt section: the loader says what is wrong, not pytest's "not found".
+    (pytester.path / "proton-sync.yaml").write_text(
+        "version: 1\ndefaults:\n  repository: acme/platform-templates\ntemplate:\n  - {name: vpc-env}\n")
+    result = pytester.runpytest("proton-sync.yaml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["invalid proton-sync manifest proton-sync.yaml:", "*'template'*'templates'*"])
+    assert aws_env.total_calls() == 0

@@ -114,13 +114,16 @@ def shown_path(path: Path, invocation_dir: Path) -> Path:
 
 
 def looks_like_manifest(path: Path) -> bool:
-    """Whether a path given positionally is a proton-sync manifest (a regular ``.yaml``/``.yml`` file with a
-    top-level ``templates:``, ``service_instances:`` or ``stacks:``)."""
+    """Whether a path given positionally is a proton-sync manifest: a regular ``.yaml``/``.yml`` file named
+    ``proton-sync*`` (then the loader says what is wrong with it, if anything) or with a top-level ``templates:``,
+    ``service_instances:`` or ``stacks:``."""
     if path.suffix.lower() not in _YAML_SUFFIXES:
         return False
     try:
         if not stat.S_ISREG(path.stat().st_mode):
             return False
+        if path.name.lower().startswith(("proton-sync", "proton_sync")):
+            return True
         with open(path, "rb") as handle:
             start = handle.read(_SNIFF_BYTES)
     except (OSError, ValueError):
