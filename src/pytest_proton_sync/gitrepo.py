@@ -499,13 +499,22 @@ class Checkout:
         """The contents of a file at ``commit`` (None when absent or larger than ``limit`` bytes)."""
         with self._lock:
             entry = self._lookup(commit.lower(), [path])[path]
-            if entry is None:
-                return None
-            (answer,) = self._ask([entry.oid])
-            self._objects.pop(entry.oid, None)
-        if answer is None:
-            raise GitError(f"the contents of {path} are not in this checkout (a partial clone?)", "git fetch")
-        return answer[2] if len(answer[2]) <= limit else None
+        return None if entry is None else self.blobs([entry.oid], limit)[entry.oid]
+
+    def blobs(self, oids: Iterable[str], limit: int = 1 << 20) -> dict[str, bytes | None]:
+        """Contents of blobs by id, one round trip for all (None for one larger than ``limit`` bytes). Not
+        memoised. Raises GitError when a blob is not in the checkout (a blob-less partial clone)."""
+        wanted = list(dict.fromkeys(oids))
+        with self._lock:
+            answers = self._ask(wanted)
+            for oid in wanted:
+                self._objects.pop(oid, None)
+        contents: dict[str, bytes | None] = {}
+        for oid, answer in zip(wanted, answers, strict=True):
+            if answer is None or answer[1] != "blob":
+                raise GitError(f"blob {oid} is not in this checkout (a partial clone?)", "git fetch --refetch")
+            contents[oid] = answer[2] if len(answer[2]) <= limit else None
+        return contents
 
     def tree(self, commit: str, directory: str) -> dict[str, TreeEntry] | None:
         """The entries of ``directory`` ('' for the root) at ``commit``; None when it is not a directory there."""
