@@ -24,9 +24,7 @@ ENV = {
 
 
 def git(cwd: Path, *arguments: str, input: bytes | None = None) -> str:
-    completed = subprocess.run(
-        ["git", *arguments], cwd=cwd, env=ENV, input=input, capture_output=True, check=False
-    )
+    completed = subprocess.run(["git", *arguments], cwd=cwd, env=ENV, input=input, capture_output=True, check=False)
     assert completed.returncode == 0, f"git {arguments}: {completed.stderr.decode()}"
     return completed.stdout.decode().strip()
 

@@ -14,7 +14,7 @@ import pytest
 
 from pytest_proton_sync.gitrepo import ABSENT, CHANGED, UNKNOWN, Checkout, GitError, clean_text
 
-from .gitrepos import ENV, History, environment_bundle, git, service_bundle
+from .gitrepos import History, environment_bundle, git, service_bundle
 
 A, B, C = "templates/a/v1/", "templates/b/v1/", "templates/c/v1/"
 
@@ -63,17 +63,20 @@ def test_resolve_revisions(checkout: Checkout, repo: tuple[Path, dict[str, str]]
     _, shas = repo
     revs = ["HEAD", "HEAD~2", "main", "feature", "v1.0", "v2.0", shas["touch_c"][:10], "HEAD^2", "main~1^2"]
     resolved = checkout.resolve(revs)
-    assert resolved == {
-        "HEAD": shas["revert_b"],
-        "HEAD~2": shas["main_readme"],
-        "main": shas["revert_b"],
-        "feature": shas["feature_a"],
-        "v1.0": shas["touch_a"],
-        "v2.0": shas["merge"],  # an annotated tag peels to its commit
-        shas["touch_c"][:10]: shas["touch_c"],
-        "HEAD^2": None,  # not a merge: no second parent
-        "main~1^2": shas["feature_a"],
-    }
+    assert (
+        resolved
+        == {
+            "HEAD": shas["revert_b"],
+            "HEAD~2": shas["main_readme"],
+            "main": shas["revert_b"],
+            "feature": shas["feature_a"],
+            "v1.0": shas["touch_a"],
+            "v2.0": shas["merge"],  # an annotated tag peels to its commit
+            shas["touch_c"][:10]: shas["touch_c"],
+            "HEAD^2": None,  # not a merge: no second parent
+            "main~1^2": shas["feature_a"],
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -241,7 +244,9 @@ def test_shallow_clone_never_names_the_boundary_as_the_change(shallow_clone: tup
         opened.object_ids(shas["base"], [A])
 
 
-def test_depth_one_clone_answers_unknown_for_everything_present(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_depth_one_clone_answers_unknown_for_everything_present(
+    repo: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
     path, shas = repo
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{path}", str(tmp_path / "d1"))
     with Checkout.open(tmp_path / "d1") as opened:
@@ -291,7 +296,11 @@ def test_similar_prefixes_are_not_confused(tmp_path: Path) -> None:
     )
     with Checkout.open(tmp_path / "r") as opened:
         changes = opened.last_changes(shas["two"], ["t/a/v1/", "t/a/v10/", "t/a/v1.yaml"])
-    assert [changes[p].commit for p in ("t/a/v1/", "t/a/v10/", "t/a/v1.yaml")] == [shas["one"], shas["two"], shas["two"]]
+    assert [changes[p].commit for p in ("t/a/v1/", "t/a/v10/", "t/a/v1.yaml")] == [
+        shas["one"],
+        shas["two"],
+        shas["two"],
+    ]
 
 
 def test_deleted_bundle_is_absent_and_readded_bundle_changes(tmp_path: Path) -> None:
@@ -308,8 +317,9 @@ def test_deleted_bundle_is_absent_and_readded_bundle_changes(tmp_path: Path) -> 
         assert opened.object_ids(shas["add"], [A]) == opened.object_ids(shas["readd"], [A])
 
 
-def test_environment_pointing_elsewhere_is_ignored(repo: tuple[Path, dict[str, str]], tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_pointing_elsewhere_is_ignored(
+    repo: tuple[Path, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = tmp_path / "other"
     History().commit("x", {"f": "1"}).build(other)
     monkeypatch.setenv("GIT_DIR", str(other / ".git"))
@@ -342,7 +352,7 @@ def test_bare_repository(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> N
     git(tmp_path, "clone", "-q", "--bare", str(path), str(tmp_path / "bare.git"))
     with Checkout.open(tmp_path / "bare.git") as opened:
         assert opened.last_changes(shas["revert_b"], [A])[A].commit == shas["merge"]
-    with pytest.raises(GitError, match="inside a .git directory"):
+    with pytest.raises(GitError, match=r"inside a \.git directory"):
         Checkout.open(path / ".git")
 
 
@@ -377,7 +387,7 @@ def test_a_fixed_number_of_git_processes(tmp_path: Path, monkeypatch: pytest.Mon
     assert changes["missing/"].state == ABSENT
     calls = log.read_text().splitlines()
     assert len(calls) == 3, calls
-    assert [call.split()[-1] for call in calls][0] == "--show-cdup"  # rev-parse
+    assert calls[0].split()[-1] == "--show-cdup"  # rev-parse
     assert sum("cat-file --batch" in call for call in calls) == 1
     assert sum(" log --stdin " in f" {call} " for call in calls) == 1
 

@@ -139,8 +139,9 @@ def _schema_type(contents: bytes | None) -> str:
     try:
         document = yaml.load(contents, Loader=_YAML_LOADER)  # CSafeLoader or SafeLoader: no arbitrary objects
     except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as error:
-        first_line = clean_text(str(error)).splitlines()[0] if str(error) else type(error).__name__
-        return f"not valid YAML ({first_line})"
+        if isinstance(error, yaml.MarkedYAMLError) and error.problem and error.problem_mark is not None:
+            return f"not valid YAML ({clean_text(error.problem)}, line {error.problem_mark.line + 1})"
+        return f"not valid YAML ({type(error).__name__})"
     schema = document.get("schema") if isinstance(document, dict) else None
     if not isinstance(schema, dict):
         return "no top-level 'schema' mapping, cannot tell ENVIRONMENT from SERVICE"
@@ -155,9 +156,7 @@ def _schema_type(contents: bytes | None) -> str:
     return "has neither environment_input_type nor service_input_type, cannot tell ENVIRONMENT from SERVICE"
 
 
-def compare_manifest_with_checkout(
-    declared: Iterable[tuple[str, str, str, str]], found: Iterable[Bundle]
-) -> list[str]:
+def compare_manifest_with_checkout(declared: Iterable[tuple[str, str, str, str]], found: Iterable[Bundle]) -> list[str]:
     """One line per disagreement between manifest entries and bundles found, sorted by path.
 
     ``declared`` holds ``(type, name, major, path)`` for each template entry of the manifest, ``path`` being the

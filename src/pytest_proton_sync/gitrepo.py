@@ -542,9 +542,7 @@ class Checkout:
         rev = _check_sha(rev_sha)
         unique = list(dict.fromkeys(paths))
         present = self.object_ids(rev, unique)
-        result: dict[str, LastChange] = {
-            path: LastChange(path, ABSENT) for path, oid in present.items() if oid is None
-        }
+        result: dict[str, LastChange] = {path: LastChange(path, ABSENT) for path, oid in present.items() if oid is None}
         wanted = [path for path in unique if present[path] is not None]
         if not wanted:
             return {path: result[path] for path in unique}
