@@ -4,6 +4,7 @@
 
     pytest-proton-sync validate proton-sync.yaml [more.yaml ...]
     pytest-proton-sync fake-server examples/fake-account.yaml [--host 127.0.0.1] [--port 0] [--log-requests]
+    pytest-proton-sync init [--directory templates] [--repository owner/repo] [--output proton-sync.yaml] [--force]
 
 Exit codes: 0 success; 1 a manifest has problems; 2 bad usage or a state file the fake cannot use.
 """
@@ -15,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from . import __version__
@@ -57,6 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-requests", action="store_true", help="print one line per request on stderr (never headers)"
     )
     fake.set_defaults(run=_fake_server)
+
+    init = commands.add_parser(
+        "init",
+        help="write a starter manifest listing every template bundle in the git checkout",
+        description=(
+            "Find every {directory}/{name}/v{major}/schema/schema.yaml at the checkout's HEAD commit (the type "
+            "comes from the schema) and write a manifest expecting each to be synced from `rev: HEAD`."
+        ),
+    )
+    init.add_argument("--directory", default="templates", help="where the bundles are (default: %(default)s)")
+    init.add_argument(
+        "--repository", metavar="OWNER/REPO", help="repository name as the sync knows it (default: from origin)"
+    )
+    init.add_argument("--output", default="proton-sync.yaml", help="manifest to write (default: %(default)s)")
+    init.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    init.add_argument(
+        "--git-dir", default=".", metavar="PATH", help="a directory in the checkout (default: the current one)"
+    )
+    init.set_defaults(run=_init)
     return parser
 
 
@@ -130,6 +151,61 @@ def _fake_server(arguments: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         server.stop()
+    return EXIT_OK
+
+
+def _init(arguments: argparse.Namespace) -> int:
+    from .bundles import discover_bundles, is_repository_name, repository_from_url, starter_manifest
+    from .gitrepo import Checkout, GitError
+
+    def fail(message: str, code: int = EXIT_USAGE) -> int:
+        print(f"pytest-proton-sync init: {message}", file=sys.stderr)
+        return code
+
+    output = Path(arguments.output)
+    if output.exists() and not arguments.force:
+        return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
+    if arguments.repository is not None and not is_repository_name(arguments.repository):
+        return fail(f"--repository {arguments.repository!r} is not owner/repo\nfix: e.g. --repository acme/templates")
+    try:
+        with Checkout.open(Path(arguments.git_dir)) as checkout:
+            head = checkout.resolve(["HEAD"])["HEAD"]
+            if head is None:
+                return fail(f"{checkout.root} has no commit at HEAD\nfix: commit the templates first")
+            provider: str | None = None
+            repository = arguments.repository
+            if repository is None:
+                origin = checkout.remote_urls().get("origin")
+                inferred = repository_from_url(origin) if origin else None
+                if inferred is None:
+                    return fail(
+                        "cannot tell the repository's owner/repo from the remote 'origin'"
+                        f"{f' ({origin})' if origin else ' (there is none)'}\nfix: give --repository OWNER/REPO"
+                    )
+                provider, repository = inferred
+            discovery = discover_bundles(checkout, head, arguments.directory)
+    except GitError as error:
+        return fail(str(error))
+    for problem in discovery.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if not discovery.bundles:
+        where = f"{discovery.directory}/" if discovery.directory else "the repository root"
+        return fail(
+            f"no template bundles ({where}<name>/v<major>/schema/schema.yaml) at HEAD {head[:12]}\n"
+            "fix: give the directory holding them with --directory",
+            EXIT_INVALID,
+        )
+    text = starter_manifest(discovery, repository, provider, rev="HEAD")
+    try:
+        with output.open("w" if arguments.force else "x", encoding="utf-8") as stream:
+            stream.write(text)
+    except FileExistsError:
+        return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
+    except OSError as error:
+        return fail(f"cannot write {output}: {error.strerror or error}")
+    count = len(discovery.bundles)
+    where = f"{discovery.directory}/" if discovery.directory else "the repository root"
+    print(f"wrote {output}: {count} template{'' if count == 1 else 's'} from {where} at {head[:12]}")
     return EXIT_OK
 
 
