@@ -117,6 +117,7 @@ class LastChange:
     state: Literal["changed", "absent", "unknown"]
     commit: str | None = None
     reason: str = ""
+    position: int = -1  # CHANGED: how many commits the walk passed before this one (0: the revision itself)
 
     def describe(self) -> str:
         if self.state == CHANGED:
@@ -569,13 +570,13 @@ class Checkout:
             writer.start()
             read_to_end = False
             try:
-                for commit, changed in _log_records(process.stdout):
+                for position, (commit, changed) in enumerate(_log_records(process.stdout)):
                     hits = _bundles_of(changed, directories, files) & missing
                     for path in hits:
                         if commit in shallow:
                             result[path] = LastChange(path, UNKNOWN, reason=boundary_reason)
                         else:
-                            result[path] = LastChange(path, CHANGED, commit=commit)
+                            result[path] = LastChange(path, CHANGED, commit=commit, position=position)
                     missing -= hits
                     if not missing:
                         break

@@ -27,16 +27,23 @@ class CouldNotCheck(Exception):
 
 
 class ManifestFile(pytest.File):
+    @property
+    def session_plugin(self) -> ProtonSyncSession:
+        from .session import SESSION_KEY
+
+        return self.config.stash[SESSION_KEY]
+
     def collect(self) -> Iterator[TargetItem]:
         from .manifest import ManifestError, load_manifest
 
         shown = self._path_as_the_user_sees_it()
         try:
             manifest = load_manifest(shown)
+            targets = self.session_plugin.repository.resolve(manifest, str(shown))
         except ManifestError as exc:
             # CollectError shows just its message: every problem, one line each, no traceback.
             raise self.CollectError(f"invalid proton-sync manifest {shown}:\n{exc}") from None
-        for target in manifest.targets:
+        for target in targets:
             yield TargetItem.from_parent(self, name=target.id, target=target)
 
     def _path_as_the_user_sees_it(self) -> Path:
@@ -64,14 +71,17 @@ class TargetItem(pytest.Item):
         return self.config.stash[SESSION_KEY]
 
     def setup(self) -> None:
+        from .model import ERROR
         from .report import junit_properties
-        from .verdict import describe_error
+        from .verdict import describe_error, describe_failure
 
         observation = self.session_plugin.observation_for(self.target)
         self.observation = observation
         self.user_properties.extend(junit_properties(observation))
         if observation.error is not None or observation.status is None or observation.verdict is None:
             raise CouldNotCheck(describe_error(observation))
+        if observation.verdict.outcome == ERROR:  # the answer came, but could not be compared
+            raise CouldNotCheck(describe_failure(observation, observation.verdict))
 
     def runtest(self) -> None:
         from .verdict import describe_failure

@@ -75,9 +75,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args_source = pytest.Config.ArgsSource.ARGS
     else:
         config.args.extend(a for a in wanted if a not in config.args)
-    session.start()
     config.stash[SESSION_KEY] = session
+    # Registered before it starts: if starting fails (a bad fake state is a usage error), pytest still calls the
+    # session's pytest_unconfigure, which undoes what did start.
     config.pluginmanager.register(session, "proton_sync_session")
+    session.start()
 
 
 def _given(config: pytest.Config, spec: OptionSpec) -> tuple[Any, Any]:
