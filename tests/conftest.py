@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# Imported once here: hypothesis' pytest plugin would otherwise import it again in every in-process pytester run,
+# which roughly doubles the cost of those runs.
+import hypothesis.internal.observability  # noqa: F401
 import pytest
 import yaml
 from moto import mock_aws
