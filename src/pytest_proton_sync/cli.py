@@ -78,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--git-dir", default=".", metavar="PATH", help="a directory in the checkout (default: the current one)"
     )
     init.set_defaults(run=_init)
+
+    check = commands.add_parser(
+        "check",
+        help="compare manifests with the git checkout, without AWS (for pull requests)",
+        description=(
+            "Without calling AWS: validate the manifests, resolve every entry at --rev in the checkout (its bundle "
+            "must exist there), and compare the template entries with the bundles found in their directories: "
+            "bundles with no entry, entries with no bundle, types that disagree. One line per problem; exit 1 "
+            "if there is any."
+        ),
+    )
+    check.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    check.add_argument("--rev", default="HEAD", help="the revision to check against (default: %(default)s)")
+    check.add_argument(
+        "--git-dir", metavar="PATH", help="a directory in the checkout (default: the one holding each manifest)"
+    )
+    check.set_defaults(run=_check)
     return parser
 
 
@@ -114,6 +131,62 @@ def _validate(arguments: argparse.Namespace) -> int:
         count = len(manifest.targets)
         print(f"OK {path}: {count} target{'' if count == 1 else 's'}")
     return EXIT_OK if all_valid else EXIT_INVALID
+
+
+def _check(arguments: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .bundles import compare_manifest_with_checkout, discover_bundles
+    from .expectations import Repository
+    from .gitrepo import GitError
+    from .manifest import Manifest, ManifestError, load_manifests
+
+    try:
+        manifests = load_manifests(arguments.manifests)
+    except ManifestError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    repository = Repository(arguments.git_dir)
+    lines: list[str] = []
+    try:
+        for manifest in manifests:
+            # Every entry as if it said `rev: <--rev>`: its bundle must exist at that revision.
+            at_rev = Manifest(manifest.path, tuple(
+                replace(target, expectation=replace(target.expectation, rev=arguments.rev, match="content"))
+                for target in manifest.targets))
+            try:
+                targets = repository.resolve(at_rev, str(manifest.path))
+            except ManifestError as error:
+                lines += [str(problem) for problem in error.problems]
+                continue
+            checkout = repository.checkout_for(manifest.path)
+            templates = [t for t in targets if t.kind == "template"]
+            directories = sorted({t.expectation.repository.directory or "" for t in templates})
+            for directory in directories:
+                declared = [
+                    (request["templateType"], t.name, request["templateVersion"], t.expectation.bundle[0])
+                    for t in templates if (t.expectation.repository.directory or "") == directory
+                    for request in [dict(t.request)]
+                ]
+                rev_sha = next(t.expectation.rev_sha for t in templates if t.expectation.rev_sha)
+                assert rev_sha is not None
+                discovery = discover_bundles(checkout, rev_sha, directory)
+                lines += [f"{manifest.path}: {line}" for line in compare_manifest_with_checkout(declared,
+                                                                                               discovery.bundles)]
+                lines += [f"{manifest.path}: {line}" for line in discovery.problems]
+    except GitError as error:
+        print(f"pytest-proton-sync check: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        repository.close()
+    for line in lines:
+        print(line, file=sys.stderr)
+    if lines:
+        return EXIT_INVALID
+    count = sum(len(manifest.targets) for manifest in manifests)
+    print(f"OK: {count} entr{'y' if count == 1 else 'ies'} match the checkout at {arguments.rev}")
+    return EXIT_OK
 
 
 def _fake_server(arguments: argparse.Namespace) -> int:
