@@ -26,7 +26,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .state import (
@@ -64,7 +63,11 @@ _LONGEST_PATTERN_INPUT = 10_000
 _SECTIONS = ("templates", "service_instances", "stacks")
 _LATEST_AFTER_SYNCED = timedelta(hours=1)
 _BUILTIN_REPOSITORY: Mapping[str, str] = {"provider": "GITHUB", "branch": "main", "directory": ""}
-_PROVIDER_CANONICAL = {**{key: key for key in CONNECTIONS_PROVIDERS}, **{v: k for k, v in CONNECTIONS_PROVIDERS.items()}}
+# Either API's spelling -> the canonical one (GITHUB, ...).
+_PROVIDER_CANONICAL = {
+    **{key: key for key in CONNECTIONS_PROVIDERS},
+    **{value: key for key, value in CONNECTIONS_PROVIDERS.items()},
+}
 _TIMESTAMP = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
     r"(?:(?:[Tt]|[ \t]+)(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?"
@@ -321,9 +324,9 @@ class _Reader:
         tag = f"tag:yaml.org,2002:{'int' if kind == 'integer' else 'float'}"
         try:
             value = (
-                constructor.construct_yaml_int(ScalarNode(tag, text))  # type: ignore[no-untyped-call]
+                constructor.construct_yaml_int(ScalarNode(tag, text))
                 if kind == "integer"
-                else constructor.construct_yaml_float(ScalarNode(tag, text))  # type: ignore[no-untyped-call]
+                else constructor.construct_yaml_float(ScalarNode(tag, text))
             )
         except (ValueError, OverflowError):
             return text
@@ -407,15 +410,16 @@ class _Reader:
         return (location.line, location.column) if location else (0, 0)
 
     def key_findings(self, path: FieldPath, errors: list[ValidationError]) -> None:
-        mapping = errors[0].instance
+        mapping: dict[str, Any] = errors[0].instance  # type: ignore[assignment]
         allowed: list[str] = []
         required: list[str] = []
         for error in errors:
+            schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
             if error.validator == "additionalProperties":
-                allowed = list(error.schema.get("properties", {}))
+                allowed = list(schema.get("properties", {}))
             elif error.validator == "required":
-                required = [key for key in error.validator_value if key not in mapping]
-                allowed = allowed or list(error.schema.get("properties", {}))
+                required = [key for key in schema.get("required", []) if key not in mapping]
+                allowed = allowed or list(schema.get("properties", {}))
             elif error.validator == "anyOf" and path == ():
                 self.whole_file(
                     "nothing to answer from: add 'templates:', 'service_instances:' or 'stacks:' "
@@ -436,12 +440,14 @@ class _Reader:
 
     def value_message(self, error: ValidationError, path: FieldPath) -> str:
         instance = error.instance
-        rule = error.schema.get("x-allowed") if isinstance(error.schema, dict) else None
+        schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+        rule = schema.get("x-allowed")
         allowed = f"; {rule}" if rule else ""
         shown = self.shown(instance, path)
         validator = str(error.validator)
         if validator == "type":
-            types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+            value: Any = error.validator_value
+            types = value if isinstance(value, list) else [value]
             expected = " or ".join(_TYPE_WORDS[str(kind)] for kind in types if kind != "null")
             message = f"expected {expected}, got {shown}"
             if isinstance(instance, bool) and "string" in types:
@@ -451,7 +457,7 @@ class _Reader:
                 message += f'; YAML reads {_text(instance)} as a number: quote it ("{_text(instance)}")'
             return message + allowed
         if validator == "enum":
-            choices = [str(choice) for choice in error.validator_value]
+            choices = [str(choice) for choice in schema.get("enum", [])]
             suggestion = _closest(instance, choices) if isinstance(instance, str) else None
             hint = f"did you mean {suggestion!r}? " if suggestion else ""
             return f"{shown} is not allowed; {hint}allowed: {', '.join(choices)}"
@@ -655,7 +661,9 @@ class _Builder:
             for entry in root.get("templates") or []
         )
         instances = tuple(
-            FakeServiceInstance(service=_text(entry["service"]), name=_text(entry["name"]), snapshots=self.snapshots(entry))
+            FakeServiceInstance(
+                service=_text(entry["service"]), name=_text(entry["name"]), snapshots=self.snapshots(entry)
+            )
             for entry in root.get("service_instances") or []
         )
         stacks = tuple(
