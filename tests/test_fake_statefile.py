@@ -118,8 +118,7 @@ def test_str_lists_every_problem_one_per_line_and_the_error_pickles(tmp_path: Pa
 def test_deep_nesting_is_a_clear_error(tmp_path: Path, depth: int) -> None:
     text = "templates:\n  - name: " + "[" * depth + "]" * depth + "\n"
     (line,) = problems(tmp_path, text)
-    assert re.fullmatch(r":2:\d+: invalid YAML: nesting is deeper than 64 levels|:2:\d+: nesting is deeper than 64 levels",
-                        line), line
+    assert re.fullmatch(r":2:\d+: (invalid YAML: )?nesting is deeper than 64 levels", line), line
 
 
 def test_deep_python_data_is_a_clear_error() -> None:
@@ -142,7 +141,7 @@ def test_non_finite_numbers_are_refused(tmp_path: Path, field: str, value: str) 
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
 def test_non_finite_python_numbers_are_refused(value: float) -> None:
-    with pytest.raises(FakeStateError, match="faults.slow_rate: .* is not a finite number"):
+    with pytest.raises(FakeStateError, match=r"faults\.slow_rate: .* is not a finite number"):
         FakeState.from_mapping({"templates": [], "faults": {"slow_rate": value}})
 
 
