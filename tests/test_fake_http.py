@@ -143,7 +143,12 @@ def test_chunked_keeps_the_connection_alive(server: FakeServer) -> None:
 @pytest.mark.parametrize(
     ("headers", "body", "status", "code"),
     [
-        ({"Transfer-Encoding": "chunked"}, f"{MAX_BODY_BYTES + 1:x}\r\n".encode(), 413, "RequestEntityTooLargeException"),
+        (
+            {"Transfer-Encoding": "chunked"},
+            f"{MAX_BODY_BYTES + 1:x}\r\n".encode(),
+            413,
+            "RequestEntityTooLargeException",
+        ),
         ({"Transfer-Encoding": "chunked"}, b"zz\r\n{}\r\n0\r\n\r\n", 400, "SerializationException"),
         ({"Transfer-Encoding": "chunked"}, b"-1\r\n{}\r\n0\r\n\r\n", 400, "SerializationException"),
         ({"Transfer-Encoding": "chunked"}, b"5\r\n{}\r\n0\r\n\r\n", 400, "SerializationException"),
