@@ -269,3 +269,11 @@ def test_the_aws_cli_works_against_the_fake(server: FakeServer, tmp_path: Path, 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)
     assert sum(server.calls_by_access_key["AKIACLI"].values()) == 1
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_are_aws_shaped_errors(server: FakeServer, method: str) -> None:
+    raw = f"{method} / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello".encode()
+    status, headers, payload = parse(exchange(server, raw))
+    assert (status, payload["__type"], headers["connection"]) == (405, "UnknownOperationException", "close")
+    still_answers(server)

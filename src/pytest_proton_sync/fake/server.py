@@ -38,7 +38,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
-from .api import CODECONNECTIONS, PROTON, ApiError, Service, answer, call_key, epoch_seconds, service_named
+from .api import CODECONNECTIONS, ApiError, Service, answer, call_key, epoch_seconds, service_named
 from .state import FakeState, Fault
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -445,6 +445,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.fake._handle_get(self)
 
+    def _other_method(self) -> None:
+        """Any other method: an AWS-shaped error, and the connection closed (its body, if any, is not read)."""
+        self.close_connection = True
+        error = ApiError("UnknownOperationException", f"{self.command} is not answered: POST / with X-Amz-Target", 405)
+        protocol = _Protocol(cbor=False, service=None, operation="-")
+        self.send_answer(protocol, 405, _error_body(protocol, error), str(uuid.uuid4()), error.code)
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the stdlib's lines would go to stderr for every request; FakeServer logs its own."""
 
@@ -524,9 +533,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-
-    def send_json(self, status: int, payload: Any, request_id: str, *, error_code: str | None = None) -> None:
-        self.send_answer(_Protocol(cbor=False, service=PROTON, operation="-"), status, payload, request_id, error_code)
 
 
 def _too_large() -> ApiError:
