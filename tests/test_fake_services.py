@@ -390,11 +390,14 @@ def test_cbor_answers_are_cbor_with_the_protocol_header(server: FakeServer) -> N
         ("/service/CodeConnections_20231201/operation/GetResourceSyncStatus", {"smithy-protocol": "rpc-v2-cbor"},
          cbor2.dumps(["a", "list"]), "SerializationException"),
         ("/service/CodeConnections_20231201/operation/GetResourceSyncStatus", {"smithy-protocol": "rpc-v2-cbor"},
+         b"\x81" * 100_000 + b"\x00", "SerializationException"),
+        ("/service/CodeConnections_20231201/operation/GetResourceSyncStatus", {"smithy-protocol": "rpc-v2-cbor"},
          cbor2.dumps({"ResourceName": b"bytes", "SyncType": "CFN_STACK_SYNC"}), "ValidationException"),
         ("/service/CodeConnections_20231201/operation/GetResourceSyncStatus", {"smithy-protocol": "rpc-v2-cbor"},
          cbor2.dumps({"ResourceName": "network"}), "ValidationException"),
     ],
-    ids=["no-protocol-header", "unknown-operation", "proton-cbor", "garbage", "not-a-map", "wrong-type", "missing"],
+    ids=["no-protocol-header", "unknown-operation", "proton-cbor", "garbage", "not-a-map", "deep", "wrong-type",
+         "missing"],
 )
 def test_cbor_errors_have_the_protocol_shape(
     server: FakeServer, path: str, headers: dict[str, str], body: bytes, expected: str
