@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from pytest_proton_sync.fake import FakeServer, FakeState
 from pytest_proton_sync.fake.server import MAX_BODY_BYTES
@@ -116,6 +117,22 @@ def test_a_body_past_the_cap_is_refused_unread(server: FakeServer) -> None:
     assert status == 413
     assert payload["__type"] == "RequestEntityTooLargeException" == headers["x-amzn-errortype"]
     assert headers["connection"] == "close"
+    still_answers(server)
+
+
+def test_boto3_gets_the_413_even_while_still_sending_a_large_body(server: FakeServer) -> None:
+    proton = session().client(
+        "proton",
+        endpoint_url=server.endpoint_url,
+        config=Config(parameter_validation=False, retries={"mode": "standard", "total_max_attempts": 1}),
+    )
+    for _ in range(2):  # and again, on whatever connection botocore uses next
+        with pytest.raises(ClientError) as excinfo:
+            proton.get_template_sync_status(
+                templateName="x" * (8 * MAX_BODY_BYTES), templateType="ENVIRONMENT", templateVersion="1"
+            )
+        assert excinfo.value.response["Error"]["Code"] == "RequestEntityTooLargeException"
+        assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
     still_answers(server)
 
 

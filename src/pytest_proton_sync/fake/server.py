@@ -59,6 +59,9 @@ _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _CBOR_PATH = re.compile(r"/service/([^/]+)/operation/([^/]+)\Z")
 _LONGEST_LOGGED_TEXT = 200
+# After refusing a body unread: how long and how much of the rest the server reads and drops before closing.
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 64 * 1024 * 1024
 _LONGEST_OPERATION_KEY = 128
 
 
@@ -256,6 +259,7 @@ class FakeServer:
             handler.close_connection = True
             self._log(f"POST {printable(protocol.operation)} -> {error.status} {error.code}")
             handler.send_answer(protocol, error.status, _error_body(protocol, error), request_id, error.code)
+            handler.linger()
             return
         params, decode_problem = _decode(protocol, body)
         key = call_key(protocol.operation, params)[: _LONGEST_OPERATION_KEY + 200]
@@ -501,6 +505,22 @@ class _Handler(BaseHTTPRequestHandler):
             if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
                 raise ApiError("SerializationException", "bad chunked encoding: a chunk is shorter than its size")
             body += chunk
+
+    def linger(self) -> None:
+        """After an answer to a request whose body was not read: stop writing, and read (and drop) what the client
+        still sends for a moment, so that closing does not reset the connection before the client has read the
+        answer (a TCP reset can discard it). Bounded in bytes and time."""
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(_LINGER_SECONDS)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            drained = 0
+            while drained < _LINGER_BYTES and time.monotonic() < deadline:
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
 
     def send_answer(
         self, protocol: _Protocol, status: int, payload: Any, request_id: str, error_code: str | None = None
