@@ -165,9 +165,10 @@ def test_fault_values_are_bounded(faults: dict[str, Any], message: str) -> None:
     ("text", "message"),
     [
         (b"templates: []\n# \xff\xfe\n", ":2:3: the state file is not UTF-8: byte 0xff cannot be decoded"),
-        ("templates: !!python/object:os.system []\n", ":1:12: templates: YAML tag '!!python/object:os.system' is not"),
+        ("templates: !!python/object:os.system []\n", ":1:12: templates: YAML tag '!!python/object:os.system' is not "
+         "allowed: a state file holds plain text"),
         ("templates: []\ntemplates: []\n", ":2:1: templates: duplicate key 'templates' (first at line 1)"),
-        ("templates: []\n---\ntemplates: []\n", ":2:1: a manifest is a single YAML document"),
+        ("templates: []\n---\ntemplates: []\n", ":2:1: a state file is a single YAML document"),
         ('a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n'
          "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n",
          "guard against 'billion laughs'"),

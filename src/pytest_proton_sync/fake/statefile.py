@@ -294,7 +294,8 @@ class _Reader:
                     issue.location.line if issue.location else None,
                     issue.location.column if issue.location else None,
                     format_path(issue.path),
-                    issue.message,
+                    # The reader words its few messages for manifests; the rule is the same for a state file.
+                    issue.message.replace("manifest", "state file"),
                 )
             )
         if document.empty:
