@@ -105,12 +105,17 @@ def fits(service: str, operation: str, response: dict[str, Any]) -> dict[str, An
     return response
 
 
-def client(service: str, server: FakeServer, access_key: str = "AKIATESTONE", **config: Any) -> Any:
-    session = boto3.session.Session(
+@functools.cache
+def session(access_key: str) -> boto3.session.Session:
+    # One session per access key for the module: a client from a warm session is much cheaper than a new session.
+    return boto3.session.Session(
         aws_access_key_id=access_key, aws_secret_access_key="secret-not-kept", region_name="us-east-1"
     )
+
+
+def client(service: str, server: FakeServer, access_key: str = "AKIATESTONE", **config: Any) -> Any:
     config.setdefault("retries", {"mode": "standard", "total_max_attempts": 1})
-    return session.client(service, endpoint_url=server.endpoint_url, config=Config(**config))
+    return session(access_key).client(service, endpoint_url=server.endpoint_url, config=Config(**config))
 
 
 @pytest.fixture(scope="module")
@@ -127,18 +132,21 @@ def cbor_data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def cbor_client(server: FakeServer, data_path: Path, access_key: str = "AKIATESTCBOR") -> Any:
+@functools.cache
+def cbor_session(data_path: Path, access_key: str) -> boto3.session.Session:
     core = botocore.session.get_session()
     core.get_component("data_loader").search_paths.insert(0, str(data_path))
-    session = boto3.session.Session(
+    return boto3.session.Session(
         botocore_session=core, aws_access_key_id=access_key, aws_secret_access_key="x", region_name="us-east-1"
     )
-    made = session.client(
+
+
+def cbor_client(server: FakeServer, data_path: Path, access_key: str = "AKIATESTCBOR") -> Any:
+    return cbor_session(data_path, access_key).client(
         "codeconnections",
         endpoint_url=server.endpoint_url,
         config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
     )
-    return made
 
 
 def code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
