@@ -88,9 +88,38 @@ def test_unresolvable_revisions_are_none(checkout: Checkout, rev: str) -> None:
     assert checkout.resolve(["HEAD"])["HEAD"] is not None  # the batch process survived the bad request
 
 
-def test_last_changes_follow_the_first_parent_chain(checkout: Checkout, repo: tuple[Path, dict[str, str]]) -> None:
+BUNDLE_FILES = [
+    f"{bundle}{name}"
+    for bundle, names in (
+        (A, ["schema/schema.yaml", "infrastructure/cloudformation.yaml"]),
+        (B, ["schema/schema.yaml", "instance_infrastructure/cloudformation.yaml"]),
+        (C, ["schema/schema.yaml", "infrastructure/cloudformation.yaml"]),
+    )
+    for name in names
+]
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["few-paths-limit-the-walk", "many-paths-unlimited-walk"])
+def test_last_changes_follow_the_first_parent_chain(
+    checkout: Checkout, repo: tuple[Path, dict[str, str]], many: bool
+) -> None:
     _, shas = repo
-    changes = checkout.last_changes(shas["revert_b"], [A, B, C, "templates/d/v1/", "README.md", "templates/a/v1"])
+    extra = BUNDLE_FILES if many else []
+    changes = checkout.last_changes(
+        shas["revert_b"], [A, B, C, "templates/d/v1/", "README.md", "templates/a/v1", *extra]
+    )
+    if many:  # 13 paths: the walk has no pathspec and the output is filtered in Python
+        assert [changes[path].commit for path in BUNDLE_FILES] == [
+            shas["base"],
+            shas["merge"],
+            shas["base"],
+            shas["revert_b"],
+            shas["touch_c"],
+            shas["touch_c"],
+        ]
+    assert changes[A].object_id == checkout.object_ids(shas["revert_b"], [A])[A] is not None
+    assert changes["templates/d/v1/"].object_id is None
+    changes = {path: change for path, change in changes.items() if path not in extra}
     assert {path: (change.state, change.commit) for path, change in changes.items()} == {
         # the merge brings feature_a's change into main: the merge is the commit main moved to
         A: (CHANGED, shas["merge"]),

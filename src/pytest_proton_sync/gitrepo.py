@@ -117,6 +117,7 @@ class LastChange:
     state: Literal["changed", "absent", "unknown"]
     commit: str | None = None
     reason: str = ""
+    object_id: str | None = None  # the path's tree/blob id at the revision (so at ``commit`` too); None if absent
 
     def describe(self) -> str:
         if self.state == CHANGED:
@@ -307,6 +308,7 @@ class Checkout:
         self._closed = False
         self._objects: dict[str, tuple[str, str, bytes] | None] = {}
         self._trees: dict[str, dict[str, TreeEntry]] = {}
+        self._ids: dict[tuple[str, str], str | None] = {}
         self._remotes: dict[str, str] | None = None
 
     # -- opening and closing -------------------------------------------------------------------------------
@@ -473,9 +475,31 @@ class Checkout:
     def object_ids(self, commit: str, paths: Sequence[str]) -> dict[str, str | None]:
         """Tree id of every directory path (ending '/'), blob id of every file path, at ``commit``; None when the
         path is proven absent (or is not of that kind). Raises GitError when the commit or a tree is missing."""
+        answers = self.object_ids_at([(commit, path) for path in paths])
+        return {path: answers[(commit, path)] for path in paths}
+
+    def object_ids_at(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        """:meth:`object_ids` for many (commit, path) pairs at once: one round trip to git for all of them, plus
+        one per tree level for the few that git cannot answer directly (absent paths, blob-less clones)."""
+        wanted = list(dict.fromkeys(pairs))
+        for commit, path in wanted:
+            _check_sha(commit)
+            _check_path(path)
         with self._lock:
-            entries = self._lookup(commit.lower(), list(paths))
-        return {path: (entry.oid if entry is not None else None) for path, entry in entries.items()}
+            unknown = [pair for pair in wanted if pair not in self._ids]
+            requests = [f"{commit.lower()}:{path.rstrip('/')}" for commit, path in unknown]
+            slow: dict[str, list[str]] = {}
+            for (commit, path), request, answer in zip(unknown, requests, self._ask(requests), strict=True):
+                self._objects.pop(request, None)  # remembered below by (commit, path), without the contents
+                if answer is None:  # absent, or present but not in this clone: the trees decide
+                    slow.setdefault(commit, []).append(path)
+                else:
+                    wanted_type = "tree" if path.endswith("/") else "blob"
+                    self._ids[(commit, path)] = answer[0] if answer[1] == wanted_type else None
+            for commit, paths in slow.items():
+                for path, entry in self._lookup(commit.lower(), paths).items():
+                    self._ids[(commit, path)] = entry.oid if entry is not None else None
+            return {pair: self._ids[pair] for pair in wanted}
 
     def remote_urls(self) -> dict[str, str]:
         """Remote name -> URL, with any user:password@ removed."""
@@ -563,7 +587,7 @@ class Checkout:
             assert process.stdin is not None and process.stdout is not None
             writer = threading.Thread(
                 target=_write_and_close,
-                args=(process.stdin, f"{rev}\n--\n" + "".join(f"{path}\n" for path in wanted)),
+                args=(process.stdin, f"{rev}\n--\n" + "".join(f"{path}\n" for path in _pathspecs(wanted))),
                 daemon=True,
             )
             writer.start()
@@ -573,9 +597,9 @@ class Checkout:
                     hits = _bundles_of(changed, directories, files) & missing
                     for path in hits:
                         if commit in shallow:
-                            result[path] = LastChange(path, UNKNOWN, reason=boundary_reason)
+                            result[path] = LastChange(path, UNKNOWN, reason=boundary_reason, object_id=present[path])
                         else:
-                            result[path] = LastChange(path, CHANGED, commit=commit)
+                            result[path] = LastChange(path, CHANGED, commit=commit, object_id=present[path])
                     missing -= hits
                     if not missing:
                         break
@@ -591,7 +615,7 @@ class Checkout:
                 raise _failure("log", stderr.read(), self.root)
         for path in missing:
             reason = boundary_reason if self.is_shallow else "the history in this checkout ends before the change"
-            result[path] = LastChange(path, UNKNOWN, reason=reason)
+            result[path] = LastChange(path, UNKNOWN, reason=reason, object_id=present[path])
         return {path: result[path] for path in unique}
 
     def changed_files(self, a: str, b: str, path: str, limit: int = 10) -> tuple[list[tuple[str, str]], int]:
@@ -676,6 +700,18 @@ def _run(git: str, arguments: list[str], cwd: Path) -> bytes:
     if completed.returncode != 0:
         raise _failure(arguments[0], completed.stderr, cwd)
     return completed.stdout
+
+
+# git matches every tree entry against every pathspec, so hundreds of them make a walk quadratic (500 bundle paths:
+# ~50 s for 10,000 commits). Any pathspec also makes git log diff each commit twice (once to simplify history, once
+# for --name-only): with no pathspec a full walk costs ~0.35 s of CPU, with "templates/" ~0.55 s, with 4 bundle
+# paths ~0.13 s (benchmarks/bench_git.py's repository). So: a few paths limit the walk, more do not.
+_MAX_PATHSPECS = 8
+
+
+def _pathspecs(paths: Sequence[str]) -> list[str]:
+    """What limits the walk: the paths when there are few, else nothing (the output is filtered in Python)."""
+    return list(paths) if len(paths) <= _MAX_PATHSPECS else []
 
 
 def _write_and_close(stream: IO[bytes], text: str) -> None:
