@@ -462,3 +462,24 @@ def test_concurrent_callers_get_consistent_answers(checkout: Checkout, repo: tup
     fresh.close()
     assert not errors
     assert results == expected
+
+
+def test_blobless_partial_clone_answers_without_blobs(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    path, shas = repo
+    git(path, "config", "uploadpack.allowFilter", "true")
+    clone = tmp_path / "partial"
+    git(tmp_path, "clone", "-q", "--filter=blob:none", "--no-checkout", f"file://{path}", str(clone))
+    paths = [A, B, C, "README.md", f"{A}schema/schema.yaml", "nope.yaml", "templates/nope/"]
+    with Checkout.open(path) as full:
+        expected = full.object_ids(shas["revert_b"], paths)
+        expected_changes = full.last_changes(shas["revert_b"], paths)
+    with Checkout.open(clone) as partial:
+        assert partial.object_ids(shas["revert_b"], paths) == expected  # blob ids from parent trees, no blob read
+        assert partial.last_changes(shas["revert_b"], paths) == expected_changes
+        assert not partial.has_commit("1" * 40)
+        blob = expected["README.md"]
+        assert blob is not None
+        with pytest.raises(GitError, match="partial clone") as caught:
+            partial.blobs([blob])
+        assert "fix: fetch them" in str(caught.value)
+        assert partial.resolve(["HEAD"])["HEAD"] == shas["revert_b"]  # a new batch process after the failure

@@ -261,9 +261,14 @@ class _Batch:
         return answers
 
     def _died(self) -> GitError:
-        self.close()
+        _stop(self.process)
         self._stderr.seek(0)
         message = clean_text(self._stderr.read().decode("utf-8", "replace")).strip() or "no message"
+        if "promisor" in message:
+            return GitError(
+                f"this checkout is a partial clone without objects that are needed: {message}",
+                "fetch them (git fetch --refetch), or check out without a --filter (actions/checkout: filter unset)",
+            )
         return GitError(f"git cat-file stopped answering: {message}", "run `git fsck` in the checkout")
 
     def close(self) -> None:
@@ -394,7 +399,12 @@ class Checkout:
         if new:
             if not self._batches:
                 self._batches.append(_Batch(self._command("cat-file", "--batch"), self.root, self._environment))
-            for request, answer in zip(new, self._batches[0].ask(new), strict=True):
+            try:
+                answers = self._batches[0].ask(new)
+            except GitError:
+                self._batches.pop().close()  # the next question starts a new process
+                raise
+            for request, answer in zip(new, answers, strict=True):
                 self._objects[request] = answer
         return [self._objects[request] for request in requests]
 
@@ -487,15 +497,20 @@ class Checkout:
             _check_path(path)
         with self._lock:
             unknown = [pair for pair in wanted if pair not in self._ids]
-            requests = [f"{commit.lower()}:{path.rstrip('/')}" for commit, path in unknown]
+            # Directories: git resolves <commit>:<path> itself. Files go through their parent trees: asking git for
+            # a blob that a blob-less partial clone does not hold makes cat-file die (lazy fetching is off).
             slow: dict[str, list[str]] = {}
-            for (commit, path), request, answer in zip(unknown, requests, self._ask(requests), strict=True):
+            for commit, path in unknown:
+                if not path.endswith("/"):
+                    slow.setdefault(commit, []).append(path)
+            direct = [pair for pair in unknown if pair[1].endswith("/")]
+            requests = [f"{commit.lower()}:{path.rstrip('/')}" for commit, path in direct]
+            for (commit, path), request, answer in zip(direct, requests, self._ask(requests), strict=True):
                 self._objects.pop(request, None)  # remembered below by (commit, path), without the contents
-                if answer is None:  # absent, or present but not in this clone: the trees decide
+                if answer is None:  # absent, or the commit is missing: the trees decide (or raise)
                     slow.setdefault(commit, []).append(path)
                 else:
-                    wanted_type = "tree" if path.endswith("/") else "blob"
-                    self._ids[(commit, path)] = answer[0] if answer[1] == wanted_type else None
+                    self._ids[(commit, path)] = answer[0] if answer[1] == "tree" else None
             for commit, paths in slow.items():
                 for path, entry in self._lookup(commit.lower(), paths).items():
                     self._ids[(commit, path)] = entry.oid if entry is not None else None
