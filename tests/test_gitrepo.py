@@ -483,3 +483,10 @@ def test_blobless_partial_clone_answers_without_blobs(repo: tuple[Path, dict[str
             partial.blobs([blob])
         assert "fix: fetch them" in str(caught.value)
         assert partial.resolve(["HEAD"])["HEAD"] == shas["revert_b"]  # a new batch process after the failure
+
+
+def test_git_error_survives_pickling() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(GitError("problem text", "do this")))
+    assert (error.problem, error.fix, str(error)) == ("problem text", "do this", "problem text\nfix: do this")

@@ -103,6 +103,9 @@ class GitError(Exception):
         self.problem = problem
         self.fix = fix
 
+    def __reduce__(self) -> tuple[type[GitError], tuple[str, str]]:  # picklable, e.g. across xdist workers
+        return (GitError, (self.problem, self.fix))
+
 
 @dataclass(frozen=True)
 class LastChange:
@@ -296,7 +299,11 @@ def _close_all(batches: list[_Batch]) -> None:
 
 
 class Checkout:
-    """A git checkout (work tree or bare repository), read-only. Thread-safe; close() it, or use ``with``."""
+    """A git checkout (work tree or bare repository), read-only. Thread-safe; close() it, or use ``with``.
+
+    Answers are memoised for the checkout's lifetime (a revision resolved once keeps its answer even if the
+    branch moves): open one per run, so every target of the run is judged against the same snapshot.
+    """
 
     def __init__(self, root: Path, git_dir: Path, shallow_file: Path, is_shallow: bool) -> None:
         self.root = root
