@@ -274,10 +274,11 @@ def test_throttling_stopped_by_the_retry_quota_says_what_helps() -> None:
     from botocore.exceptions import ClientError
 
     from pytest_proton_sync.fetch import FetchSettings, classify_error
-    from pytest_proton_sync.kinds import kind_of
-    from pytest_proton_sync.model import Expectation, RepositorySpec, Target
+    from pytest_proton_sync.kinds import TEMPLATE, kind_of, make_target
+    from pytest_proton_sync.model import Expectation, RepositorySpec
 
-    target = Target("template", "vpc-env", "ENVIRONMENT", "1", Expectation(SHA_A, RepositorySpec("acme/x")))
+    fields = {"name": "vpc-env", "type": "ENVIRONMENT", "version": "1"}
+    target = make_target(TEMPLATE, fields, Expectation(SHA_A, RepositorySpec("acme/x")))
     response = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
                 "ResponseMetadata": {"HTTPStatusCode": 400, "RetryAttempts": 1, "RetryQuotaReached": True}}
     error = classify_error(ClientError(response, "GetTemplateSyncStatus"), kind_of(target), "us-east-1",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_proton_sync.kinds import BY_SECTION, TEMPLATE, make_target
 from pytest_proton_sync.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
@@ -27,7 +28,7 @@ from pytest_proton_sync.manifest import (
     load_manifests,
     parse_manifest,
 )
-from pytest_proton_sync.model import REPOSITORY_PROVIDERS, TEMPLATE_TYPES, Expectation, RepositorySpec, Target
+from pytest_proton_sync.model import Expectation, RepositorySpec, Target
 
 CORPUS = Path(__file__).parent / "manifests"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "proton-sync.yaml"
@@ -88,7 +89,9 @@ def test_example_manifest_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     platform = RepositorySpec("acme/platform-templates", "GITHUB", "main", "templates")
 
     def expected(type_: str, name: str, version: str, sha: str, repository: RepositorySpec = platform) -> Target:
-        return Target("template", name, type_, version, Expectation(sha, repository), "us-east-1")
+        fields = {"name": name, "type": type_, "version": version}
+        bundle = (f"templates/{name}/v{version}/",)
+        return make_target(TEMPLATE, fields, Expectation(sha, repository, bundle=bundle), region="us-east-1")
 
     assert manifest.targets == (
         expected("ENVIRONMENT", "vpc-env", "1", "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39"),
@@ -137,9 +140,10 @@ def test_minimal_manifest_gives_exact_target() -> None:
     assert target == Target(
         kind="template",
         name="vpc-env",
-        template_type="ENVIRONMENT",
-        version="1",
-        expectation=Expectation("3f2a9c1", RepositorySpec("acme/platform-templates")),
+        id="ENVIRONMENT/vpc-env@1",
+        request=(("templateName", "vpc-env"), ("templateType", "ENVIRONMENT"), ("templateVersion", "1")),
+        expectation=Expectation("3f2a9c1", RepositorySpec("acme/platform-templates"), bundle=("vpc-env/v1/",)),
+        keywords=("ENVIRONMENT", "vpc-env"),
         region=None,
     )
     assert (target.manifest, target.line) == (Path("m.yaml"), 3)
@@ -152,7 +156,7 @@ def test_major_version_is_text(written: str, version: str) -> None:
     (target,) = targets_of(
         f"version: 1\ntemplates: [{{name: a, type: SERVICE, version: {written}, sha: {SHA}, repository: a/b}}]\n"
     )
-    assert target.version == version
+    assert dict(target.request)["templateVersion"] == version
 
 
 @pytest.mark.parametrize(
@@ -251,7 +255,9 @@ def test_aliases_share_values() -> None:
           - {name: b, type: SERVICE, version: 1, sha: *sha, repository: *repo}
         """
     )
-    assert first.expectation == second.expectation == Expectation("7c1e4b2", RepositorySpec("a/b", branch="main"))
+    shared = Expectation("7c1e4b2", RepositorySpec("a/b", branch="main"))
+    assert (first.expectation.sha, first.expectation.repository) == (shared.sha, shared.repository)
+    assert (second.expectation.sha, second.expectation.repository) == (shared.sha, shared.repository)
 
 
 def test_str_source_and_pathlike_path() -> None:
@@ -307,7 +313,8 @@ def test_interpolated_default_is_literal_text() -> None:
 
 def test_keys_are_not_interpolated() -> None:
     assert problems_of("version: 1\n${KEY}: x\ntemplates: []\n", {"KEY": "defaults"})[0] == (
-        "m.yaml:2:1: ['${KEY}']: unknown key '${KEY}'; allowed: version, defaults, templates"
+        "m.yaml:2:1: ['${KEY}']: unknown key '${KEY}'; allowed: version, defaults, accounts, templates, "
+        "service_instances, stacks"
     )
 
 
@@ -494,10 +501,11 @@ def test_schema_ships_in_the_package_and_agrees_with_the_model() -> None:
 
     schema = json.loads(resources.files("pytest_proton_sync").joinpath("manifest.schema.json").read_text("utf-8"))
     Draft202012Validator.check_schema(schema)
-    assert tuple(schema["$defs"]["templateType"]["enum"]) == TEMPLATE_TYPES
+    # Every section is a kind, and every provider spelling a kind accepts is one the schema allows.
+    assert {name for name, part in schema["properties"].items() if part.get("type") == "array"} == set(BY_SECTION)
     provider = schema["$defs"]["repository"]["properties"]["provider"]
-    assert tuple(provider["enum"]) == REPOSITORY_PROVIDERS
-    assert schema["$defs"]["template"]["required"] == ["name", "type", "version", "sha"]
+    assert set(provider["enum"]) == {spelling for kind in BY_SECTION.values() for spelling in kind.providers}
+    assert schema["$defs"]["template"]["required"] == ["name", "type", "version"]
 
 
 @pytest.mark.parametrize("case", ["minimal.yaml", "full.yaml"])
@@ -519,3 +527,66 @@ def test_importing_the_module_is_cheap() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+# --- every section is a kind ---------------------------------------------------------------------------------
+
+
+def test_every_section_gives_targets_of_its_kind_with_defaults_applied_to_all() -> None:
+    template, instance, stack = targets_of(
+        """\
+        version: 1
+        defaults:
+          region: eu-west-1
+          repository: {name: acme/infra, provider: GITHUB, branch: main}
+          rev: HEAD
+        stacks:
+          - {name: network, config_file: deploy/network.yaml, sha: 3F2A9C1}
+        service_instances:
+          - {service: web-svc, name: prod, spec: web-svc/prod/spec.yaml, region: us-east-1}
+        templates:
+          - {name: vpc-env, type: ENVIRONMENT, version: 2, match: exact}
+        """
+    )
+    assert (template.id, instance.id, stack.id) == ("ENVIRONMENT/vpc-env@2", "SERVICE_INSTANCE/web-svc/prod",
+                                                    "STACK/network")
+    assert dict(instance.request) == {"serviceName": "web-svc", "serviceInstanceName": "prod"}
+    assert dict(stack.request) == {"ResourceName": "network", "SyncType": "CFN_STACK_SYNC"}
+    assert (template.region, instance.region, stack.region) == ("eu-west-1", "us-east-1", "eu-west-1")
+    # The manifest's provider, in the spelling of each kind's API.
+    assert template.expectation.repository.provider == "GITHUB"
+    assert stack.expectation.repository.provider == "GitHub"
+    # An entry's own sha wins over the defaults' rev; rev entries compare content unless told otherwise.
+    assert (stack.expectation.sha, stack.expectation.rev, stack.expectation.match) == ("3f2a9c1", None, "exact")
+    assert (instance.expectation.rev, instance.expectation.match) == ("HEAD", "content")
+    assert (template.expectation.rev, template.expectation.match) == ("HEAD", "exact")
+    assert template.expectation.bundle == ("vpc-env/v2/",)
+    assert instance.expectation.bundle == ("web-svc/prod/spec.yaml",)
+    assert stack.expectation.bundle == ("deploy/network.yaml",)
+    assert {"SERVICE_INSTANCE", "web-svc", "prod"} <= set(instance.keywords)
+
+
+def test_accounts_give_targets_their_alias() -> None:
+    (target,) = targets_of(
+        """\
+        version: 1
+        accounts:
+          prod: {role_arn: "arn:aws:iam::111111111111:role/proton-read", external_id: x1, session_name: gate}
+        defaults: {account: prod, repository: acme/x, sha: 3f2a9c1}
+        templates: [{name: vpc-env, type: ENVIRONMENT, version: 1}]
+        """
+    )
+    assert target.account == "prod"
+    assert target.key == ("template", "prod", "", "ENVIRONMENT/vpc-env@1")
+
+
+def test_same_target_in_two_accounts_is_two_targets() -> None:
+    first, second = targets_of(
+        """\
+        version: 1
+        accounts: {prod: {profile: prod}, dev: {profile: dev}}
+        defaults: {repository: acme/x, sha: 3f2a9c1}
+        stacks: [{name: network, account: prod}, {name: network, account: dev}]
+        """
+    )
+    assert first.key != second.key

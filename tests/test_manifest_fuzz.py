@@ -15,8 +15,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pytest_proton_sync.kinds import PROTON_PROVIDERS
 from pytest_proton_sync.manifest import Manifest, ManifestError, parse_manifest
-from pytest_proton_sync.model import REPOSITORY_PROVIDERS, TEMPLATE_TYPES
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -137,13 +137,14 @@ def assert_well_formed(manifest: Manifest) -> None:
     for target in manifest.targets:
         assert target.kind == "template"
         assert NAME.fullmatch(target.name)
-        assert target.template_type in TEMPLATE_TYPES
-        assert VERSION.fullmatch(target.version)
+        request = dict(target.request)
+        assert request["templateType"] in ("ENVIRONMENT", "SERVICE")
+        assert VERSION.fullmatch(request["templateVersion"])
         assert SHA.fullmatch(target.expectation.sha)
         assert target.region is None or REGION.fullmatch(target.region)
         repository = target.expectation.repository
         assert REPOSITORY.fullmatch(repository.name) and len(repository.name) <= 100
-        assert repository.provider is None or repository.provider in REPOSITORY_PROVIDERS
+        assert repository.provider is None or repository.provider in PROTON_PROVIDERS.values()
         assert repository.branch is None or 1 <= len(repository.branch) <= 200
         assert repository.directory is None or 1 <= len(repository.directory) <= 4096
         assert target.line >= 1

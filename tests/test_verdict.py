@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pytest_proton_sync.kinds import TEMPLATE, make_target
 from pytest_proton_sync.model import (
     CheckError,
     Expectation,
@@ -33,10 +36,8 @@ WHEN = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 
 def target(sha: str = SHA, name: str = "acme/platform-templates", provider: str | None = "GITHUB",
            branch: str | None = "main", directory: str | None = "templates") -> Target:
-    return Target(
-        kind="template", name="vpc-env", template_type="ENVIRONMENT", version="1",
-        expectation=Expectation(sha, RepositorySpec(name, provider, branch, directory)),
-    )
+    fields = {"name": "vpc-env", "type": "ENVIRONMENT", "version": "1"}
+    return make_target(TEMPLATE, fields, Expectation(sha, RepositorySpec(name, provider, branch, directory)))
 
 
 def revision(sha: str = SHA, name: str = "acme/platform-templates", provider: str = "GITHUB",
@@ -126,10 +127,14 @@ def test_not_found_fails_and_asks_about_template_sync() -> None:
 def test_failed_sync_of_expected_commit_settles_at_once() -> None:
     status = synced(OLD, latest=attempt("FAILED", SHA))
     assert sync_failed_on_expected(target().expectation, status)
-    assert is_settled(target(), status)
-    assert not is_settled(target(), synced(OLD, latest=attempt("IN_PROGRESS", SHA)))
+    assert settled(status)
+    assert not settled(synced(OLD, latest=attempt("IN_PROGRESS", SHA)))
     # A failure of some other commit says nothing about ours: keep waiting.
-    assert not is_settled(target(), synced(OLD, latest=attempt("FAILED", OLD)))
+    assert not settled(synced(OLD, latest=attempt("FAILED", OLD)))
+
+
+def settled(status: SyncStatus) -> bool:
+    return is_settled(target(), status, judge(target(), status))
 
 
 def test_failure_text_names_expected_actual_latest_events_and_desired() -> None:
@@ -163,3 +168,95 @@ def test_error_text_counts_attempts() -> None:
     observation = Observation(target(), error=CheckError("ThrottlingException", "throttled", attempts=5))
     assert describe_error(observation) == \
         "ENVIRONMENT/vpc-env@1 could not be checked: ThrottlingException (after 5 attempts)\n  throttled"
+
+
+# --- fail closed: nothing but an exact, well-formed, SUCCEEDED answer passes ---------------------------------
+
+@pytest.mark.parametrize(
+    "actual",
+    [
+        SHA + "deadbeef",  # the expected 40 digits and more: a prefix test on the answer would pass it
+        SHA + "\n::error::x",
+        " " + SHA,
+        SHA + "\u3000",
+        SHA[:39],  # a short answer is not a commit id, even if the manifest gave a prefix of it
+        SHA[:20] + "g" * 20,
+        "",
+    ],
+)
+def test_malformed_answer_sha_never_passes(actual: str) -> None:
+    for expected in (SHA, SHA[:7]):
+        status = synced(SHA)
+        bad = SyncStatus(True, status.desired, attempt("SUCCEEDED", actual), status.latest)
+        assert not judge(target(expected), bad).passed
+
+
+@pytest.mark.parametrize("status_text", ["FAILED", "IN_PROGRESS", "INITIATED", "", "succeeded", "SUCCEEDED "])
+def test_latest_successful_sync_must_say_succeeded(status_text: str) -> None:
+    status = synced(SHA)
+    contradictory = SyncStatus(True, status.desired, attempt(status_text, SHA), status.latest)
+    verdict = judge(target(), contradictory)
+    assert not verdict.passed
+    assert any("not SUCCEEDED" in reason for reason in verdict.reasons)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"provider": "G\u0131THUB"},  # dotless i: Unicode-uppercases to "I"
+        {"directory": "\u3000templates\u3000"},
+        {"directory": "templates\u2028"},
+        {"directory": " templates"},
+        {"branch": "main\n"},
+    ],
+)
+def test_unicode_look_alikes_never_pass(fields: dict[str, str]) -> None:
+    assert not judge(target(), synced(SHA, **fields)).passed  # type: ignore[arg-type]
+
+
+def test_kelvin_sign_is_not_k() -> None:
+    # "\u212a".lower() == "k": a Unicode case mapping would take this look-alike repository for the real one.
+    assert not judge(target(name="acme/k8s-templates"), synced(SHA, name="acme/\u212a8s-templates")).passed
+    assert judge(target(name="acme/k8s-templates"), synced(SHA, name="ACME/K8s-templates")).passed
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": "ACME/Platform-Templates"},
+        {"provider": "github"},
+        {"directory": "./templates/"},
+        {"directory": "/templates"},
+    ],
+)
+def test_documented_normalisations_still_pass(fields: dict[str, str]) -> None:
+    assert judge(target(), synced(SHA, **fields)).passed  # type: ignore[arg-type]
+
+
+def _allowed_equal(field: str, original: str, mutated: str) -> bool:
+    """The documented normalisations: ASCII case for sha, repository name and provider; ./ and / for directories."""
+    from pytest_proton_sync.verdict import ascii_lower, normal_directory
+
+    if field in ("sha", "name", "provider"):
+        return ascii_lower(original) == ascii_lower(mutated)
+    if field == "directory":
+        return normal_directory(original) == normal_directory(mutated)
+    return original == mutated
+
+
+@given(
+    field=st.sampled_from(["sha", "name", "provider", "branch", "directory"]),
+    position=st.integers(min_value=0, max_value=60),
+    insert=st.text(min_size=1, max_size=3),
+    delete=st.integers(min_value=0, max_value=2),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_mutation_of_a_matching_answer_that_is_not_a_normalisation_never_passes(
+    field: str, position: int, insert: str, delete: int
+) -> None:
+    original = {"sha": SHA, "name": "acme/platform-templates", "provider": "GITHUB", "branch": "main",
+                "directory": "templates"}[field]
+    at = min(position, len(original))
+    mutated = original[:at] + insert + original[at + delete:]
+    passed = judge(target(), synced(**{field: mutated})).passed  # type: ignore[arg-type]
+    assert passed == _allowed_equal(field, original, mutated)

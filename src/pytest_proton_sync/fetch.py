@@ -22,7 +22,7 @@ import botocore.exceptions
 
 from . import __version__
 from .kinds import Kind, kind_of
-from .model import CheckError, Observation, SyncStatus, Target
+from .model import CheckError, Observation, SyncStatus, Target, Verdict
 from .redact import redact
 from .verdict import wait_note
 
@@ -69,7 +69,11 @@ class _Track:
     error: CheckError | None = None
     polls: int = 0
     settled: bool = False
-    passes: bool = False
+    verdict: Verdict | None = None
+
+    @property
+    def passes(self) -> bool:
+        return self.verdict is not None and self.verdict.passed
 
 
 ClientMaker = Callable[[str, str], Any]  # (service, region) -> botocore client
@@ -353,7 +357,7 @@ class Fetcher:
             client = self.clients.client(kind.service, region)
             if not self.clients.instrumented(kind.service, region):
                 self.clients.limiter.acquire()  # a client without event hooks: at least one look per token
-            response = getattr(client, kind.operation)(**kind.build_request(target))
+            response = getattr(client, kind.operation)(**dict(target.request))
         except botocore.exceptions.ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in kind.not_found_codes:
@@ -366,7 +370,7 @@ class Fetcher:
         return kind.normalise(response), None, retried
 
 
-Assess = Callable[[Target, SyncStatus], "tuple[bool, bool]"]  # -> (passes, settled)
+Assess = Callable[[Target, SyncStatus], "tuple[Verdict, bool]"]  # -> (verdict, settled)
 
 
 def observe(
@@ -412,6 +416,7 @@ def observe(
             polls=track.polls,
             waited_seconds=elapsed if waiting else 0.0,
             wait_note=note,
+            verdict=track.verdict if track.status is not None and error is None else None,
         )
 
     def final(track: _Track) -> None:
@@ -472,7 +477,7 @@ def observe(
                 if problem is not None:
                     track.settled = not (waiting and problem.code in TRANSIENT_CODES)
                 elif status is not None:
-                    track.passes, settled = assess(track.target, status)
+                    track.verdict, settled = assess(track.target, status)
                     track.settled = not waiting or settled
                 if track.settled:
                     final(track)

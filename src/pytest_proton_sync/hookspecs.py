@@ -1,7 +1,7 @@
 """The extension API of pytest-proton-sync: hooks a conftest.py or another plugin can implement.
 
 Only hook specifications live here; their docstrings are the documentation. The plugin's own behaviour is
-just another implementation of each hook (``defaults.py``, registered ``trylast``), so a conftest.py
+just another implementation of each hook (``default_hooks.py``, registered ``trylast``), so a conftest.py
 implementation runs first and, for ``firstresult`` hooks, replaces the default by returning a value.
 
 Example ``conftest.py`` that assumes a role per region::

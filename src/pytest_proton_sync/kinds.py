@@ -1,30 +1,59 @@
-"""Per kind of target: which API call answers "what was it synced from?", and how to normalise the answer.
+"""The registry of kinds of target: everything the plugin knows about templates, service instances and stacks.
 
-Adding a kind (a Proton service instance, a CloudFormation Git-synced stack through CodeConnections
-``GetResourceSyncStatus``) means adding one ``Kind`` here: its service, operation, request and normaliser. The
-answer shapes of those APIs are the same family (desired state, latest successful sync, latest sync), so the
-verdict and the reports need no change. Pure: imports neither pytest nor boto3.
+A manifest section (``templates:``, ``service_instances:``, ``stacks:``) decides an entry's kind. Its :class:`Kind`
+says how the entry's fields name the target (test id, API request, -k keywords), which API call answers "what was it
+synced from?" and how to normalise the answer to the common :class:`~.model.SyncStatus`, which providers the API
+knows and how it spells them, which files make up the target's bundle in the repository, and the words messages use.
+Nothing outside this module knows what a template is: adding a kind is adding one ``Kind`` to :data:`KINDS` (and its
+section to manifest.schema.json). Pure: imports neither pytest nor boto3.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from .model import Revision, SyncAttempt, SyncEvent, SyncStatus, Target
+from .model import Expectation, Revision, SyncAttempt, SyncEvent, SyncStatus, Target
+
+
+@dataclass(frozen=True)
+class Identity:
+    """How one entry names its target: for people (``id``), for the API (``request``) and for ``-k``."""
+
+    name: str
+    id: str
+    request: tuple[tuple[str, str], ...]
+    keywords: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Kind:
     name: str  # the value of Target.kind
+    section: str  # the manifest section whose entries are of this kind
+    noun: str  # "template": the words of messages
     service: str  # boto3 service name
     operation: str  # boto3 client method name
     operation_name: str  # the API's name, for messages and IAM policies
-    build_request: Callable[[Target], dict[str, str]]
+    identify: Callable[[Mapping[str, str]], Identity]
     normalise: Callable[[Mapping[str, Any]], SyncStatus]
     not_found_codes: frozenset[str]  # error codes meaning "no sync status exists for this target"
+    not_found_hint: str  # what to check when there is no sync status
+    config_hint: str  # where the sync's repository, branch and directory are configured
+    syncer: str  # who syncs it, for messages: "Proton"
+    files: str  # what a commit must change to be synced, for messages: "the template's directory"
+    # Accepted manifest spellings of a repository provider -> this API's spelling.
+    providers: Mapping[str, str] = field(default_factory=dict)
+    # The repository paths whose content the sync deploys, from the entry's fields and the repository directory.
+    bundle: Callable[[Mapping[str, str], str], tuple[str, ...]] = lambda fields, directory: ()
+
+    def provider_names(self) -> str:
+        return ", ".join(dict.fromkeys(self.providers.values()))
+
+
+# -- normalising Proton's answers (camelCase members) ------------------------------------------------------------
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -71,7 +100,7 @@ def _attempt(data: Mapping[str, Any] | None) -> SyncAttempt | None:
 
 
 def normalise_proton_sync_status(response: Mapping[str, Any]) -> SyncStatus:
-    """GetTemplateSyncStatus (and GetServiceInstanceSyncStatus, same shape) -> SyncStatus."""
+    """GetTemplateSyncStatus and GetServiceInstanceSyncStatus (one shape) -> SyncStatus."""
     return SyncStatus(
         found=True,
         desired=_revision(response.get("desiredState")),
@@ -80,26 +109,186 @@ def normalise_proton_sync_status(response: Mapping[str, Any]) -> SyncStatus:
     )
 
 
-def _template_request(target: Target) -> dict[str, str]:
-    return {
-        "templateName": target.name,
-        "templateType": target.template_type,
-        "templateVersion": target.version,
-    }
+# -- normalising CodeConnections' answers (PascalCase members) ---------------------------------------------------
+
+
+def _cc_revision(data: Mapping[str, Any] | None) -> Revision | None:
+    if not data:
+        return None
+    owner, name = str(data.get("OwnerId", "")), str(data.get("RepositoryName", ""))
+    return Revision(
+        sha=str(data.get("Sha", "")),
+        repository_name=f"{owner}/{name}" if owner or name else "",
+        provider=str(data.get("ProviderType", "")),
+        branch=str(data.get("Branch", "")),
+        directory=str(data.get("Directory", "")),
+    )
+
+
+def _cc_attempt(data: Mapping[str, Any] | None) -> SyncAttempt | None:
+    if not data:
+        return None
+    events = tuple(
+        SyncEvent(event=str(event.get("Event", "")), type=str(event.get("Type", "")),
+                  time=_timestamp(event.get("Time")), external_id=event.get("ExternalId"))
+        for event in data.get("Events") or ()
+    )
+    return SyncAttempt(
+        status=str(data.get("Status", "")),
+        target_revision=_cc_revision(data.get("TargetRevision")) or Revision("", "", "", "", ""),
+        started_at=_timestamp(data.get("StartedAt")),
+        initial_revision=_cc_revision(data.get("InitialRevision")),
+        events=events,
+    )
+
+
+def normalise_codeconnections_sync_status(response: Mapping[str, Any]) -> SyncStatus:
+    """CodeConnections GetResourceSyncStatus -> SyncStatus (OwnerId/RepositoryName become owner/name)."""
+    return SyncStatus(
+        found=True,
+        desired=_cc_revision(response.get("DesiredState")),
+        latest_successful=_cc_attempt(response.get("LatestSuccessfulSync")),
+        latest=_cc_attempt(response.get("LatestSync")),
+    )
+
+
+# -- the kinds ------------------------------------------------------------------------------------------------------
+
+# Proton spells providers GITHUB | GITHUB_ENTERPRISE | BITBUCKET, CodeConnections GitHub | GitHubEnterpriseServer |
+# Bitbucket | GitLab | GitLabSelfManaged | AzureDevOps. A manifest may use either spelling where they name the same
+# provider (defaults apply to every section); each kind maps them to its own API's spelling.
+_SAME_PROVIDER = {"GITHUB": "GitHub", "GITHUB_ENTERPRISE": "GitHubEnterpriseServer", "BITBUCKET": "Bitbucket"}
+PROTON_PROVIDERS = {**{p: p for p in _SAME_PROVIDER}, **{cc: p for p, cc in _SAME_PROVIDER.items()}}
+CODECONNECTIONS_PROVIDERS = {
+    **{cc: cc for cc in ("GitHub", "GitHubEnterpriseServer", "Bitbucket", "GitLab", "GitLabSelfManaged",
+                         "AzureDevOps")},
+    **_SAME_PROVIDER,
+}
+
+
+def _join(directory: str, path: str) -> str:
+    return f"{directory.strip('/')}/{path}" if directory.strip("/") else path
+
+
+def _template(fields: Mapping[str, str]) -> Identity:
+    name, type_, version = fields["name"], fields["type"], fields["version"]
+    return Identity(
+        name=name,
+        id=f"{type_}/{name}@{version}",
+        request=(("templateName", name), ("templateType", type_), ("templateVersion", version)),
+        keywords=(type_, name),
+    )
+
+
+def _service_instance(fields: Mapping[str, str]) -> Identity:
+    service, name = fields["service"], fields["name"]
+    return Identity(
+        name=name,
+        id=f"SERVICE_INSTANCE/{service}/{name}",
+        request=(("serviceName", service), ("serviceInstanceName", name)),
+        keywords=("SERVICE_INSTANCE", service, name),
+    )
+
+
+def _stack(fields: Mapping[str, str]) -> Identity:
+    name = fields["name"]
+    return Identity(
+        name=name,
+        id=f"STACK/{name}",
+        request=(("ResourceName", name), ("SyncType", "CFN_STACK_SYNC")),
+        keywords=("STACK", name),
+    )
 
 
 TEMPLATE = Kind(
     name="template",
+    section="templates",
+    noun="template",
     service="proton",
     operation="get_template_sync_status",
     operation_name="proton:GetTemplateSyncStatus",
-    build_request=_template_request,
+    identify=_template,
     normalise=normalise_proton_sync_status,
     not_found_codes=frozenset({"ResourceNotFoundException"}),
+    not_found_hint="Is template sync configured for this template and version? (Proton answered "
+    "ResourceNotFoundException; see CreateTemplateSyncConfig.) Check the name, type, version and region too.",
+    config_hint="the template's sync configuration (GetTemplateSyncConfig)",
+    syncer="Proton",
+    files="the template's directory",
+    providers=PROTON_PROVIDERS,
+    # Proton's template sync layout: {directory}/{name}/v{major}/
+    bundle=lambda fields, directory: (_join(directory, f"{fields['name']}/v{fields['version']}/"),),
 )
 
-KINDS: dict[str, Kind] = {TEMPLATE.name: TEMPLATE}
+SERVICE_INSTANCE = Kind(
+    name="service_instance",
+    section="service_instances",
+    noun="service instance",
+    service="proton",
+    operation="get_service_instance_sync_status",
+    operation_name="proton:GetServiceInstanceSyncStatus",
+    identify=_service_instance,
+    normalise=normalise_proton_sync_status,
+    not_found_codes=frozenset({"ResourceNotFoundException"}),
+    not_found_hint="Is service sync configured for this service (CreateServiceSyncConfig), and does the instance "
+    "exist? (Proton answered ResourceNotFoundException.) Check the service, instance name and region too.",
+    config_hint="the service's sync configuration (GetServiceSyncConfig)",
+    syncer="Proton",
+    files="the service's spec or proton-ops file",
+    providers=PROTON_PROVIDERS,
+    # The instance's spec file; without one nothing can be compared by content.
+    bundle=lambda fields, directory: tuple(p for p in (fields.get("spec"),) if p),
+)
+
+STACK = Kind(
+    name="stack",
+    section="stacks",
+    noun="stack",
+    service="codeconnections",
+    operation="get_resource_sync_status",
+    operation_name="codeconnections:GetResourceSyncStatus",
+    identify=_stack,
+    normalise=normalise_codeconnections_sync_status,
+    not_found_codes=frozenset({"ResourceNotFoundException"}),
+    not_found_hint="Is Git sync configured for this stack (CodeConnections CreateSyncConfiguration, sync type "
+    "CFN_STACK_SYNC)? (CodeConnections answered ResourceNotFoundException.) Check the stack name and region too.",
+    config_hint="the stack's Git sync configuration (codeconnections GetSyncConfiguration)",
+    syncer="CloudFormation Git sync",
+    files="the stack's deployment file or the files it names",
+    providers=CODECONNECTIONS_PROVIDERS,
+    # The deployment file; the template and parameter files it names are added by the git layer.
+    bundle=lambda fields, directory: tuple(p for p in (fields.get("config_file"),) if p),
+)
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (TEMPLATE, SERVICE_INSTANCE, STACK)}
+BY_SECTION: dict[str, Kind] = {kind.section: kind for kind in KINDS.values()}
 
 
 def kind_of(target: Target) -> Kind:
     return KINDS[target.kind]
+
+
+def make_target(
+    kind: Kind,
+    fields: Mapping[str, str],
+    expectation: Expectation,
+    *,
+    region: str | None = None,
+    account: str | None = None,
+    manifest: Path = Path("<memory>"),
+    line: int = 0,
+) -> Target:
+    """The Target of one entry of ``kind``'s section."""
+    identity = kind.identify(fields)
+    return Target(
+        kind=kind.name,
+        name=identity.name,
+        id=identity.id,
+        request=identity.request,
+        expectation=expectation,
+        keywords=identity.keywords,
+        region=region,
+        account=account,
+        manifest=manifest,
+        line=line,
+    )

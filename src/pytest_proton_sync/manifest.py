@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_proton_sync.kinds import BY_SECTION, Kind, make_target
 from pytest_proton_sync.model import Expectation, RepositorySpec, Target
 
 if TYPE_CHECKING:
@@ -58,14 +59,11 @@ _SUPPORTED_VERSION = "1"
 # Every pattern in the schema sits next to a maxLength far below this.
 _LONGEST_PATTERN_INPUT = 10_000
 
-_TOP_LEVEL_KEYS = ("version", "defaults", "templates")
-_DEFAULTS_KEYS = ("region", "repository")
-_ENTRY_KEYS = ("name", "type", "version", "sha", "repository", "region")
-_REPOSITORY_KEYS = ("provider", "name", "branch", "directory")
-
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MINOR_VERSION = re.compile(r"\s*v?[0-9]+\.[0-9.]*\s*\Z")
 _HEX = re.compile(r"[0-9a-fA-F]+\Z")
+_SECTIONS = tuple(BY_SECTION)
+_SECTION_WORDS = "a " + ", ".join(repr(name) for name in _SECTIONS[:-1]) + f" or {_SECTIONS[-1]!r} list"
 
 
 @dataclass(frozen=True)
@@ -168,9 +166,9 @@ def load_manifests(
         except ManifestError as error:
             problems_by_file.setdefault(display, []).extend(error.problems)
 
-    first_declared: dict[tuple[str, str, str, str, str], tuple[str, Target]] = {}
+    first_declared: dict[tuple[str, ...], tuple[str, Target]] = {}
     for display, manifest in manifests:
-        for index, target in enumerate(manifest.targets):
+        for target, field in zip(manifest.targets, _entry_fields(manifest.targets), strict=True):
             if target.key not in first_declared:
                 first_declared[target.key] = (display, target)
                 continue
@@ -180,7 +178,7 @@ def load_manifests(
                     display,
                     target.line or None,
                     None,
-                    f"templates[{index}]",
+                    field,
                     f"the same target {_describe_target(target)} is already declared in "
                     f"{other_file}:{other.line}; each target may appear in one manifest only",
                 )
@@ -209,20 +207,58 @@ def _ordered(problems: list[Problem]) -> list[Problem]:
 
 
 def _describe_target(target: Target) -> str:
-    return target.id + (f" in {target.region}" if target.region else "")
+    return target.id + (f" in {target.region}" if target.region else "") + (
+        f" of account {target.account}" if target.account else "")
 
 
-@functools.lru_cache(maxsize=1)
+def _entry_fields(targets: Sequence[Target]) -> list[str]:
+    """Each target's field in its manifest, ``templates[0]``: sections in schema order, entries in file order."""
+    counts: dict[str, int] = {}
+    fields = []
+    for target in targets:
+        section = next(kind.section for kind in BY_SECTION.values() if kind.name == target.kind)
+        fields.append(f"{section}[{counts.get(section, 0)}]")
+        counts[section] = counts.get(section, 0) + 1
+    return fields
+
+
+@functools.cache
+def manifest_schema() -> dict[str, Any]:
+    """The shipped JSON Schema, as published (for editors and ``pytest-proton-sync schema``)."""
+    text = resources.files("pytest_proton_sync").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@functools.cache
+def _inlined_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = _inline_local_references(manifest_schema())
+    return schema
+
+
 @functools.cache
 def _schema_validator() -> Validator:
     import jsonschema
     from jsonschema import validators
 
-    text = resources.files("pytest_proton_sync").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
     validator_class = validators.extend(  # type: ignore[no-untyped-call]
         jsonschema.Draft202012Validator, {"pattern": _whole_string_pattern}
     )
-    return validator_class(_inline_local_references(json.loads(text)))  # type: ignore[no-any-return]
+    return validator_class(_inlined_schema())  # type: ignore[no-any-return]
+
+
+def _subschema(path: FieldPath) -> Mapping[str, Any]:
+    """The schema that applies at ``path`` of a manifest (an empty mapping where none does)."""
+    schema: Mapping[str, Any] = _inlined_schema()
+    for part in path:
+        if isinstance(part, int):
+            items = schema.get("items")
+            schema = items if isinstance(items, dict) else {}
+            continue
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        schema = properties.get(part) or (extra if isinstance(extra, dict) else {})
+    return schema
 
 
 def _inline_local_references(schema: Any, root: Any = None) -> Any:
@@ -314,7 +350,7 @@ class _ManifestReader:
         self.add(_Finding(issue.path, issue.location, issue.message) for issue in document.issues)
         if document.empty:
             self.whole_file(
-                "the manifest is empty; it needs 'version: 1' and a 'templates' list with at least one entry"
+                f"the manifest is empty; it needs 'version: 1' and {_SECTION_WORDS} with at least one entry"
             )
             return ()
         if not document.complete:
@@ -322,7 +358,7 @@ class _ManifestReader:
         if not isinstance(document.value, dict):
             if not document.issues:
                 self.whole_file(
-                    f"the top level must be a mapping with 'version' and 'templates', not {_a(document.value)}",
+                    f"the top level must be {_subschema(()).get('x-expected')}, not {_a(document.value)}",
                     document.locations.get(()),
                 )
             return ()
@@ -481,21 +517,11 @@ def _location(document: Document, path: FieldPath) -> Location | None:
 
 
 def _allowed_keys(path: FieldPath) -> tuple[str, ...]:
-    if path == ():
-        return _TOP_LEVEL_KEYS
-    if path == ("defaults",):
-        return _DEFAULTS_KEYS
-    if path[-1] == "repository":
-        return _REPOSITORY_KEYS
-    return _ENTRY_KEYS
+    return tuple(_subschema(path).get("properties") or ())
 
 
 def _required_keys(path: FieldPath) -> tuple[str, ...]:
-    if path == ():
-        return ("version", "templates")
-    if len(path) == 2 and path[0] == "templates":
-        return ("name", "type", "version", "sha")
-    return ()
+    return tuple(_subschema(path).get("required") or ())
 
 
 def _key_findings(document: Document, object_paths: set[FieldPath]) -> Iterator[_Finding]:
@@ -506,8 +532,8 @@ def _key_findings(document: Document, object_paths: set[FieldPath]) -> Iterator[
     """
     for path in sorted(object_paths, key=lambda p: _location_sort_key(document, p)):
         mapping = _value_at(document.value, path)
-        if not isinstance(mapping, dict):
-            continue
+        if not isinstance(mapping, dict) or isinstance(_subschema(path).get("additionalProperties"), dict):
+            continue  # not a mapping, or a mapping of names (accounts) whose values the schema checks
         allowed = _allowed_keys(path)
         meant: set[str] = set()
         for key in mapping:
@@ -534,17 +560,8 @@ def _location_sort_key(document: Document, path: FieldPath) -> tuple[int, int]:
 
 
 def _missing_message(path: FieldPath, key: str) -> str:
-    if path == ():
-        if key == "version":
-            return "missing required key 'version'; add 'version: 1' at the top of the manifest"
-        return "no entries: add a 'templates' list with at least one entry"
-    what = {
-        "name": "the template's name",
-        "type": "ENVIRONMENT or SERVICE",
-        "version": 'the major version, e.g. "1"',
-        "sha": "the commit sha it must be synced from (7 to 40 hex digits)",
-    }[key]
-    return f"missing required key {key!r}: {what}"
+    what = _subschema((*path, key)).get("x-missing")
+    return f"missing required key {key!r}: {what}" if what else f"missing required key {key!r}"
 
 
 def _closest(word: str, choices: Sequence[str]) -> str | None:
@@ -570,63 +587,27 @@ def _value_at(value: YamlValue, path: FieldPath) -> YamlValue:
     return value
 
 
-def _field_kind(path: FieldPath, instance: object) -> str:
-    """Which rule applies at ``path``: "sha", "repository" (the name), "templates", "entry", ..."""
-    if not path:
-        return "document"
-    last = path[-1]
-    if isinstance(last, int):
-        return "entry"
-    if last == "version" and len(path) == 1:
-        return "manifest version"
-    if last == "repository" and isinstance(instance, str):
-        return "repository name"
-    if last == "name" and len(path) >= 2 and path[-2] == "repository":
-        return "repository name"
-    return last
-
-
-# What each value must look like, said once so that every message about it agrees.
-_RULES = {
-    "name": "a template name is 1 to 100 letters, digits, '-' and '_', starting with a letter or digit",
-    "version": 'major version only, e.g. "1" (a whole number, no leading zeros)',
-    "sha": "use 7 to 40 hex digits (a full commit sha or a prefix of it), or 64 for SHA-256 repositories",
-    "region": "use an AWS region name such as us-east-1",
-    "repository name": "use owner/repo as the provider names it, e.g. acme/platform-templates (at most 100 characters)",
-    "branch": "a branch name is 1 to 200 characters",
-    "directory": "a directory is 1 to 4096 characters",
-}
-
-_EXPECTED_TYPES = {
-    "document": "a mapping with 'version' and 'templates'",
-    "templates": "a list of entries",
-    "entry": "a mapping with name, type, version and sha",
-    "defaults": "a mapping with region and/or repository",
-    "repository": "owner/repo or a mapping with name, provider, branch and directory",
-}
-
-
 def _value_message(document: Document, error: ValidationError, path: FieldPath) -> str:
+    """One message for one bad value, in the words of the schema's x-rule / x-noun / x-expected annotations."""
     instance = error.instance
-    kind = _field_kind(path, instance)
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     validator = str(error.validator)
     shown = _shown(document, path, instance)
+    section = len(path) == 1 and path[0] in _SECTIONS
 
+    if section and (instance is None or validator == "minItems"):
+        return f"no entries: {path[0]!r} is empty; list at least one entry"
     if validator == "type":
-        expected = _EXPECTED_TYPES.get(kind, "text")
-        if kind == "templates" and instance is None:
-            return "no entries: 'templates' is empty; list at least one entry"
+        expected = schema.get("x-expected", "text")
         message = f"expected {expected}, got {'text ' if isinstance(instance, str) else ''}{shown}"
         if isinstance(instance, bool) and expected == "text":
             text = document.scalars[path].text if path in document.scalars else str(instance).lower()
             message += f'; YAML reads {text} as a boolean: quote it ("{text}") if you mean the text'
-        elif kind in _RULES:
-            message += f"; {_RULES[kind]}"
+        elif "x-rule" in schema:
+            message += f"; {schema['x-rule']}"
         return message
-    if validator == "minItems" and kind == "templates":
-        return "no entries: 'templates' is empty; list at least one entry"
     if validator == "enum":
-        if kind == "manifest version":
+        if path == ("version",):
             if instance is None:
                 return "missing manifest version; write 'version: 1'"
             return f"unsupported manifest version {shown}; this plugin reads version {_SUPPORTED_VERSION}"
@@ -635,28 +616,23 @@ def _value_message(document: Document, error: ValidationError, path: FieldPath) 
         suggestion = _closest(instance, allowed) if isinstance(instance, str) else None
         hint = f"did you mean {suggestion!r}? " if suggestion else ""
         return f"{shown} is not allowed; {hint}allowed: {', '.join(allowed)}"
-    if kind in _RULES and isinstance(instance, str):
-        return f"{_what_is_wrong(kind, instance, shown)}; {_RULES[kind]}"
+    if "x-rule" in schema and isinstance(instance, str):
+        return f"{_what_is_wrong(schema, instance, shown)}; {schema['x-rule']}"
     return f"{shown}: {error.message}"  # a rule without a tailored message (should not happen)
 
 
-# Longest text each field accepts (the schema's maxLength), to say "too long" rather than "invalid".
-_MAX_LENGTHS = {"name": 100, "repository name": 100, "branch": 200, "directory": 4096, "version": 20}
-
-
-def _what_is_wrong(kind: str, text: str, shown: str) -> str:
-    if kind == "sha" and text and _HEX.match(text):
-        return f"{shown} has {len(text)} hex digits"
-    if kind == "sha":
-        return f"{shown} is not a hex commit sha"
-    if kind == "version" and _MINOR_VERSION.match(text):
+def _what_is_wrong(schema: Mapping[str, Any], text: str, shown: str) -> str:
+    noun = str(schema.get("x-noun", "value"))
+    if noun == "commit sha":
+        hex_digits = bool(text) and _HEX.match(text) is not None
+        return f"{shown} has {len(text)} hex digits" if hex_digits else f"{shown} is not a hex commit sha"
+    if noun == "major version" and _MINOR_VERSION.match(text):
         return f"{shown} is a minor version"
     if not text:
         return f"{shown} is empty"
-    if len(text) > _MAX_LENGTHS.get(kind, len(text)):
+    if len(text) > int(schema.get("maxLength", len(text))):
         return f"{shown} is {len(text)} characters long"
-    noun = {"version": "major version", "name": "template name"}
-    return f"{shown} is not a valid {noun.get(kind, kind)}"
+    return f"{shown} is not a valid {noun}"
 
 
 def _shown(document: Document, path: FieldPath, instance: object) -> str:
@@ -692,54 +668,141 @@ def _a(value: object) -> str:
 
 
 def _semantic_findings(document: Document, earlier: list[_Finding]) -> list[_Finding]:
-    """A repository name for every entry; no target twice. Only on entries without earlier findings."""
+    """What a schema cannot say: at least one entry; per entry a repository name, a provider its API knows, exactly
+    one of sha/rev (its own or the defaults'), a declared account; no target twice. Only on entries (and defaults)
+    without earlier findings: one mistake, one message."""
     root = document.value
     assert isinstance(root, dict)
-    entries = root.get("templates")
-    if not isinstance(entries, list):
-        return []
+    present = [section for section in _SECTIONS if section in root]
+    if not present:
+        if any(len(finding.path) == 1 and str(finding.path[0]) not in _allowed_keys(()) for finding in earlier):
+            return []  # an unknown top-level key, likely a misspelt section: that message says it
+        return [_Finding((_SECTIONS[0],), document.locations.get(()), f"no entries: add {_SECTION_WORDS} with at "
+                         "least one entry")]
     broken = [finding.path for finding in earlier] + list(document.reported)
-    defaults_broken = any(path[:1] == ("defaults",) for path in broken)
-    broken_entries = {path[1] for path in broken if len(path) >= 2 and path[0] == "templates"}
+    if any(path[:1] in (("defaults",), ("accounts",)) for path in broken):
+        return []  # the defaults' (or accounts') own problem explains whatever follows from it
     defaults = root.get("defaults")
     defaults = defaults if isinstance(defaults, dict) else {}
-    default_repository = _repository_fields(defaults.get("repository"))
-    default_region = defaults.get("region")
-
+    accounts = root.get("accounts")
+    declared_accounts = tuple(accounts) if isinstance(accounts, dict) else ()
     findings: list[_Finding] = []
-    first_line: dict[tuple[str, str, str, str], int] = {}
-    for index, entry in enumerate(entries):
-        entry_path: FieldPath = ("templates", index)
-        if not isinstance(entry, dict) or index in broken_entries:
+    findings += _account_findings(document, accounts)
+    if "sha" in defaults and "rev" in defaults:
+        findings.append(_Finding(("defaults", "rev"), document.locations.get(("defaults", "rev")), _SHA_AND_REV))
+        return findings
+
+    first_line: dict[tuple[str, ...], int] = {}
+    for section in present:
+        kind = BY_SECTION[section]
+        entries = root.get(section)
+        if not isinstance(entries, list):
             continue
-        location = document.locations.get(entry_path)
-        if defaults_broken:
-            continue  # the defaults' own problem explains whatever follows from it
-        repository = {**default_repository, **_repository_fields(entry.get("repository"))}
-        if "name" not in repository:
-            where = (*entry_path, "repository") if "repository" in entry else entry_path
-            findings.append(
-                _Finding(
-                    where,
-                    document.locations.get(where, location),
-                    "no repository name; give 'repository: owner/repo' here or 'name' under defaults.repository",
-                )
-            )
-        region = entry.get("region", default_region)
-        key = (str(entry.get("type")), str(entry.get("name")), str(entry.get("version")), str(region or ""))
-        if key in first_line:
-            region_text = f" in {region}" if region else ""
-            findings.append(
-                _Finding(
-                    entry_path,
-                    location,
-                    f"the same target {key[0]}/{key[1]}@{key[2]}{region_text} is already declared at "
-                    f"line {first_line[key]}; each target may appear once",
-                )
-            )
-        elif location is not None:
-            first_line[key] = location.line
+        broken_entries = {path[1] for path in broken if len(path) >= 2 and path[0] == section}
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                continue
+            entry_path: FieldPath = (section, index)
+            if index in broken_entries:
+                if _lacks_sha(kind, entry, defaults) and not _suppressed(entry_path, document.reported):
+                    findings.append(_missing_sha(document, entry_path))  # a missing key is a mistake of its own
+                continue
+            findings += _entry_findings(document, kind, entry_path, entry, defaults, declared_accounts)
+            location = document.locations.get(entry_path)
+            if not all(isinstance(entry.get(key), str) for key in _required_keys((section, 0))):
+                continue  # an earlier problem (a duplicate key, say) left the entry without its name
+            identity = kind.identify({key: str(value) for key, value in entry.items() if isinstance(value, str)})
+            region = entry.get("region", defaults.get("region"))
+            account = entry.get("account", defaults.get("account"))
+            key = (kind.name, identity.id, str(region or ""), str(account or ""))
+            if key in first_line:
+                where = (f" in {region}" if region else "") + (f" of account {account}" if account else "")
+                findings.append(_Finding(entry_path, location, f"the same target {identity.id}{where} is already "
+                                         f"declared at line {first_line[key]}; each target may appear once"))
+            elif location is not None:
+                first_line[key] = location.line
     return findings
+
+
+_ROLE_ONLY = ("external_id", "session_name", "duration_seconds", "source_profile")
+
+
+def _account_findings(document: Document, accounts: YamlValue) -> Iterator[_Finding]:
+    """Each account says how to get credentials one way: role_arn (with its options) or profile."""
+    if not isinstance(accounts, dict):
+        return
+    for alias, account in accounts.items():
+        if not isinstance(account, dict):
+            continue
+        path: FieldPath = ("accounts", alias)
+        location = document.locations.get(path)
+        if ("role_arn" in account) == ("profile" in account):
+            yield _Finding(path, location, "give either 'role_arn' (a role to assume) or 'profile' (a profile from "
+                           "the AWS config files), exactly one")
+            continue
+        for option in _ROLE_ONLY:
+            if option in account and "role_arn" not in account:
+                where = (*path, option)
+                yield _Finding(where, document.key_locations.get(where, location),
+                               f"{option!r} goes with 'role_arn'; a 'profile' account takes nothing else")
+        seconds = account.get("duration_seconds")
+        if isinstance(seconds, str) and seconds.isdigit() and not 900 <= int(seconds) <= 43200:
+            where = (*path, "duration_seconds")
+            yield _Finding(where, document.locations.get(where, location),
+                           f"{seconds} seconds is outside what STS allows; use 900 to 43200")
+
+
+_SHA_AND_REV = "give either 'sha' (a literal commit) or 'rev' (a git revision resolved in the checkout), not both"
+
+
+def _entry_findings(
+    document: Document,
+    kind: Kind,
+    entry_path: FieldPath,
+    entry: dict[str, YamlValue],
+    defaults: dict[str, YamlValue],
+    accounts: tuple[str, ...],
+) -> Iterator[_Finding]:
+    location = document.locations.get(entry_path)
+    if "sha" in entry and "rev" in entry:
+        yield _Finding((*entry_path, "rev"), document.locations.get((*entry_path, "rev"), location), _SHA_AND_REV)
+    elif _lacks_sha(kind, entry, defaults):
+        yield _missing_sha(document, entry_path)
+    repository = {**_repository_fields(defaults.get("repository")), **_repository_fields(entry.get("repository"))}
+    if "name" not in repository:
+        where = (*entry_path, "repository") if "repository" in entry else entry_path
+        yield _Finding(where, document.locations.get(where, location),
+                       "no repository name; give 'repository: owner/repo' here or 'name' under defaults.repository")
+    provider = repository.get("provider")
+    if provider is not None and provider not in kind.providers:
+        own = isinstance(entry.get("repository"), dict) and "provider" in entry["repository"]  # type: ignore[operator]
+        where = (*entry_path, "repository", "provider") if own else ("defaults", "repository", "provider")
+        shared = "" if own else " (defaults apply to every section: give this provider in the entries that need it)"
+        yield _Finding(where, document.locations.get(where, location),
+                       f"provider {provider!r} is not one that {kind.operation_name} knows; for {kind.section} "
+                       f"use {kind.provider_names()}{shared}")
+    account = entry.get("account", defaults.get("account"))
+    if isinstance(account, str) and account not in accounts:
+        where = (*entry_path, "account") if "account" in entry else ("defaults", "account")
+        declared = f"declared: {', '.join(accounts)}" if accounts else "the manifest declares no 'accounts'"
+        suggestion = _closest(account, accounts)
+        hint = f"did you mean {suggestion!r}? " if suggestion else ""
+        yield _Finding(where, document.locations.get(where, location), f"unknown account {account!r}; {hint}{declared}")
+
+
+def _lacks_sha(kind: Kind, entry: dict[str, YamlValue], defaults: dict[str, YamlValue]) -> bool:
+    """Neither the entry nor the defaults give sha or rev, and no unknown key of the entry looks like a typo of them
+    (that key's own message says so)."""
+    if any(key in source for key in ("sha", "rev") for source in (entry, defaults)):
+        return False
+    allowed = _allowed_keys((kind.section, 0))
+    return not any(_closest(key, allowed) in ("sha", "rev") for key in entry if key not in allowed)
+
+
+def _missing_sha(document: Document, entry_path: FieldPath) -> _Finding:
+    return _Finding((*entry_path, "sha"), document.locations.get(entry_path), "missing required key 'sha' (or "
+                    "'rev'): the commit sha it must be synced from (7 to 40 hex digits), or a git revision resolved in "
+                    "the checkout such as HEAD")
 
 
 def _repository_fields(value: YamlValue) -> dict[str, str]:
@@ -757,30 +820,40 @@ def _targets(document: Document, manifest_path: Path) -> Iterator[Target]:
     assert isinstance(root, dict)
     defaults = root.get("defaults")
     defaults = defaults if isinstance(defaults, dict) else {}
-    default_repository = _repository_fields(defaults.get("repository"))
-    default_region = defaults.get("region")
-    entries = root["templates"]
-    assert isinstance(entries, list)
-    for index, entry in enumerate(entries):
-        assert isinstance(entry, dict)
-        repository = {**default_repository, **_repository_fields(entry.get("repository"))}
-        region = entry.get("region", default_region)
-        location = document.locations.get(("templates", index))
-        yield Target(
-            kind="template",
-            name=str(entry["name"]),
-            template_type=str(entry["type"]),
-            version=str(entry["version"]),
-            expectation=Expectation(
-                sha=str(entry["sha"]).lower(),
-                repository=RepositorySpec(
-                    name=repository["name"],
-                    provider=repository.get("provider"),
-                    branch=repository.get("branch"),
-                    directory=repository.get("directory"),
+    for section in _SECTIONS:
+        entries = root.get(section)
+        if not isinstance(entries, list):
+            continue
+        kind = BY_SECTION[section]
+        for index, entry in enumerate(entries):
+            assert isinstance(entry, dict)
+            fields = {key: value for key, value in entry.items() if isinstance(value, str)}
+            repository = {**_repository_fields(defaults.get("repository")),
+                          **_repository_fields(entry.get("repository"))}
+            region = entry.get("region", defaults.get("region"))
+            account = entry.get("account", defaults.get("account"))
+            source = entry if ("sha" in entry or "rev" in entry) else defaults
+            sha, rev = source.get("sha"), source.get("rev")
+            match = entry.get("match", defaults.get("match")) or ("content" if rev is not None else "exact")
+            provider = repository.get("provider")
+            location = document.locations.get((section, index))
+            yield make_target(
+                kind,
+                fields,
+                Expectation(
+                    sha=str(sha).lower() if sha is not None else "",
+                    repository=RepositorySpec(
+                        name=repository["name"],
+                        provider=kind.providers[provider] if provider is not None else None,
+                        branch=repository.get("branch"),
+                        directory=repository.get("directory"),
+                    ),
+                    rev=str(rev) if rev is not None else None,
+                    match=str(match),
+                    bundle=kind.bundle(fields, repository.get("directory", "")),
                 ),
-            ),
-            region=region if isinstance(region, str) else None,
-            manifest=manifest_path,
-            line=location.line if location else 0,
-        )
+                region=region if isinstance(region, str) else None,
+                account=account if isinstance(account, str) else None,
+                manifest=manifest_path,
+                line=location.line if location else 0,
+            )

@@ -9,10 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-TEMPLATE_TYPES = ("ENVIRONMENT", "SERVICE")
-REPOSITORY_PROVIDERS = ("GITHUB", "GITHUB_ENTERPRISE", "BITBUCKET")
-SYNC_STATUSES = ("INITIATED", "IN_PROGRESS", "SUCCEEDED", "FAILED")
-
 
 @dataclass(frozen=True)
 class RepositorySpec:
@@ -26,34 +22,40 @@ class RepositorySpec:
 
 @dataclass(frozen=True)
 class Expectation:
-    """What a target must be synced from. ``sha`` is lower-case: a full sha or a prefix of >= 7 hex digits."""
+    """What a target must be synced from.
+
+    ``sha`` is lower-case: a full sha or a prefix of >= 7 hex digits. For a ``rev:`` entry it is the expected
+    commit found in the checkout (the last commit at or before ``rev`` that changed ``bundle``), and ``rev`` says
+    where it came from. ``match`` is "exact" (the synced sha is the expected commit) or "content" (``bundle`` is
+    identical at both commits).
+    """
 
     sha: str
     repository: RepositorySpec
+    rev: str | None = None
+    match: str = "exact"
+    bundle: tuple[str, ...] = ()  # repository paths of the target's files; directories end with "/"
 
 
 @dataclass(frozen=True)
 class Target:
-    """One thing whose sync is checked, with where the manifest declares it."""
+    """One thing whose sync is checked, with where the manifest declares it. Built by :mod:`.kinds`."""
 
-    kind: str  # "template" today; "service_instance" and "stack" later
+    kind: str  # a key of kinds.KINDS: "template", "service_instance", "stack"
     name: str
-    template_type: str  # ENVIRONMENT | SERVICE
-    version: str  # major version, as the API wants it: "1"
+    id: str  # what users see in test ids, -k expressions and reports: "ENVIRONMENT/vpc-env@1"
+    request: tuple[tuple[str, str], ...]  # the API call's arguments
     expectation: Expectation
+    keywords: tuple[str, ...] = ()  # extra -k keywords besides the id's parts
     region: str | None = None  # None: boto3's standard chain decides
+    account: str | None = None  # an alias from the manifest's accounts; None: the standard credential chain
     manifest: Path = field(default=Path("<memory>"), compare=False)
     line: int = field(default=0, compare=False)  # 1-based line of the entry in the manifest; 0 when unknown
 
     @property
-    def id(self) -> str:
-        """The name users see in test ids, -k expressions and reports: ``ENVIRONMENT/vpc-env@1``."""
-        return f"{self.template_type}/{self.name}@{self.version}"
-
-    @property
-    def key(self) -> tuple[str, str, str, str, str]:
+    def key(self) -> tuple[str, str, str, str]:
         """Identity of the remote resource: two entries with one key ask the API the same question."""
-        return (self.kind, self.region or "", self.template_type, self.name, self.version)
+        return (self.kind, self.account or "", self.region or "", self.id)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,24 @@ class CheckError:
     attempts: int = 1
 
 
+PASSED = "passed"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one sync status: ``outcome`` is PASSED or FAILED; ``reasons`` say what does not match,
+    ``hints`` what to do about it. (Could-not-check is not a verdict: it is an Observation's ``error``.)"""
+
+    outcome: str
+    reasons: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == PASSED
+
+
 @dataclass(frozen=True)
 class Observation:
     """What the fetcher learned about one target: a status, or why there is none, and how the wait went."""
@@ -116,3 +136,4 @@ class Observation:
     polls: int = 1  # how many times the API was asked (retries inside one ask not counted)
     waited_seconds: float = 0.0
     wait_note: str | None = None  # set when waiting ended without a settled answer ("timed out", "interrupted")
+    verdict: Verdict | None = None  # the judge's verdict on ``status``, made once where the status was fetched

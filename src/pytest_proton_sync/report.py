@@ -49,6 +49,37 @@ class Row:
         )
 
 
+class Scoreboard:
+    """Each target test's outcome, from its reports (setup, call, teardown), and the row it shows in the summary.
+
+    Fed from ``pytest_runtest_logreport``, which reaches the xdist controller too."""
+
+    def __init__(self) -> None:
+        self._outcomes: dict[str, str] = {}
+        self._rows: dict[str, Row] = {}
+
+    def record(self, nodeid: str, when: str, outcome: str, properties: Sequence[tuple[str, object]]) -> None:
+        known = self._outcomes.get(nodeid)
+        if when == "setup" and outcome == "failed":
+            known = "error"
+        elif when == "call":
+            known = outcome
+        elif outcome == "skipped" and known is None:
+            known = "skipped"
+        if known is not None:
+            self._outcomes[nodeid] = known
+        if when == "teardown":
+            row = Row.from_properties(properties, self._outcomes.get(nodeid, "error"))
+            if row is not None:
+                self._rows[nodeid] = row
+
+    def summary_lines(self, show_passed: bool) -> list[str]:
+        if not self._rows:
+            return []
+        rows = list(self._rows.values())
+        return format_table(rows, show_passed=show_passed or len(rows) <= 50)
+
+
 HEADINGS = Row("target", "expected", "last synced", "latest status", "outcome")
 
 

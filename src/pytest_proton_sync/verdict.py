@@ -5,61 +5,72 @@ Pure functions, no I/O: the whole truth table of the gate lives here and is unit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from datetime import datetime, timezone
 
-from .model import Expectation, Observation, Revision, SyncAttempt, SyncStatus, Target
+from .kinds import kind_of
+from .model import FAILED, PASSED, Expectation, Observation, Revision, SyncAttempt, SyncStatus, Target, Verdict
 
-PASSED = "passed"
-FAILED = "failed"
-ERROR = "error"
+__all__ = ["FAILED", "PASSED", "Verdict", "describe_error", "describe_failure", "is_settled", "judge"]
 
 SHORT_SHA = 12
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """``outcome`` is PASSED or FAILED; ``reasons`` say what does not match, ``hints`` what to do about it."""
+# A commit id as the APIs report it: SHA-1 (40 hex digits) or SHA-256 (64). Anything else is not a commit id.
+_FULL_SHA = re.compile(r"(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})\Z")
+_EXPECTED_SHA = re.compile(r"(?:[0-9a-fA-F]{7,40}|[0-9a-fA-F]{64})\Z")
+_ASCII_UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_LOWER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
-    outcome: str
-    reasons: tuple[str, ...] = ()
-    hints: tuple[str, ...] = ()
 
-    @property
-    def passed(self) -> bool:
-        return self.outcome == PASSED
+def ascii_lower(text: str) -> str:
+    """Lower-case A-Z only: no Unicode case mapping, so the Kelvin sign is never 'k' and a dotless i never 'I'."""
+    return text.translate(_ASCII_UPPER)
+
+
+def ascii_upper(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
 
 
 def sha_matches(expected: str, actual: str) -> bool:
-    """``expected`` is a full sha or a prefix of >= 7 hex digits; case never matters."""
-    return bool(expected) and actual.lower().startswith(expected.lower())
+    """Whether ``actual``, a full commit id from the API, is the expected commit.
+
+    Prefix rules apply to the manifest's side only: ``expected`` is a full sha or a prefix of >= 7 hex digits;
+    ``actual`` must be exactly 40 (or 64) hex digits, nothing before, after or around them. Hex case never matters.
+    """
+    if not _EXPECTED_SHA.match(expected) or not _FULL_SHA.match(actual):
+        return False
+    return ascii_lower(actual).startswith(ascii_lower(expected))
 
 
-def _normal_directory(directory: str) -> str:
-    # "templates", "templates/", "/templates" and "./templates" name the same directory of the repository.
-    stripped = directory.strip()
-    while stripped.startswith("./"):
-        stripped = stripped[2:]
-    return stripped.strip("/")
+def normal_directory(directory: str) -> str:
+    """The one normalisation of a directory: "templates", "templates/", "/templates" and "./templates" name the same
+    directory of the repository. Nothing else is folded: no whitespace is stripped, no case is mapped."""
+    normal = directory
+    while normal.startswith("./"):
+        normal = normal[2:]
+    return normal.strip("/")
 
 
 def revision_mismatches(expectation: Expectation, revision: Revision) -> tuple[str, ...]:
-    """Each field the manifest gives that ``revision`` does not match, as a sentence."""
+    """Each field the manifest gives that ``revision`` does not match, as a sentence.
+
+    Comparison is strict and ASCII-only (see docs/manifest.md, "How answers are compared"): repository names and
+    providers ignore the case of A-Z only; branches are compared exactly; directories by :func:`normal_directory`.
+    """
     wanted = expectation.repository
     reasons: list[str] = []
-    if not sha_matches(expectation.sha, revision.sha):
+    if not _FULL_SHA.match(revision.sha):
+        reasons.append(f"sha {short(revision.sha)} from the API is not a full commit id (40 hex digits)")
+    elif not sha_matches(expectation.sha, revision.sha):
         reasons.append(f"sha {short(revision.sha)} is not the expected {short(expectation.sha)}")
-    # Repository names and providers are case-insensitive on every provider Proton supports.
-    if wanted.name.lower() != revision.repository_name.lower():
+    if ascii_lower(wanted.name) != ascii_lower(revision.repository_name):
         reasons.append(f"repository {revision.repository_name or '(none)'} is not the expected {wanted.name}")
-    if wanted.provider is not None and wanted.provider.upper() != revision.provider.upper():
+    if wanted.provider is not None and ascii_upper(wanted.provider) != ascii_upper(revision.provider):
         reasons.append(f"provider {revision.provider or '(none)'} is not the expected {wanted.provider}")
-    # Git branch names are case-sensitive.
     if wanted.branch is not None and wanted.branch != revision.branch:
         reasons.append(f"branch {revision.branch or '(none)'} is not the expected {wanted.branch}")
-    if wanted.directory is not None and _normal_directory(wanted.directory) != _normal_directory(
-        revision.directory
-    ):
+    if wanted.directory is not None and normal_directory(wanted.directory) != normal_directory(revision.directory):
         reasons.append(f"directory {revision.directory or '(none)'} is not the expected {wanted.directory}")
     return tuple(reasons)
 
@@ -67,27 +78,24 @@ def revision_mismatches(expectation: Expectation, revision: Revision) -> tuple[s
 def judge(target: Target, status: SyncStatus) -> Verdict:
     """Passed only when the latest *successful* sync's target revision matches every field the manifest gives."""
     expectation = target.expectation
+    kind = kind_of(target)
     if not status.found:
-        return Verdict(
-            FAILED,
-            reasons=(f"no sync status exists for {target.id}",),
-            hints=(
-                "Is template sync configured for this template and version? "
-                "(Proton answered ResourceNotFoundException; see CreateTemplateSyncConfig.) "
-                "Check the name, type, version and region too.",
-            ),
-        )
+        return Verdict(FAILED, reasons=(f"no sync status exists for {target.id}",), hints=(kind.not_found_hint,))
     successful = status.latest_successful
     if successful is None:
         return Verdict(
             FAILED,
-            reasons=("the template has never synced successfully",),
-            hints=_hints(expectation, status),
+            reasons=(f"the {kind.noun} has never synced successfully",),
+            hints=_hints(target, status),
         )
     reasons = revision_mismatches(expectation, successful.target_revision)
+    if successful.status != "SUCCEEDED":
+        # Contradictory: a "successful" sync that says it did not succeed. Never a pass, whatever its revision.
+        reasons = (f"the API's latest successful sync has status {successful.status or '(none)'}, not SUCCEEDED",
+                   *reasons)
     if not reasons:
         return Verdict(PASSED)
-    return Verdict(FAILED, reasons=reasons, hints=_hints(expectation, status))
+    return Verdict(FAILED, reasons=reasons, hints=_hints(target, status))
 
 
 def sync_failed_on_expected(expectation: Expectation, status: SyncStatus) -> bool:
@@ -100,39 +108,40 @@ def sync_failed_on_expected(expectation: Expectation, status: SyncStatus) -> boo
     )
 
 
-def is_settled(target: Target, status: SyncStatus) -> bool:
+def is_settled(target: Target, status: SyncStatus, verdict: Verdict) -> bool:
     """Whether polling this target again is pointless: it passes, it cannot exist, or its sync failed."""
     return (
-        judge(target, status).passed
+        verdict.passed
         or not status.found
         or sync_failed_on_expected(target.expectation, status)
     )
 
 
-def _hints(expectation: Expectation, status: SyncStatus) -> tuple[str, ...]:
+def _hints(target: Target, status: SyncStatus) -> tuple[str, ...]:
+    expectation, kind = target.expectation, kind_of(target)
     latest = status.latest
     successful = status.latest_successful
     if successful is not None:
         reasons = revision_mismatches(expectation, successful.target_revision)
         if reasons and not any(reason.startswith("sha ") for reason in reasons):
-            return ("The expected commit synced, but from another repository, branch or directory: check the "
-                    "template's sync configuration (GetTemplateSyncConfig) or the manifest.",)
+            return ("The expected commit synced, but from another repository, branch or directory: check "
+                    f"{kind.config_hint} or the manifest.",)
     latest_is_expected = latest is not None and sha_matches(expectation.sha, latest.target_revision.sha)
     if latest is not None and latest_is_expected and latest.status == "FAILED":
-        return (
-            "The sync of the expected commit FAILED (events above): fix the template and push a new commit, "
-            "then update the expected sha.",
-        )
+        then = "" if expectation.rev else ", then update the expected sha"
+        return (f"The sync of the expected commit FAILED (events above): fix the {kind.noun} and push a new "
+                f"commit{then}.",)
     if latest is not None and latest_is_expected and latest.status in ("INITIATED", "IN_PROGRESS"):
         return ("The expected commit is syncing now: re-run later, or wait for it with --proton-wait SECONDS.",)
     if status.desired is not None and sha_matches(expectation.sha, status.desired.sha):
-        return ("Proton has seen the expected commit but not synced it yet: wait with --proton-wait SECONDS.",)
+        return (f"{kind.syncer} has seen the expected commit but not synced it yet: wait with --proton-wait "
+                "SECONDS.",)
     repo = expectation.repository
     where = f"branch {repo.branch} of {repo.name}" if repo.branch else repo.name
-    directory = f" and touches {repo.directory}/" if repo.directory else " and touches the template's directory"
+    directory = f" and touches {repo.directory}/" if repo.directory else f" and touches {kind.files}"
     return (
-        f"Proton has not seen {short(expectation.sha)}: check that it is pushed to {where}{directory} "
-        "(Proton syncs only commits that change the template's directory), or that the expected sha is right.",
+        f"{kind.syncer} has not seen {short(expectation.sha)}: check that it is pushed to {where}{directory} "
+        f"({kind.syncer} syncs only commits that change {kind.files}), or that the expected sha is right.",
     )
 
 

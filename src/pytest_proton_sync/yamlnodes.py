@@ -101,19 +101,6 @@ def format_path(path: FieldPath) -> str:
     return text
 
 
-def kind_of(value: YamlValue) -> str:
-    """The YAML name of a walked value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    return "mapping"
-
-
 def short_tag(tag: str) -> str:
     """``tag:yaml.org,2002:python/name`` -> ``!!python/name``, as the user wrote it."""
     return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag

@@ -1,4 +1,8 @@
-"""The pytest nodes: a File collector per manifest and one Item per target (cf. pytest's non-python example)."""
+"""The pytest nodes: a File collector per manifest and one Item per target (cf. pytest's non-python example).
+
+Items ask the session for their observation and raise short, domain-specific exceptions: CouldNotCheck in setup
+(JUnit ``<error>``), NotSynced in the call (``<failure>``); ``repr_failure`` shows their text and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import pytest
 from .model import Target
 
 if TYPE_CHECKING:
-    from .run import ProtonSyncRun
+    from .session import ProtonSyncSession
 
 
 class NotSynced(Exception):
@@ -35,7 +39,6 @@ class ManifestFile(pytest.File):
         for target in manifest.targets:
             yield TargetItem.from_parent(self, name=target.id, target=target)
 
-
     def _path_as_the_user_sees_it(self) -> Path:
         """Relative to where pytest was started when the file is below it (messages quote it), else absolute."""
         try:
@@ -50,33 +53,31 @@ class TargetItem(pytest.Item):
         super().__init__(**kwargs)
         self.target = target
         self.add_marker("proton_sync")
-        # Let -k select by type, name or region without quoting the whole id.
-        self.extra_keyword_matches.update(
-            {target.template_type, target.name, *([target.region] if target.region else [])}
-        )
+        # Let -k select by type, name, region or account without quoting the whole id.
+        self.extra_keyword_matches.update(target.keywords)
+        self.extra_keyword_matches.update(word for word in (target.region, target.account) if word)
 
     @property
-    def run(self) -> ProtonSyncRun:
-        from .keys import RUN_KEY
+    def session_plugin(self) -> ProtonSyncSession:
+        from .session import SESSION_KEY
 
-        return self.config.stash[RUN_KEY]
+        return self.config.stash[SESSION_KEY]
 
     def setup(self) -> None:
         from .report import junit_properties
         from .verdict import describe_error
 
-        observation = self.run.observation_for(self.target)
+        observation = self.session_plugin.observation_for(self.target)
         self.observation = observation
         self.user_properties.extend(junit_properties(observation))
-        if observation.error is not None or observation.status is None:
+        if observation.error is not None or observation.status is None or observation.verdict is None:
             raise CouldNotCheck(describe_error(observation))
 
     def runtest(self) -> None:
         from .verdict import describe_failure
 
-        status = self.observation.status
-        assert status is not None  # setup() raised otherwise
-        verdict = self.config.hook.pytest_proton_sync_judge(target=self.target, status=status)
+        verdict = self.observation.verdict
+        assert verdict is not None  # setup() raised otherwise
         if not verdict.passed:
             raise NotSynced(describe_failure(self.observation, verdict))
 

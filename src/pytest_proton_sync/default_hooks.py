@@ -1,4 +1,5 @@
-"""The plugin's default behaviour, as ordinary implementations of its own hooks (see hookspecs.py)."""
+"""The plugin's default behaviour, as ordinary ``trylast`` implementations of its own hooks (see hookspecs.py),
+so a conftest.py or another plugin runs first and, for ``firstresult`` hooks, replaces them by returning a value."""
 
 from __future__ import annotations
 

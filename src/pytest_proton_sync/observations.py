@@ -1,0 +1,126 @@
+"""The observations of one run: fetched once, judged once, handed to whoever asks for a target.
+
+Two ways to fetch, both through :func:`pytest_proton_sync.fetch.observe`:
+- in the background (no waiting): items run while the rest is still on its way; each item waits for its own target;
+- at once (waiting, or for the xdist controller): the caller gets every observation when all have settled.
+
+The judge runs once per answer, where the answer arrives (it also decides whether polling goes on); its verdict
+travels in the Observation, to the item and through the xdist hand-over. Imports no pytest; boto3 only through
+fetch.py, and only when something is fetched.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .model import CheckError, Observation, SyncStatus, Target, Verdict
+from .verdict import is_settled
+
+if TYPE_CHECKING:
+    from .fetch import ClientPool, FetchSettings, Progress
+
+Judge = Callable[[Target, SyncStatus], Verdict]
+Key = tuple[str, ...]
+
+
+class ObservationStore:
+    def __init__(self, settings: FetchSettings, clients: Callable[[], ClientPool], judge: Judge) -> None:
+        self._settings = settings
+        self._clients = clients
+        self._judge = judge
+        self._changed = threading.Condition()
+        self._observations: dict[Key, Observation] = {}
+        self._fetching = False
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.api_calls = 0  # looks at the API made by this process (polls count; botocore retries do not)
+        self.fetched_here = False  # whether this process asked the API at all (under xdist: the controller)
+
+    # -- fetching -------------------------------------------------------------------------------------------
+    def _assess(self, target: Target, status: SyncStatus) -> tuple[Verdict, bool]:
+        verdict = self._judge(target, status)
+        return verdict, is_settled(target, status, verdict)
+
+    def fetch(self, targets: Sequence[Target], progress: Callable[[Progress], None] | None = None) -> None:
+        """Ask about ``targets`` now and return when every one has its final observation."""
+        from .fetch import Fetcher, observe
+
+        fetcher = Fetcher(self._settings, self._clients())
+        self.fetched_here = True
+        try:
+            found = observe(targets, fetcher, self._assess, progress, stop=self._stop)
+        finally:
+            self.api_calls += fetcher.api_calls
+        with self._changed:
+            self._observations.update(found)
+            self._changed.notify_all()
+
+    def fetch_in_background(self, targets: Sequence[Target]) -> None:
+        """Start asking about ``targets`` in a thread; :meth:`get` waits for each one's own answer."""
+        from .fetch import Fetcher, observe
+
+        fetcher = Fetcher(self._settings, self._clients())  # clients made here, before any worker thread
+        self.fetched_here = True
+        self._fetching = True
+
+        def put(observation: Observation) -> None:
+            with self._changed:
+                self._observations[observation.target.key] = observation
+                self._changed.notify_all()
+
+        def work() -> None:
+            found: dict[Key, Observation] = {}
+            try:
+                found = observe(targets, fetcher, self._assess, on_final=put, stop=self._stop)
+            finally:  # even after an unexpected error: no item may wait forever
+                with self._changed:
+                    self._observations.update(found)
+                    self._fetching = False
+                    self.api_calls += fetcher.api_calls
+                    self._changed.notify_all()
+
+        self._thread = threading.Thread(target=work, name="proton-sync-fetch", daemon=True)
+        self._thread.start()
+
+    def finish(self) -> None:
+        """Wait for a background fetch to end (it ends at once after :meth:`stop`)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+
+    def stop(self) -> None:
+        """Stop fetching at the next step (Ctrl-C, -x, the end of the run)."""
+        self._stop.set()
+
+    # -- reading --------------------------------------------------------------------------------------------
+    def get(self, target: Target) -> Observation | None:
+        """The target's observation: waits while a background fetch may still deliver it."""
+        with self._changed:
+            self._changed.wait_for(lambda: target.key in self._observations or not self._fetching)
+            observation = self._observations.get(target.key)
+        return None if observation is None else replace(observation, target=target)
+
+    def get_or_fetch(self, target: Target) -> Observation:
+        """Like :meth:`get`, but asks for a target nobody fetched (an item run outside the run loop by some
+        plugin), alone, so that no target is ever asked twice."""
+        observation = self.get(target)
+        if observation is None and not self._fetching:
+            self.fetch([target])
+            observation = self.get(target)
+        ended = "the fetch ended before this target was asked (see the errors above)"
+        return observation or Observation(target, error=CheckError("NotObserved", ended))
+
+    def everything(self) -> dict[Key, Observation]:
+        with self._changed:
+            return dict(self._observations)
+
+
+def with_verdict(observation: Observation, judge: Judge) -> Observation:
+    """``observation`` with its verdict, judging only if nobody has yet."""
+    if observation.verdict is not None or observation.status is None or observation.error is not None:
+        return observation
+    return replace(observation, verdict=judge(observation.target, observation.status))
+

@@ -1,0 +1,303 @@
+"""The stateful part of a gate run, registered with pytest only when a manifest is in play.
+
+The way pytest-xdist registers its ``DSession`` only when distributing, ``plugin.py`` registers one
+:class:`ProtonSyncSession` only when there is a manifest; its methods are hook implementations, so a run without a
+manifest pays nothing for them. The session owns: the bundled fake's lifecycle, log masking, the observation
+store (fetching once), the xdist hand-over side, the scoreboard and the summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import xdist_handover
+from .model import CheckError, Observation, SyncStatus, Target, Verdict
+from .options import Options
+from .report import Scoreboard
+
+if TYPE_CHECKING:
+    from .fetch import ClientPool, FetchSettings, Progress
+    from .items import ManifestFile
+    from .observations import ObservationStore
+
+SESSION_KEY: pytest.StashKey[ProtonSyncSession] = pytest.StashKey()
+
+NON_TTY_PROGRESS_EVERY = 30.0  # seconds between plain progress lines in CI logs
+
+
+class ProtonSyncSession:
+    def __init__(self, config: pytest.Config, manifests: Sequence[Path], options: Options) -> None:
+        self.config = config
+        self.manifests = tuple(manifests)
+        self.options = options
+        self._resolved_manifests = frozenset(_resolved(path) for path in self.manifests)
+        self.fake: Any = None  # FakeServer under --proton-fake
+        self.scoreboard = Scoreboard()
+        self._store: ObservationStore | None = None
+        self._settings: FetchSettings | None = None
+        self._clients: ClientPool | None = None
+        self._worker: xdist_handover.WorkerSide | None = None
+        self._unredact: Any = None
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Mask credentials in the AWS libraries' log records; set up the xdist side of this process; in the process
+        that asks the API, start the fake when asked for."""
+        from .redact import install
+
+        self._unredact = install()
+        if xdist_handover.is_worker(self.config):
+            self._worker = xdist_handover.WorkerSide(self.config)
+            self.config.pluginmanager.register(self._worker, "proton_sync_xdist_worker")
+            return
+        if xdist_handover.distributes(self.config):
+            controller = xdist_handover.ControllerSide(self._fetch_for_workers)
+            self.config.pluginmanager.register(controller, "proton_sync_xdist_controller")
+        if self.options.fake:
+            self.fake = _start_fake(self.options.fake)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._store is not None:
+            self._store.stop()  # a background fetch still running (Ctrl-C, -x) stops at its next step
+        _skip_garbage_collection_at_exit()
+        if self._unredact is not None:
+            self._unredact()
+            self._unredact = None
+        if self.fake is not None:
+            self.fake.stop()
+            self.fake = None
+
+    def settings(self) -> FetchSettings:
+        if self._settings is None:
+            from .fetch import FetchSettings
+
+            options = self.options
+            self._settings = FetchSettings(
+                concurrency=options.concurrency,
+                max_attempts=options.max_attempts,
+                retry_mode=options.retry_mode,
+                connect_timeout=options.connect_timeout,
+                read_timeout=options.read_timeout,
+                max_rps=options.max_rps,
+                wait_seconds=options.wait,
+                poll_interval=options.poll_interval,
+                region=options.region,
+                endpoint_url=self.fake.endpoint_url if self.fake is not None else None,
+                use_fake_credentials=self.fake is not None,
+            )
+        return self._settings
+
+    def client_pool(self) -> ClientPool:
+        if self._clients is None:
+            from .fetch import ClientPool
+
+            settings = self.settings()
+            hook = self.config.hook
+
+            def make_client(service: str, region: str) -> Any:
+                return hook.pytest_proton_sync_make_client(service=service, region=region, settings=settings)
+
+            self._clients = ClientPool(settings, make_client)
+        return self._clients
+
+    @property
+    def store(self) -> ObservationStore:
+        if self._store is None:
+            from .observations import ObservationStore
+
+            self._store = ObservationStore(self.settings(), self.client_pool, self._judge)
+        return self._store
+
+    # -- collection -------------------------------------------------------------------------------------------
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
+        if _resolved(file_path) not in self._resolved_manifests:
+            return None
+        from .items import ManifestFile
+
+        return ManifestFile.from_parent(parent, path=file_path)
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        names = ", ".join(str(path) for path in self.manifests)
+        lines = [f"proton-sync: manifests {names}"]
+        if self.fake is not None:
+            lines.append(f"proton-sync: endpoint {self.fake.endpoint_url} (bundled fake, no AWS calls)")
+            return lines
+        try:
+            from .fetch import default_region
+
+            region = default_region(self.settings())
+            where = f"region {region}" if region else (
+                "no default region (AWS_REGION, AWS_DEFAULT_REGION, --proton-region unset): entries must name one"
+            )
+            endpoint = ""
+            if region:
+                url = str(self.client_pool().client("proton", region).meta.endpoint_url)
+                if not url.endswith(".amazonaws.com") and ".amazonaws.com/" not in url:
+                    endpoint = f", endpoint {url}"
+            lines.append(f"proton-sync: {where}{endpoint}")
+        except Exception as exc:
+            from .redact import redact
+
+            lines.append(f"proton-sync: AWS configuration problem: {type(exc).__name__}: {redact(str(exc))}")
+        return lines
+
+    # -- running ----------------------------------------------------------------------------------------------
+    # trylast: innermost of the wrappers, so pytest's logging capture (and --log-cli-level) is already set up and
+    # sees botocore's logs of the fetch, masked by redact.py.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        config = session.config
+        if (
+            self._worker is None
+            and not config.option.collectonly
+            # pytest's own loop stops on collection errors; no API call may be made for an invalid manifest.
+            and not (session.testsfailed and not config.option.continue_on_collection_errors)
+        ):
+            from .items import TargetItem
+
+            targets = [item.target for item in session.items if isinstance(item, TargetItem)]
+            if targets:
+                if self.options.wait > 0:
+                    self._fetch_with_progress(targets)
+                else:
+                    self.store.fetch_in_background(targets)
+        try:
+            return (yield)
+        finally:
+            if self._store is not None:
+                self._store.finish()
+
+    def _fetch_with_progress(self, targets: Sequence[Target]) -> None:
+        printer = ProgressPrinter(self.config)
+        try:
+            self.store.fetch(targets, printer)
+        finally:
+            printer.finish()
+
+    def _fetch_for_workers(self, targets: Sequence[Target]) -> dict[tuple[str, ...], Observation]:
+        """xdist controller: the first worker's collection is in; ask the API once for all, before scheduling."""
+        if self.options.wait > 0:
+            self._fetch_with_progress(targets)
+        else:
+            self.store.fetch(targets)
+        return self.store.everything()
+
+    def observation_for(self, target: Target) -> Observation:
+        from .observations import with_verdict
+
+        if self._worker is not None:
+            observation = self._worker.observation(target.key)
+            if observation is None:
+                return Observation(target, error=CheckError(
+                    "NoObservation", "the xdist controller did not hand over this target's sync status"))
+            observation = replace(observation, target=target)
+        else:
+            observation = self.store.get_or_fetch(target)
+        return with_verdict(observation, self._judge)
+
+    def _judge(self, target: Target, status: SyncStatus) -> Verdict:
+        verdict: Verdict = self.config.hook.pytest_proton_sync_judge(target=target, status=status)
+        return verdict
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        from .items import CouldNotCheck
+
+        # Setup errors normally get a traceback (pytest asks repr_failure only for the call phase); a target that
+        # could not be checked deserves the same short text as a failure.
+        if call.excinfo is not None and isinstance(call.excinfo.value, CouldNotCheck):
+            report.longrepr = str(call.excinfo.value)
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Test reports reach the xdist controller too, so the summary is right under -n N.
+        self.scoreboard.record(report.nodeid, report.when, report.outcome, report.user_properties)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._store is not None and self._store.fetched_here:
+            observations = list(self._store.everything().values())
+            self.config.hook.pytest_proton_sync_observed(observations=observations, config=self.config)
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        lines = self.scoreboard.summary_lines(show_passed=config.option.verbose > 0)
+        if not lines:
+            return
+        if self._store is not None and self._store.fetched_here:
+            calls = self._store.api_calls
+            lines.append(f"{calls} sync-status calls (one per target and poll; botocore retries not counted)")
+        terminalreporter.write_sep("=", "proton sync")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def _start_fake(state: str) -> Any:
+    from .fake import FakeServer, FakeState, FakeStateError
+
+    try:
+        return FakeServer(FakeState.from_file(Path(state))).start()
+    except (FakeStateError, OSError) as exc:
+        raise pytest.UsageError(f"--proton-fake {state}: {exc}") from None
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:
+        return path.absolute()
+
+
+_EXIT_HOOK_REGISTERED = False
+
+
+def _skip_garbage_collection_at_exit() -> None:
+    """At interpreter exit, spare the final garbage collections the walk over every object still alive.
+
+    A gate run ends with some 110,000 tracked objects (pytest's, botocore's service models, one item per target);
+    CPython's shutdown runs full collections over all of them, which cost about 0.3 s of a 1.6 s run at 500
+    targets, for memory the OS takes back anyway. gc.freeze() in an atexit handler runs only when the process
+    really exits, so a long-lived host that calls pytest.main() repeatedly is not affected.
+    """
+    global _EXIT_HOOK_REGISTERED
+    if not _EXIT_HOOK_REGISTERED:
+        import atexit
+        import gc
+
+        atexit.register(gc.freeze)
+        _EXIT_HOOK_REGISTERED = True
+
+
+class ProgressPrinter:
+    """While waiting: a live status line on a terminal; a plain line every so often in a CI log."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self.live = bool(self.reporter is not None and self.reporter.isatty)
+        self._last_plain = 0.0
+        self._printed = False
+
+    def __call__(self, progress: Progress) -> None:
+        if self.reporter is None:
+            return
+        line = (
+            f"proton-sync: {progress.settled} settled, {progress.pending} pending, {progress.failed} failed, "
+            f"{progress.errors} errors; {progress.seconds_left:.0f} s left"
+        )
+        now = time.monotonic()
+        if self.live:
+            self.reporter.rewrite(line, erase=True)
+            self._printed = True
+        elif now - self._last_plain >= NON_TTY_PROGRESS_EVERY or progress.pending == 0:
+            self.reporter.write_line(line)
+            self._last_plain = now
+
+    def finish(self) -> None:
+        if self.reporter is not None and self.live and self._printed:
+            self.reporter.write_line("")
