@@ -117,8 +117,9 @@ def test_last_changes_follow_the_first_parent_chain(
             shas["touch_c"],
             shas["touch_c"],
         ]
-    assert changes[A].object_id == checkout.object_ids(shas["revert_b"], [A])[A] is not None
-    assert changes["templates/d/v1/"].object_id is None
+    assert changes[A].contents == ((A, checkout.object_ids(shas["revert_b"], [A])[A]),)
+    assert changes[A].contents[0][1] is not None
+    assert changes["templates/d/v1/"].contents == (("templates/d/v1/", None),)
     changes = {path: change for path, change in changes.items() if path not in extra}
     assert {path: (change.state, change.commit) for path, change in changes.items()} == {
         # the merge brings feature_a's change into main: the merge is the commit main moved to
@@ -490,3 +491,39 @@ def test_git_error_survives_pickling() -> None:
 
     error = pickle.loads(pickle.dumps(GitError("problem text", "do this")))
     assert (error.problem, error.fix, str(error)) == ("problem text", "do this", "problem text\nfix: do this")
+
+
+def test_bundle_changes_take_the_newest_change_of_any_path(tmp_path: Path) -> None:
+    """A stack's bundle: its deployment file and the files it names. A deletion is a change of the bundle."""
+    shas = (
+        History()
+        .commit("base", {"stacks/web.yaml": "d1", "cfn/web.yaml": "t1", "cfn/web-params.json": "p1", "x": "1"})
+        .commit("template", {"cfn/web.yaml": "t2"})
+        .commit("deployment", {"stacks/web.yaml": "d2"})
+        .commit("unrelated", {"x": "2"})
+        .commit("drop_params", {"cfn/web-params.json": None})
+        .build(tmp_path / "r")
+    )
+    web = ["stacks/web.yaml", "cfn/web.yaml", "cfn/web-params.json"]
+    with Checkout.open(tmp_path / "r") as opened:
+        at = {label: opened.bundle_changes(shas[label], {"web": web, "gone": ["nope.yaml", "nope/"]}) for label in shas}
+        ids_at_deployment = opened.object_ids(shas["deployment"], web)
+    assert at["template"]["web"].commit == shas["template"]
+    assert at["deployment"]["web"].commit == shas["deployment"]
+    assert at["unrelated"]["web"].commit == shas["deployment"]
+    assert at["drop_params"]["web"].commit == shas["drop_params"]  # an absent path of a present bundle counts
+    assert at["unrelated"]["web"].contents == tuple(ids_at_deployment.items())
+    assert dict(at["drop_params"]["web"].contents)["cfn/web-params.json"] is None
+    assert at["base"]["gone"].state == ABSENT
+    assert at["base"]["gone"].describe() == "gone: none of its files exists at the revision"
+
+
+def test_bundle_changes_in_a_shallow_clone(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    path, shas = repo
+    git(tmp_path, "clone", "-q", "--depth", "2", f"file://{path}", str(tmp_path / "s"))
+    with Checkout.open(tmp_path / "s") as opened:
+        changes = opened.bundle_changes(shas["revert_b"], {"a+b": [A, B], "a": [A], "a+missing": [A, "nope/"]})
+    # b changed inside the visible history, so it is newer than anything beyond the boundary: proven
+    assert (changes["a+b"].state, changes["a+b"].commit) == (CHANGED, shas["revert_b"])
+    assert changes["a"].state == UNKNOWN
+    assert changes["a+missing"].state == UNKNOWN

@@ -11,8 +11,8 @@ per target:
   reads objects: resolving revisions (``rev^{commit}``), commit existence, and trees. Object ids of bundle
   paths come from *parsing the parent trees*, so a blob is never read (a blob-less partial clone works, and
   "the path is absent" is only ever said after reading the tree that would hold it);
-* one ``git log`` walk per distinct revision for :meth:`Checkout.last_changes`, all paths at once, stopped as
-  soon as every path is found;
+* one ``git log`` walk per distinct revision for :meth:`Checkout.last_changes` / :meth:`Checkout.bundle_changes`,
+  all paths at once, stopped as soon as every bundle is answered;
 * for failure texts only: :meth:`Checkout.changed_files` is a tree diff in Python over the batch process (no
   new process); :meth:`Checkout.commits_between` runs one ``git log``.
 
@@ -43,7 +43,7 @@ import tempfile
 import threading
 import unicodedata
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -109,23 +109,30 @@ class GitError(Exception):
 
 @dataclass(frozen=True)
 class LastChange:
-    """The last commit at or before a revision that changed one path, along the first-parent chain.
+    """The last commit at or before a revision that changed a path, or a bundle of paths, along the first-parent
+    chain.
 
-    ``state`` is :data:`CHANGED` (``commit`` is set), :data:`ABSENT` (the path does not exist at the revision,
-    as a directory if it ends with '/', as a file otherwise) or :data:`UNKNOWN` (the history in this checkout
-    ends before the change: a shallow clone; ``reason`` says so). Only CHANGED may become an expectation.
+    ``path`` is the path (:meth:`Checkout.last_changes`) or the bundle's key (:meth:`Checkout.bundle_changes`).
+    ``state`` is :data:`CHANGED` (``commit`` is set), :data:`ABSENT` (nothing of it exists at the revision: a
+    directory path must be a directory there, a file path a file) or :data:`UNKNOWN` (the history in this
+    checkout ends before the change: a shallow clone; ``reason`` says so). Only CHANGED may become an
+    expectation. ``contents`` holds (path, tree or blob id at the revision, None if absent) for every path:
+    the content at ``commit`` is the same by definition, so a content match compares these with the ids at
+    the synced commit (and must never pass an ABSENT bundle, whose ids are all None).
     """
 
     path: str
     state: Literal["changed", "absent", "unknown"]
     commit: str | None = None
     reason: str = ""
-    object_id: str | None = None  # the path's tree/blob id at the revision (so at ``commit`` too); None if absent
+    contents: tuple[tuple[str, str | None], ...] = ()
 
     def describe(self) -> str:
         if self.state == CHANGED:
             return f"{self.path}: last changed in {self.commit}"
         if self.state == ABSENT:
+            if len(self.contents) > 1:
+                return f"{self.path}: none of its files exists at the revision"
             return f"{self.path}: no such {'directory' if self.path.endswith('/') else 'file'} at the revision"
         return f"{self.path}: unknown: {self.reason}"
 
@@ -585,17 +592,33 @@ class Checkout:
     def last_changes(self, rev_sha: str, paths: Sequence[str]) -> dict[str, LastChange]:
         """For every path, the last commit at or before ``rev_sha`` that changed it, along the first-parent chain
         (see the module docstring). Directory paths end with '/'. One ``git log`` process for all paths."""
+        return self.bundle_changes(rev_sha, {path: [path] for path in paths})
+
+    def bundle_changes(self, rev_sha: str, bundles: Mapping[str, Sequence[str]]) -> dict[str, LastChange]:
+        """For every bundle (key -> its paths), the last commit at or before ``rev_sha`` that changed any of its
+        paths, a deletion included: the newest such commit on the first-parent chain. A bundle is ABSENT only
+        when none of its paths exists at ``rev_sha``. One ``git log`` process for all bundles."""
         rev = _check_sha(rev_sha)
-        unique = list(dict.fromkeys(paths))
-        present = self.object_ids(rev, unique)
-        result: dict[str, LastChange] = {path: LastChange(path, ABSENT) for path, oid in present.items() if oid is None}
-        wanted = [path for path in unique if present[path] is not None]
-        if not wanted:
-            return {path: result[path] for path in unique}
-        directories = {path for path in wanted if path.endswith("/")}
-        files = {path for path in wanted if not path.endswith("/")}
+        groups = {key: list(dict.fromkeys(paths)) for key, paths in bundles.items()}
+        present = self.object_ids(rev, list(dict.fromkeys(path for paths in groups.values() for path in paths)))
+        contents = {key: tuple((path, present[path]) for path in paths) for key, paths in groups.items()}
+        result: dict[str, LastChange] = {
+            key: LastChange(key, ABSENT, contents=contents[key])
+            for key, paths in groups.items()
+            if all(present[path] is None for path in paths)
+        }
+        open_groups = {key: paths for key, paths in groups.items() if key not in result}
+        if not open_groups:
+            return {key: result[key] for key in groups}
+        # Absent paths of a partly present bundle are walked too: their deletion is a change of the bundle.
+        groups_of: dict[str, list[str]] = {}
+        for key, paths in open_groups.items():
+            for path in paths:
+                groups_of.setdefault(path, []).append(key)
+        walked = list(groups_of)
+        directories = {path for path in walked if path.endswith("/")}
+        files = {path for path in walked if not path.endswith("/")}
         shallow = self._shallow_commits()
-        missing = set(wanted)
         command = self._command(
             "log", "--stdin", "-z", "--first-parent", "-m", "--root", "--no-renames", "--name-only",
             "--no-color", "--no-decorate", "--no-mailmap", "--format=%x01%H",
@@ -609,36 +632,38 @@ class Checkout:
             assert process.stdin is not None and process.stdout is not None
             writer = threading.Thread(
                 target=_write_and_close,
-                args=(process.stdin, f"{rev}\n--\n" + "".join(f"{path}\n" for path in _pathspecs(wanted))),
+                args=(process.stdin, f"{rev}\n--\n" + "".join(f"{path}\n" for path in _pathspecs(walked))),
                 daemon=True,
             )
             writer.start()
             read_to_end = False
             try:
                 for commit, changed in _log_records(process.stdout):
-                    hits = _bundles_of(changed, directories, files) & missing
-                    for path in hits:
-                        if commit in shallow:
-                            result[path] = LastChange(path, UNKNOWN, reason=boundary_reason, object_id=present[path])
-                        else:
-                            result[path] = LastChange(path, CHANGED, commit=commit, object_id=present[path])
-                    missing -= hits
-                    if not missing:
+                    for path in _bundles_of(changed, directories, files):
+                        for key in groups_of.get(path, ()):
+                            if key not in open_groups:
+                                continue
+                            del open_groups[key]
+                            if commit in shallow:  # the boundary looks as if it added everything: no proof
+                                result[key] = LastChange(key, UNKNOWN, reason=boundary_reason, contents=contents[key])
+                            else:
+                                result[key] = LastChange(key, CHANGED, commit=commit, contents=contents[key])
+                    if not open_groups:
                         break
                 else:
                     read_to_end = True
             finally:
                 if not read_to_end and process.poll() is None:
-                    process.kill()  # every path is answered (or we are failing): the rest of the walk is not needed
+                    process.kill()  # every bundle is answered (or we are failing): the rest of the walk is not needed
                 _stop(process)
                 writer.join()
             if read_to_end and process.returncode != 0:
                 stderr.seek(0)
                 raise _failure("log", stderr.read(), self.root)
-        for path in missing:
+        for key in open_groups:
             reason = boundary_reason if self.is_shallow else "the history in this checkout ends before the change"
-            result[path] = LastChange(path, UNKNOWN, reason=reason, object_id=present[path])
-        return {path: result[path] for path in unique}
+            result[key] = LastChange(key, UNKNOWN, reason=reason, contents=contents[key])
+        return {key: result[key] for key in groups}
 
     def changed_files(self, a: str, b: str, path: str, limit: int = 10) -> tuple[list[tuple[str, str]], int]:
         """Files under ``path`` (a directory ending '/' or a file) that differ from commit ``a`` to commit ``b``:
