@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import stat
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -396,7 +396,8 @@ def test_a_fixed_number_of_git_processes(tmp_path: Path, monkeypatch: pytest.Mon
     log = tmp_path / "git-calls.log"
     wrapper = tmp_path / "bin" / "git"
     wrapper.parent.mkdir()
-    real_git = subprocess.run(["which", "git"], capture_output=True, text=True, check=True).stdout.strip()
+    real_git = shutil.which("git")
+    assert real_git is not None
     wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{real_git}" "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
