@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import stat
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,9 +88,39 @@ def test_unresolvable_revisions_are_none(checkout: Checkout, rev: str) -> None:
     assert checkout.resolve(["HEAD"])["HEAD"] is not None  # the batch process survived the bad request
 
 
-def test_last_changes_follow_the_first_parent_chain(checkout: Checkout, repo: tuple[Path, dict[str, str]]) -> None:
+BUNDLE_FILES = [
+    f"{bundle}{name}"
+    for bundle, names in (
+        (A, ["schema/schema.yaml", "infrastructure/cloudformation.yaml"]),
+        (B, ["schema/schema.yaml", "instance_infrastructure/cloudformation.yaml"]),
+        (C, ["schema/schema.yaml", "infrastructure/cloudformation.yaml"]),
+    )
+    for name in names
+]
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["few-paths-limit-the-walk", "many-paths-unlimited-walk"])
+def test_last_changes_follow_the_first_parent_chain(
+    checkout: Checkout, repo: tuple[Path, dict[str, str]], many: bool
+) -> None:
     _, shas = repo
-    changes = checkout.last_changes(shas["revert_b"], [A, B, C, "templates/d/v1/", "README.md", "templates/a/v1"])
+    extra = BUNDLE_FILES if many else []
+    changes = checkout.last_changes(
+        shas["revert_b"], [A, B, C, "templates/d/v1/", "README.md", "templates/a/v1", *extra]
+    )
+    if many:  # 13 paths: the walk has no pathspec and the output is filtered in Python
+        assert [changes[path].commit for path in BUNDLE_FILES] == [
+            shas["base"],
+            shas["merge"],
+            shas["base"],
+            shas["revert_b"],
+            shas["touch_c"],
+            shas["touch_c"],
+        ]
+    assert changes[A].contents == ((A, checkout.object_ids(shas["revert_b"], [A])[A]),)
+    assert changes[A].contents[0][1] is not None
+    assert changes["templates/d/v1/"].contents == (("templates/d/v1/", None),)
+    changes = {path: change for path, change in changes.items() if path not in extra}
     assert {path: (change.state, change.commit) for path, change in changes.items()} == {
         # the merge brings feature_a's change into main: the merge is the commit main moved to
         A: (CHANGED, shas["merge"]),
@@ -366,7 +396,8 @@ def test_a_fixed_number_of_git_processes(tmp_path: Path, monkeypatch: pytest.Mon
     log = tmp_path / "git-calls.log"
     wrapper = tmp_path / "bin" / "git"
     wrapper.parent.mkdir()
-    real_git = subprocess.run(["which", "git"], capture_output=True, text=True, check=True).stdout.strip()
+    real_git = shutil.which("git")
+    assert real_git is not None
     wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{real_git}" "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
@@ -433,3 +464,67 @@ def test_concurrent_callers_get_consistent_answers(checkout: Checkout, repo: tup
     fresh.close()
     assert not errors
     assert results == expected
+
+
+def test_blobless_partial_clone_answers_without_blobs(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    path, shas = repo
+    git(path, "config", "uploadpack.allowFilter", "true")
+    clone = tmp_path / "partial"
+    git(tmp_path, "clone", "-q", "--filter=blob:none", "--no-checkout", f"file://{path}", str(clone))
+    paths = [A, B, C, "README.md", f"{A}schema/schema.yaml", "nope.yaml", "templates/nope/"]
+    with Checkout.open(path) as full:
+        expected = full.object_ids(shas["revert_b"], paths)
+        expected_changes = full.last_changes(shas["revert_b"], paths)
+    with Checkout.open(clone) as partial:
+        assert partial.object_ids(shas["revert_b"], paths) == expected  # blob ids from parent trees, no blob read
+        assert partial.last_changes(shas["revert_b"], paths) == expected_changes
+        assert not partial.has_commit("1" * 40)
+        blob = expected["README.md"]
+        assert blob is not None
+        with pytest.raises(GitError, match="partial clone") as caught:
+            partial.blobs([blob])
+        assert "fix: fetch them" in str(caught.value)
+        assert partial.resolve(["HEAD"])["HEAD"] == shas["revert_b"]  # a new batch process after the failure
+
+
+def test_git_error_survives_pickling() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(GitError("problem text", "do this")))
+    assert (error.problem, error.fix, str(error)) == ("problem text", "do this", "problem text\nfix: do this")
+
+
+def test_bundle_changes_take_the_newest_change_of_any_path(tmp_path: Path) -> None:
+    """A stack's bundle: its deployment file and the files it names. A deletion is a change of the bundle."""
+    shas = (
+        History()
+        .commit("base", {"stacks/web.yaml": "d1", "cfn/web.yaml": "t1", "cfn/web-params.json": "p1", "x": "1"})
+        .commit("template", {"cfn/web.yaml": "t2"})
+        .commit("deployment", {"stacks/web.yaml": "d2"})
+        .commit("unrelated", {"x": "2"})
+        .commit("drop_params", {"cfn/web-params.json": None})
+        .build(tmp_path / "r")
+    )
+    web = ["stacks/web.yaml", "cfn/web.yaml", "cfn/web-params.json"]
+    with Checkout.open(tmp_path / "r") as opened:
+        at = {label: opened.bundle_changes(shas[label], {"web": web, "gone": ["nope.yaml", "nope/"]}) for label in shas}
+        ids_at_deployment = opened.object_ids(shas["deployment"], web)
+    assert at["template"]["web"].commit == shas["template"]
+    assert at["deployment"]["web"].commit == shas["deployment"]
+    assert at["unrelated"]["web"].commit == shas["deployment"]
+    assert at["drop_params"]["web"].commit == shas["drop_params"]  # an absent path of a present bundle counts
+    assert at["unrelated"]["web"].contents == tuple(ids_at_deployment.items())
+    assert dict(at["drop_params"]["web"].contents)["cfn/web-params.json"] is None
+    assert at["base"]["gone"].state == ABSENT
+    assert at["base"]["gone"].describe() == "gone: none of its files exists at the revision"
+
+
+def test_bundle_changes_in_a_shallow_clone(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    path, shas = repo
+    git(tmp_path, "clone", "-q", "--depth", "2", f"file://{path}", str(tmp_path / "s"))
+    with Checkout.open(tmp_path / "s") as opened:
+        changes = opened.bundle_changes(shas["revert_b"], {"a+b": [A, B], "a": [A], "a+missing": [A, "nope/"]})
+    # b changed inside the visible history, so it is newer than anything beyond the boundary: proven
+    assert (changes["a+b"].state, changes["a+b"].commit) == (CHANGED, shas["revert_b"])
+    assert changes["a"].state == UNKNOWN
+    assert changes["a+missing"].state == UNKNOWN

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .gitrepo import ABSENT, CHANGED, Checkout, GitError
+from .gitrepo import CHANGED, Checkout, GitError
 from .kinds import kind_of
 from .manifest import Manifest, ManifestError, Problem, entry_fields
 from .model import ContentComparison, Target
@@ -33,10 +33,6 @@ MISSING_FIX = (
     "fetch it: `git fetch origin <branch>` (or the whole history: `fetch-depth: 0` with actions/checkout, "
     "`GIT_DEPTH: 0` in GitLab CI); a commit force-pushed away cannot be compared"
 )
-
-
-# What an entry of each kind must give for its files to be known (kinds.py's bundle is empty without it).
-_BUNDLE_KEYS = {"service_instance": "'spec' (or 'ops_file')", "stack": "'config_file'", "template": "its name"}
 
 
 def needs_checkout(target: Target) -> bool:
@@ -105,31 +101,28 @@ class Repository:
             else:
                 by_revision.setdefault(sha, []).append(index)
         for sha, indexes in by_revision.items():
-            paths = [path for index in indexes for path in self.bundle(checkout, targets[index], sha)]
-            changes = checkout.last_changes(sha, paths)
+            bundles = {str(index): self.bundle(checkout, targets[index], sha) for index in indexes}
+            changes = checkout.bundle_changes(sha, {key: paths for key, paths in bundles.items() if paths})
             for index in indexes:
                 target = targets[index]
-                bundle = self.bundle(checkout, target, sha)
-                found = [changes[path] for path in bundle]
-                absent = [change.path for change in found if change.state == ABSENT]
+                bundle = bundles[str(index)]
                 expectation = replace(target.expectation, rev_sha=sha, bundle=bundle)
-                if absent:
-                    problems.append(Problem(display, target.line or None, None, fields[index] + ".rev",
-                                            f"{', '.join(absent)} does not exist at {target.expectation.rev} "
-                                            f"({sha[:7]}): check the entry's name and the repository's directory"))
-                elif not bundle:
+                change = changes.get(str(index))
+                absent = [path for path, oid in (change.contents if change else ()) if oid is None]
+                if not bundle:
                     problems.append(Problem(display, target.line or None, None, fields[index],
-                                            f"nothing to compare: give {_BUNDLE_KEYS[target.kind]} so the checkout "
+                                            f"nothing to compare: give {kind_of(target).bundle_keys} so the checkout "
                                             "can say which files this entry's sync deploys"))
-                elif all(change.state == CHANGED for change in found):
-                    # The newest of the files' last changes: the first the walk met.
-                    newest = min(found, key=lambda change: change.position)
-                    expectation = replace(expectation, sha=str(newest.commit))
+                elif change is None or absent:
+                    problems.append(Problem(display, target.line or None, None, fields[index] + ".rev",
+                                            f"{', '.join(absent or bundle)} does not exist at {target.expectation.rev} "
+                                            f"({sha[:7]}): check the entry's name and the repository's directory"))
+                elif change.state == CHANGED:
+                    expectation = replace(expectation, sha=str(change.commit))
                 else:
-                    reason = next(change.reason for change in found if change.state not in (CHANGED, ABSENT))
                     expectation = replace(expectation, history_problem=(
                         f"cannot tell which commit last changed {', '.join(bundle)} at or before "
-                        f"{target.expectation.rev} ({sha[:7]}): {reason}\n  fix: {SHALLOW_FIX}"))
+                        f"{target.expectation.rev} ({sha[:7]}): {change.reason}\n  fix: {SHALLOW_FIX}"))
                 resolved[index] = replace(target, expectation=expectation)
         if problems:
             raise ManifestError(problems)

@@ -11,8 +11,8 @@ per target:
   reads objects: resolving revisions (``rev^{commit}``), commit existence, and trees. Object ids of bundle
   paths come from *parsing the parent trees*, so a blob is never read (a blob-less partial clone works, and
   "the path is absent" is only ever said after reading the tree that would hold it);
-* one ``git log`` walk per distinct revision for :meth:`Checkout.last_changes`, all paths at once, stopped as
-  soon as every path is found;
+* one ``git log`` walk per distinct revision for :meth:`Checkout.last_changes` / :meth:`Checkout.bundle_changes`,
+  all paths at once, stopped as soon as every bundle is answered;
 * for failure texts only: :meth:`Checkout.changed_files` is a tree diff in Python over the batch process (no
   new process); :meth:`Checkout.commits_between` runs one ``git log``.
 
@@ -43,7 +43,7 @@ import tempfile
 import threading
 import unicodedata
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -103,26 +103,36 @@ class GitError(Exception):
         self.problem = problem
         self.fix = fix
 
+    def __reduce__(self) -> tuple[type[GitError], tuple[str, str]]:  # picklable, e.g. across xdist workers
+        return (GitError, (self.problem, self.fix))
+
 
 @dataclass(frozen=True)
 class LastChange:
-    """The last commit at or before a revision that changed one path, along the first-parent chain.
+    """The last commit at or before a revision that changed a path, or a bundle of paths, along the first-parent
+    chain.
 
-    ``state`` is :data:`CHANGED` (``commit`` is set), :data:`ABSENT` (the path does not exist at the revision,
-    as a directory if it ends with '/', as a file otherwise) or :data:`UNKNOWN` (the history in this checkout
-    ends before the change: a shallow clone; ``reason`` says so). Only CHANGED may become an expectation.
+    ``path`` is the path (:meth:`Checkout.last_changes`) or the bundle's key (:meth:`Checkout.bundle_changes`).
+    ``state`` is :data:`CHANGED` (``commit`` is set), :data:`ABSENT` (nothing of it exists at the revision: a
+    directory path must be a directory there, a file path a file) or :data:`UNKNOWN` (the history in this
+    checkout ends before the change: a shallow clone; ``reason`` says so). Only CHANGED may become an
+    expectation. ``contents`` holds (path, tree or blob id at the revision, None if absent) for every path:
+    the content at ``commit`` is the same by definition, so a content match compares these with the ids at
+    the synced commit (and must never pass an ABSENT bundle, whose ids are all None).
     """
 
     path: str
     state: Literal["changed", "absent", "unknown"]
     commit: str | None = None
     reason: str = ""
-    position: int = -1  # CHANGED: how many commits the walk passed before this one (0: the revision itself)
+    contents: tuple[tuple[str, str | None], ...] = ()
 
     def describe(self) -> str:
         if self.state == CHANGED:
             return f"{self.path}: last changed in {self.commit}"
         if self.state == ABSENT:
+            if len(self.contents) > 1:
+                return f"{self.path}: none of its files exists at the revision"
             return f"{self.path}: no such {'directory' if self.path.endswith('/') else 'file'} at the revision"
         return f"{self.path}: unknown: {self.reason}"
 
@@ -261,9 +271,14 @@ class _Batch:
         return answers
 
     def _died(self) -> GitError:
-        self.close()
+        _stop(self.process)
         self._stderr.seek(0)
         message = clean_text(self._stderr.read().decode("utf-8", "replace")).strip() or "no message"
+        if "promisor" in message:
+            return GitError(
+                f"this checkout is a partial clone without objects that are needed: {message}",
+                "fetch them (git fetch --refetch), or check out without a --filter (actions/checkout: filter unset)",
+            )
         return GitError(f"git cat-file stopped answering: {message}", "run `git fsck` in the checkout")
 
     def close(self) -> None:
@@ -291,7 +306,11 @@ def _close_all(batches: list[_Batch]) -> None:
 
 
 class Checkout:
-    """A git checkout (work tree or bare repository), read-only. Thread-safe; close() it, or use ``with``."""
+    """A git checkout (work tree or bare repository), read-only. Thread-safe; close() it, or use ``with``.
+
+    Answers are memoised for the checkout's lifetime (a revision resolved once keeps its answer even if the
+    branch moves): open one per run, so every target of the run is judged against the same snapshot.
+    """
 
     def __init__(self, root: Path, git_dir: Path, shallow_file: Path, is_shallow: bool) -> None:
         self.root = root
@@ -308,6 +327,7 @@ class Checkout:
         self._closed = False
         self._objects: dict[str, tuple[str, str, bytes] | None] = {}
         self._trees: dict[str, dict[str, TreeEntry]] = {}
+        self._ids: dict[tuple[str, str], str | None] = {}
         self._remotes: dict[str, str] | None = None
 
     # -- opening and closing -------------------------------------------------------------------------------
@@ -393,7 +413,12 @@ class Checkout:
         if new:
             if not self._batches:
                 self._batches.append(_Batch(self._command("cat-file", "--batch"), self.root, self._environment))
-            for request, answer in zip(new, self._batches[0].ask(new), strict=True):
+            try:
+                answers = self._batches[0].ask(new)
+            except GitError:
+                self._batches.pop().close()  # the next question starts a new process
+                raise
+            for request, answer in zip(new, answers, strict=True):
                 self._objects[request] = answer
         return [self._objects[request] for request in requests]
 
@@ -474,9 +499,36 @@ class Checkout:
     def object_ids(self, commit: str, paths: Sequence[str]) -> dict[str, str | None]:
         """Tree id of every directory path (ending '/'), blob id of every file path, at ``commit``; None when the
         path is proven absent (or is not of that kind). Raises GitError when the commit or a tree is missing."""
+        answers = self.object_ids_at([(commit, path) for path in paths])
+        return {path: answers[(commit, path)] for path in paths}
+
+    def object_ids_at(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        """:meth:`object_ids` for many (commit, path) pairs at once: one round trip to git for all of them, plus
+        one per tree level for the few that git cannot answer directly (absent paths, blob-less clones)."""
+        wanted = list(dict.fromkeys(pairs))
+        for commit, path in wanted:
+            _check_sha(commit)
+            _check_path(path)
         with self._lock:
-            entries = self._lookup(commit.lower(), list(paths))
-        return {path: (entry.oid if entry is not None else None) for path, entry in entries.items()}
+            unknown = [pair for pair in wanted if pair not in self._ids]
+            # Directories: git resolves <commit>:<path> itself. Files go through their parent trees: asking git for
+            # a blob that a blob-less partial clone does not hold makes cat-file die (lazy fetching is off).
+            slow: dict[str, list[str]] = {}
+            for commit, path in unknown:
+                if not path.endswith("/"):
+                    slow.setdefault(commit, []).append(path)
+            direct = [pair for pair in unknown if pair[1].endswith("/")]
+            requests = [f"{commit.lower()}:{path.rstrip('/')}" for commit, path in direct]
+            for (commit, path), request, answer in zip(direct, requests, self._ask(requests), strict=True):
+                self._objects.pop(request, None)  # remembered below by (commit, path), without the contents
+                if answer is None:  # absent, or the commit is missing: the trees decide (or raise)
+                    slow.setdefault(commit, []).append(path)
+                else:
+                    self._ids[(commit, path)] = answer[0] if answer[1] == "tree" else None
+            for commit, paths in slow.items():
+                for path, entry in self._lookup(commit.lower(), paths).items():
+                    self._ids[(commit, path)] = entry.oid if entry is not None else None
+            return {pair: self._ids[pair] for pair in wanted}
 
     def remote_urls(self) -> dict[str, str]:
         """Remote name -> URL, with any user:password@ removed."""
@@ -540,17 +592,33 @@ class Checkout:
     def last_changes(self, rev_sha: str, paths: Sequence[str]) -> dict[str, LastChange]:
         """For every path, the last commit at or before ``rev_sha`` that changed it, along the first-parent chain
         (see the module docstring). Directory paths end with '/'. One ``git log`` process for all paths."""
+        return self.bundle_changes(rev_sha, {path: [path] for path in paths})
+
+    def bundle_changes(self, rev_sha: str, bundles: Mapping[str, Sequence[str]]) -> dict[str, LastChange]:
+        """For every bundle (key -> its paths), the last commit at or before ``rev_sha`` that changed any of its
+        paths, a deletion included: the newest such commit on the first-parent chain. A bundle is ABSENT only
+        when none of its paths exists at ``rev_sha``. One ``git log`` process for all bundles."""
         rev = _check_sha(rev_sha)
-        unique = list(dict.fromkeys(paths))
-        present = self.object_ids(rev, unique)
-        result: dict[str, LastChange] = {path: LastChange(path, ABSENT) for path, oid in present.items() if oid is None}
-        wanted = [path for path in unique if present[path] is not None]
-        if not wanted:
-            return {path: result[path] for path in unique}
-        directories = {path for path in wanted if path.endswith("/")}
-        files = {path for path in wanted if not path.endswith("/")}
+        groups = {key: list(dict.fromkeys(paths)) for key, paths in bundles.items()}
+        present = self.object_ids(rev, list(dict.fromkeys(path for paths in groups.values() for path in paths)))
+        contents = {key: tuple((path, present[path]) for path in paths) for key, paths in groups.items()}
+        result: dict[str, LastChange] = {
+            key: LastChange(key, ABSENT, contents=contents[key])
+            for key, paths in groups.items()
+            if all(present[path] is None for path in paths)
+        }
+        open_groups = {key: paths for key, paths in groups.items() if key not in result}
+        if not open_groups:
+            return {key: result[key] for key in groups}
+        # Absent paths of a partly present bundle are walked too: their deletion is a change of the bundle.
+        groups_of: dict[str, list[str]] = {}
+        for key, paths in open_groups.items():
+            for path in paths:
+                groups_of.setdefault(path, []).append(key)
+        walked = list(groups_of)
+        directories = {path for path in walked if path.endswith("/")}
+        files = {path for path in walked if not path.endswith("/")}
         shallow = self._shallow_commits()
-        missing = set(wanted)
         command = self._command(
             "log", "--stdin", "-z", "--first-parent", "-m", "--root", "--no-renames", "--name-only",
             "--no-color", "--no-decorate", "--no-mailmap", "--format=%x01%H",
@@ -564,36 +632,38 @@ class Checkout:
             assert process.stdin is not None and process.stdout is not None
             writer = threading.Thread(
                 target=_write_and_close,
-                args=(process.stdin, f"{rev}\n--\n" + "".join(f"{path}\n" for path in wanted)),
+                args=(process.stdin, f"{rev}\n--\n" + "".join(f"{path}\n" for path in _pathspecs(walked))),
                 daemon=True,
             )
             writer.start()
             read_to_end = False
             try:
-                for position, (commit, changed) in enumerate(_log_records(process.stdout)):
-                    hits = _bundles_of(changed, directories, files) & missing
-                    for path in hits:
-                        if commit in shallow:
-                            result[path] = LastChange(path, UNKNOWN, reason=boundary_reason)
-                        else:
-                            result[path] = LastChange(path, CHANGED, commit=commit, position=position)
-                    missing -= hits
-                    if not missing:
+                for commit, changed in _log_records(process.stdout):
+                    for path in _bundles_of(changed, directories, files):
+                        for key in groups_of.get(path, ()):
+                            if key not in open_groups:
+                                continue
+                            del open_groups[key]
+                            if commit in shallow:  # the boundary looks as if it added everything: no proof
+                                result[key] = LastChange(key, UNKNOWN, reason=boundary_reason, contents=contents[key])
+                            else:
+                                result[key] = LastChange(key, CHANGED, commit=commit, contents=contents[key])
+                    if not open_groups:
                         break
                 else:
                     read_to_end = True
             finally:
                 if not read_to_end and process.poll() is None:
-                    process.kill()  # every path is answered (or we are failing): the rest of the walk is not needed
+                    process.kill()  # every bundle is answered (or we are failing): the rest of the walk is not needed
                 _stop(process)
                 writer.join()
             if read_to_end and process.returncode != 0:
                 stderr.seek(0)
                 raise _failure("log", stderr.read(), self.root)
-        for path in missing:
+        for key in open_groups:
             reason = boundary_reason if self.is_shallow else "the history in this checkout ends before the change"
-            result[path] = LastChange(path, UNKNOWN, reason=reason)
-        return {path: result[path] for path in unique}
+            result[key] = LastChange(key, UNKNOWN, reason=reason, contents=contents[key])
+        return {key: result[key] for key in groups}
 
     def changed_files(self, a: str, b: str, path: str, limit: int = 10) -> tuple[list[tuple[str, str]], int]:
         """Files under ``path`` (a directory ending '/' or a file) that differ from commit ``a`` to commit ``b``:
@@ -677,6 +747,18 @@ def _run(git: str, arguments: list[str], cwd: Path) -> bytes:
     if completed.returncode != 0:
         raise _failure(arguments[0], completed.stderr, cwd)
     return completed.stdout
+
+
+# git matches every tree entry against every pathspec, so hundreds of them make a walk quadratic (500 bundle paths:
+# ~50 s for 10,000 commits). Any pathspec also makes git log diff each commit twice (once to simplify history, once
+# for --name-only): with no pathspec a full walk costs ~0.35 s of CPU, with "templates/" ~0.55 s, with 4 bundle
+# paths ~0.13 s (benchmarks/bench_git.py's repository). So: a few paths limit the walk, more do not.
+_MAX_PATHSPECS = 8
+
+
+def _pathspecs(paths: Sequence[str]) -> list[str]:
+    """What limits the walk: the paths when there are few, else nothing (the output is filtered in Python)."""
+    return list(paths) if len(paths) <= _MAX_PATHSPECS else []
 
 
 def _write_and_close(stream: IO[bytes], text: str) -> None:

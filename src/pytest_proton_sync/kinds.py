@@ -53,6 +53,7 @@ class Kind:
     index_file: Callable[[Mapping[str, str]], str | None] = lambda fields: None
     files_named: Callable[[Mapping[str, Any], str], tuple[str, ...]] = lambda document, name: ()
     index_is_content: bool = False
+    bundle_keys: str = ""  # what an entry must give for its files to be known, for messages
 
     def provider_names(self) -> str:
         return ", ".join(dict.fromkeys(self.providers.values()))
@@ -270,6 +271,7 @@ SERVICE_INSTANCE = Kind(
     # The instance's spec file; without one nothing can be compared by content.
     bundle=lambda fields, directory: tuple(p for p in (fields.get("spec"),) if p),
     index_file=lambda fields: None if fields.get("spec") else fields.get("ops_file"),
+    bundle_keys="'spec' (or 'ops_file')",
     files_named=lambda document, name: _spec_of_instance(document, name),
 )
 
@@ -294,6 +296,7 @@ STACK = Kind(
     index_file=lambda fields: fields.get("config_file"),
     files_named=lambda document, name: _file_paths_of_deployment(document),
     index_is_content=True,
+    bundle_keys="'config_file'",
 )
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TEMPLATE, SERVICE_INSTANCE, STACK)}
