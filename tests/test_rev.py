@@ -166,3 +166,30 @@ def test_git_dir_option_points_at_the_checkout(
     aws_env.set_state(fake_state(env("vpc-env", synced=commits["c2"])))
     target = manifest(elsewhere, env("vpc-env"))
     pytester.runpytest("--proton-manifest", str(target), "--proton-git-dir", str(path)).assert_outcomes(passed=1)
+
+
+def test_check_command_compares_the_manifest_with_the_checkout_without_aws(
+    pytester: pytest.Pytester, repo: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_proton_sync import cli
+
+    path, _ = repo
+    complete = manifest(path, env("vpc-env"), env("eks-env"))
+    assert cli.main(["check", str(complete)]) == 0
+    assert "OK: 2 entries match the checkout at HEAD" in capsys.readouterr().out
+
+    partial = manifest(path, env("vpc-env"), {"name": "eks-env", "type": "SERVICE", "version": 1},
+                       env("web-env"))
+    assert cli.main(["check", str(partial), "--rev", "HEAD"]) == 1
+    problems = capsys.readouterr().err
+    # An entry with no bundle at the revision is the entry's problem, at its line.
+    assert "templates[2].rev: templates/web-env/v1/ does not exist at HEAD" in problems
+
+    wrong_type = manifest(path, env("vpc-env"), {"name": "eks-env", "type": "SERVICE", "version": 1})
+    assert cli.main(["check", str(wrong_type)]) == 1
+    assert "SERVICE/eks-env@1: the manifest says SERVICE, but templates/eks-env/v1/schema/schema.yaml is a " \
+           "ENVIRONMENT schema" in capsys.readouterr().err
+
+    missing_entry = manifest(path, env("vpc-env"))
+    assert cli.main(["check", str(missing_entry)]) == 1
+    assert "ENVIRONMENT/eks-env@1: a bundle at templates/eks-env/v1/, but no manifest entry" in capsys.readouterr().err

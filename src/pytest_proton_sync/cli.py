@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from . import __version__
 
@@ -29,11 +30,19 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytest-proton-sync",
-        description="Gate a pipeline on AWS Proton template sync: tools around the pytest plugin.",
+        description="Gate a pipeline on Git sync (AWS Proton templates and service instances, CloudFormation stacks): tools around the pytest plugin.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    _add_validate(commands)
+    _add_fake(commands)
+    _add_init(commands)
+    _add_check(commands)
+    return parser
+
+
+def _add_validate(commands: Any) -> None:
     validate = commands.add_parser(
         "validate",
         help="check manifests (schema, shas, duplicates) without calling AWS",
@@ -43,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("manifests", nargs="+", metavar="MANIFEST")
     validate.set_defaults(run=_validate)
 
+
+def _add_fake(commands: Any) -> None:
     fake = commands.add_parser(
         "fake-server",
         help="serve the fake AWS Proton endpoint from a state file until interrupted",
@@ -60,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fake.set_defaults(run=_fake_server)
 
+
+def _add_init(commands: Any) -> None:
     init = commands.add_parser(
         "init",
         help="write a starter manifest listing every template bundle in the git checkout",
@@ -79,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.set_defaults(run=_init)
 
+
+def _add_check(commands: Any) -> None:
     check = commands.add_parser(
         "check",
         help="compare manifests with the git checkout, without AWS (for pull requests)",
@@ -95,7 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--git-dir", metavar="PATH", help="a directory in the checkout (default: the one holding each manifest)"
     )
     check.set_defaults(run=_check)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

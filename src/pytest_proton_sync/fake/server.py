@@ -267,35 +267,11 @@ class FakeServer:
         shown_key = printable(key)
 
         fault = state.faults.decide(key, call_number)
-        if fault is Fault.DROP:
-            self._log(f"POST {shown_key} -> dropped (fault)")
-            handler.close_connection = True
+        if not self._wait_out(fault, state, handler, shown_key):
             return
-        if fault is Fault.SLOW and self._stopping.wait(state.faults.slow_seconds):
-            handler.close_connection = True
-            return
-        if state.faults.latency_ms and self._stopping.wait(state.faults.latency_ms / 1000):
-            handler.close_connection = True
-            return
-
         try:
-            if fault is Fault.THROTTLE:
-                raise ApiError("ThrottlingException", "Rate exceeded (fault injected by the fake)")
-            if fault is Fault.ERROR_5XX:
-                raise ApiError("InternalServerException", "internal error (fault injected by the fake)", 500)
-            if "Authorization" not in handler.headers:
-                raise ApiError(
-                    "MissingAuthenticationTokenException",
-                    "Request is missing Authentication Token: the request must be signed (AWS Signature V4)",
-                )
-            if protocol.service is None:
-                raise ApiError("UnknownOperationException", self._unknown_operation_text(handler, protocol))
-            if protocol.cbor and handler.headers.get("smithy-protocol") != "rpc-v2-cbor":
-                raise ApiError(
-                    "SerializationException", "rpc-v2-cbor requests must carry 'smithy-protocol: rpc-v2-cbor'"
-                )
-            if decode_problem is not None:
-                raise ApiError("SerializationException", decode_problem)
+            self._refuse_what_is_wrong(fault, handler, protocol, decode_problem)
+            assert protocol.service is not None  # refused above otherwise
             output = answer(state, protocol.service, protocol.operation, params, self._next_position)
         except ApiError as error:
             note = f" (fault: {fault.value})" if fault is not Fault.NONE else ""
@@ -311,6 +287,38 @@ class FakeServer:
         note = f" (slow: {state.faults.slow_seconds:g}s)" if fault is Fault.SLOW else ""
         self._log(f"POST {shown_key} -> 200{note}")
         handler.send_answer(protocol, 200, output, request_id)
+
+    def _wait_out(self, fault: Fault, state: FakeState, handler: _Handler, shown_key: str) -> bool:
+        """Apply the faults that delay or drop an answer; False when no answer is to be sent."""
+        if fault is Fault.DROP:
+            self._log(f"POST {shown_key} -> dropped (fault)")
+            handler.close_connection = True
+            return False
+        stopping = (fault is Fault.SLOW and self._stopping.wait(state.faults.slow_seconds)) or (
+            bool(state.faults.latency_ms) and self._stopping.wait(state.faults.latency_ms / 1000))
+        if stopping:
+            handler.close_connection = True
+        return not stopping
+
+    def _refuse_what_is_wrong(
+        self, fault: Fault, handler: _Handler, protocol: _Protocol, decode_problem: str | None
+    ) -> None:
+        """Raise the ApiError an injected fault or a malformed request gets, in the order AWS checks them."""
+        if fault is Fault.THROTTLE:
+            raise ApiError("ThrottlingException", "Rate exceeded (fault injected by the fake)")
+        if fault is Fault.ERROR_5XX:
+            raise ApiError("InternalServerException", "internal error (fault injected by the fake)", 500)
+        if "Authorization" not in handler.headers:
+            raise ApiError(
+                "MissingAuthenticationTokenException",
+                "Request is missing Authentication Token: the request must be signed (AWS Signature V4)",
+            )
+        if protocol.service is None:
+            raise ApiError("UnknownOperationException", self._unknown_operation_text(handler, protocol))
+        if protocol.cbor and handler.headers.get("smithy-protocol") != "rpc-v2-cbor":
+            raise ApiError("SerializationException", "rpc-v2-cbor requests must carry 'smithy-protocol: rpc-v2-cbor'")
+        if decode_problem is not None:
+            raise ApiError("SerializationException", decode_problem)
 
     @staticmethod
     def _protocol_of(handler: _Handler) -> _Protocol:
