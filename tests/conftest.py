@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# Imported once here: hypothesis' pytest plugin would otherwise import it again in every in-process pytester run,
+# which roughly doubles the cost of those runs.
+import hypothesis.internal.observability  # noqa: F401
 import pytest
 import yaml
 from moto import mock_aws
@@ -69,6 +72,7 @@ def fake() -> Iterator[FakeServer]:
 def aws_env(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> FakeServer:
     """Point boto3's standard chain at the fake, as a user would point it at any endpoint."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_PROTON", fake.endpoint_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CODECONNECTIONS", fake.endpoint_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
     monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)

@@ -50,7 +50,7 @@ def test_every_bad_manifest_in_the_corpus_stops_the_run_before_any_call(
     assert aws_env.total_calls() == 0
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(source=mutated_documents())
 def test_mutated_manifests_never_show_a_traceback_or_call_for_an_invalid_file(

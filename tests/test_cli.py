@@ -95,7 +95,7 @@ def test_fake_server_rejects_a_bad_state_file(tmp_path: Path, capsys: pytest.Cap
     assert cli.main(["fake-server", str(state)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert f"{state}: templates[0] (vpc-env).type: 'NETWORK' is not one of" in captured.err
+    assert f"{state}:2:27: templates[0].type: 'NETWORK' is not allowed; allowed: ENVIRONMENT, SERVICE" in captured.err
     assert "Traceback" not in captured.err
 
 

@@ -571,58 +571,67 @@ def test_many_servers_start_and_stop_in_one_process(boto_session: Any) -> None:
 
 
 # -- the state file ----------------------------------------------------------------------------------------
+# More in tests/test_fake_statefile.py: several problems at once, deep nesting, sizes, non-finite numbers.
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("defaults: {}\n", "missing 'templates:'"),
-        ("templates: {}\n", "templates: expected a list"),
-        ("templates: []\nfautls: {}\n", "unknown key 'fautls'"),
-        ("templates: [{name: a, type: ENVIRONMENT}]\n", "missing 'version'"),
-        ("templates: [{name: a, type: NETWORK, version: 1}]\n", "'NETWORK' is not one of ENVIRONMENT, SERVICE"),
-        ("templates: [{name: a, type: SERVICE, version: 1.5}]\n", "version"),
-        ("templates: [{name: a, type: SERVICE, version: '01'}]\n", "not a major version"),
-        ("templates: [{name: 'a b', type: SERVICE, version: 1}]\n", "not a valid Proton template name"),
-        ("templates: [{name: a, type: SERVICE, version: 1}]\n", "no repository name"),
+        ("defaults: {}\n", ":1:1: nothing to answer from: add 'templates:', 'service_instances:' or 'stacks:'"),
+        ("templates: {}\n", ":1:12: templates: expected a list, got a mapping"),
+        ("templates: []\nfautls: {}\n", ":2:1: fautls: unknown key 'fautls'; did you mean 'faults'?"),
+        ("templates: [{name: a, type: ENVIRONMENT}]\n", ":1:13: templates[0].version: missing required key 'version'"),
         (
-            "defaults: {repository: {name: acme/t}}\n"
-            "templates: [{name: a, type: SERVICE, version: 1, synced: 1234567}]\n",
-            "quote the sha",
+            "templates: [{name: a, type: NETWORK, version: 1}]\n",
+            ":1:29: templates[0].type: 'NETWORK' is not allowed; allowed: ENVIRONMENT, SERVICE",
         ),
+        ("templates: [{name: a, type: SERVICE, version: 1.5}]\n", "templates[0].version: expected text or a whole"),
+        ("templates: [{name: a, type: SERVICE, version: '01'}]\n", "templates[0].version: '01' is not allowed"),
+        ("templates: [{name: 'a b', type: SERVICE, version: 1}]\n", "templates[0].name: 'a b' is not allowed; 1 to"),
+        ("templates: [{name: a, type: SERVICE, version: 1}]\n", ":1:13: templates[0]: no repository name"),
         (
             "defaults: {repository: {name: acme/t}}\n"
             "templates: [{name: a, type: SERVICE, version: 1, latest: {status: DONE, sha: abc1234}}]\n",
-            "templates[0] (a).latest.status: 'DONE' is not one of",
+            ":2:67: templates[0].latest.status: 'DONE' is not allowed; allowed: INITIATED",
         ),
         (
             "defaults: {repository: {name: acme/t}}\n"
             "templates: [{name: a, type: SERVICE, version: 1, latest: {status: FAILED}}]\n",
-            "missing 'sha'",
+            "templates[0].latest.sha: missing required key 'sha'",
         ),
         (
             "defaults: {repository: {name: acme/t}}\n"
             "templates: [{name: a, type: SERVICE, version: 1, synced_at: yesterday, synced: abc1234}]\n",
-            "not an ISO 8601 timestamp",
+            "templates[0].synced_at: 'yesterday' is not allowed; an ISO 8601 timestamp",
         ),
         (
-            "defaults: {repository: {name: acme/t, provider: GITLAB}}\n"
+            "defaults: {repository: {name: acme/t}}\n"
+            "templates: [{name: a, type: SERVICE, version: 1, synced_at: 2026-02-30T10:00:00Z, synced: abc1234}]\n",
+            "templates[0].synced_at: '2026-02-30T10:00:00Z' is not a real date and time",
+        ),
+        (
+            "defaults: {repository: {name: acme/t, provider: GITLABS}}\n"
             "templates: [{name: a, type: SERVICE, version: 1}]\n",
-            "provider: 'GITLAB' is not one of",
+            "defaults.repository.provider: 'GITLABS' is not allowed; did you mean 'GITLAB'?",
+        ),
+        (
+            "defaults: {repository: {name: acme/t, provider: GitLab}}\n"
+            "templates: [{name: a, type: SERVICE, version: 1}]\n",
+            "templates[0]: provider GitLab exists in CodeConnections only",
         ),
         (
             "defaults: {repository: {name: acme/t}}\n"
             "templates: [{name: a, type: SERVICE, version: 1}, {name: a, type: SERVICE, version: '1'}]\n",
-            "SERVICE/a@1 is already defined at templates[0]",
+            ":2:51: templates[1]: SERVICE/a@1 is already defined at line 2",
         ),
         (
             "defaults: {repository: {name: acme/t}}\n"
             "templates: [{name: a, type: SERVICE, version: 1, sequence: [{synced: abc1234, latset: {}}]}]\n",
-            "sequence[0]: unknown key 'latset'",
+            "templates[0].sequence[0].latset: unknown key 'latset'; did you mean 'latest'?",
         ),
-        ("templates: []\nfaults: {throttle_rate: 1.5}\n", "faults.throttle_rate: 1.5 must be between 0 and 1"),
-        ("templates: []\nfaults: {seed: abc}\n", "faults.seed: expected an integer"),
-        ("templates: [\n  {name: a\n", "not valid YAML: line"),
+        ("templates: []\nfaults: {throttle_rate: 1.5}\n", "faults.throttle_rate: 1.5 is too large"),
+        ("templates: []\nfaults: {seed: abc}\n", "faults.seed: expected a whole number, got 'abc'"),
+        ("templates: [\n  {name: a\n", ":3:1: invalid YAML"),
         ("", "the state file is empty"),
-        ("- just\n- a list\n", "expected a mapping"),
+        ("- just\n- a list\n", ":1:1: the top level must be a mapping"),
     ],
 )
 def test_bad_state_files_are_clear_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -630,9 +639,20 @@ def test_bad_state_files_are_clear_errors(tmp_path: Path, text: str, message: st
     path.write_text(text)
     with pytest.raises(FakeStateError) as excinfo:
         FakeState.from_file(path)
-    assert str(excinfo.value).startswith(f"{path}: ")
-    assert message in str(excinfo.value)
-    assert "\n" not in str(excinfo.value)
+    assert str(excinfo.value).startswith(f"{path}:")
+    assert f"{path}{message}" in str(excinfo.value) if message.startswith(":") else message in str(excinfo.value)
+    assert len(excinfo.value.problems) == 1, str(excinfo.value)
+
+
+def test_a_number_is_read_as_the_text_written_where_text_is_expected(tmp_path: Path) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_text("defaults: {repository: {name: acme/t}}\n"
+                    "templates: [{name: 123, type: SERVICE, version: 2, synced: 0123456}]\n")
+    state = FakeState.from_file(path)
+    (template,) = state.templates
+    assert (template.name, template.version) == ("123", "2")
+    snapshot = template.snapshot(0)
+    assert snapshot.latest_successful is not None and snapshot.latest_successful.sha == "0123456"  # not octal
 
 
 def test_missing_state_file(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@
 
     pytest-proton-sync validate proton-sync.yaml [more.yaml ...]
     pytest-proton-sync fake-server examples/fake-account.yaml [--host 127.0.0.1] [--port 0] [--log-requests]
+    pytest-proton-sync init [--directory templates] [--repository owner/repo] [--output proton-sync.yaml] [--force]
 
 Exit codes: 0 success; 1 a manifest has problems; 2 bad usage or a state file the fake cannot use.
 """
@@ -15,8 +16,9 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 
@@ -31,11 +33,19 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytest-proton-sync",
-        description="Gate a pipeline on AWS Proton template sync: tools around the pytest plugin.",
+        description="Gate a pipeline on Git sync (AWS Proton templates and service instances, CloudFormation stacks): tools around the pytest plugin.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    _add_validate(commands)
+    _add_fake(commands)
+    _add_init(commands)
+    _add_check(commands)
+    return parser
+
+
+def _add_validate(commands: Any) -> None:
     validate = commands.add_parser(
         "validate",
         help="check manifests (schema, shas, duplicates) without calling AWS",
@@ -45,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("manifests", nargs="+", metavar="MANIFEST")
     validate.set_defaults(run=_validate)
 
+
+def _add_fake(commands: Any) -> None:
     fake = commands.add_parser(
         "fake-server",
         help="serve the fake AWS Proton endpoint from a state file until interrupted",
@@ -61,7 +73,46 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-requests", action="store_true", help="print one line per request on stderr (never headers)"
     )
     fake.set_defaults(run=_fake_server)
-    return parser
+
+
+def _add_init(commands: Any) -> None:
+    init = commands.add_parser(
+        "init",
+        help="write a starter manifest listing every template bundle in the git checkout",
+        description=(
+            "Find every {directory}/{name}/v{major}/schema/schema.yaml at the checkout's HEAD commit (the type "
+            "comes from the schema) and write a manifest expecting each to be synced from `rev: HEAD`."
+        ),
+    )
+    init.add_argument("--directory", default="templates", help="where the bundles are (default: %(default)s)")
+    init.add_argument(
+        "--repository", metavar="OWNER/REPO", help="repository name as the sync knows it (default: from origin)"
+    )
+    init.add_argument("--output", default="proton-sync.yaml", help="manifest to write (default: %(default)s)")
+    init.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    init.add_argument(
+        "--git-dir", default=".", metavar="PATH", help="a directory in the checkout (default: the current one)"
+    )
+    init.set_defaults(run=_init)
+
+
+def _add_check(commands: Any) -> None:
+    check = commands.add_parser(
+        "check",
+        help="compare manifests with the git checkout, without AWS (for pull requests)",
+        description=(
+            "Without calling AWS: validate the manifests, resolve every entry at --rev in the checkout (its bundle "
+            "must exist there), and compare the template entries with the bundles found in their directories: "
+            "bundles with no entry, entries with no bundle, types that disagree. One line per problem; exit 1 "
+            "if there is any."
+        ),
+    )
+    check.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    check.add_argument("--rev", default="HEAD", help="the revision to check against (default: %(default)s)")
+    check.add_argument(
+        "--git-dir", metavar="PATH", help="a directory in the checkout (default: the one holding each manifest)"
+    )
+    check.set_defaults(run=_check)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,8 +128,6 @@ def _validate(arguments: argparse.Namespace) -> int:
     except ImportError as error:
         print(f"pytest-proton-sync validate: cannot load the manifest reader: {error}", file=sys.stderr)
         return EXIT_USAGE
-
-    from pathlib import Path
 
     from .manifest import load_manifests
     from .manifest_paths import path_problem
@@ -118,6 +167,62 @@ def _validate(arguments: argparse.Namespace) -> int:
     return EXIT_OK if all_valid else EXIT_INVALID
 
 
+def _check(arguments: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .bundles import compare_manifest_with_checkout, discover_bundles
+    from .expectations import Repository
+    from .gitrepo import GitError
+    from .manifest import Manifest, ManifestError, load_manifests
+
+    try:
+        manifests = load_manifests(arguments.manifests)
+    except ManifestError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    repository = Repository(arguments.git_dir)
+    lines: list[str] = []
+    try:
+        for manifest in manifests:
+            # Every entry as if it said `rev: <--rev>`: its bundle must exist at that revision.
+            at_rev = Manifest(manifest.path, tuple(
+                replace(target, expectation=replace(target.expectation, rev=arguments.rev, match="content"))
+                for target in manifest.targets))
+            try:
+                targets = repository.resolve(at_rev, str(manifest.path))
+            except ManifestError as error:
+                lines += [str(problem) for problem in error.problems]
+                continue
+            checkout = repository.checkout_for(manifest.path)
+            templates = [t for t in targets if t.kind == "template"]
+            directories = sorted({t.expectation.repository.directory or "" for t in templates})
+            for directory in directories:
+                declared = [
+                    (request["templateType"], t.name, request["templateVersion"], t.expectation.bundle[0])
+                    for t in templates if (t.expectation.repository.directory or "") == directory
+                    for request in [dict(t.request)]
+                ]
+                rev_sha = next(t.expectation.rev_sha for t in templates if t.expectation.rev_sha)
+                assert rev_sha is not None
+                discovery = discover_bundles(checkout, rev_sha, directory)
+                lines += [f"{manifest.path}: {line}" for line in compare_manifest_with_checkout(declared,
+                                                                                               discovery.bundles)]
+                lines += [f"{manifest.path}: {line}" for line in discovery.problems]
+    except GitError as error:
+        print(f"pytest-proton-sync check: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        repository.close()
+    for line in lines:
+        print(line, file=sys.stderr)
+    if lines:
+        return EXIT_INVALID
+    count = sum(len(manifest.targets) for manifest in manifests)
+    print(f"OK: {count} entr{'y' if count == 1 else 'ies'} match the checkout at {arguments.rev}")
+    return EXIT_OK
+
+
 def _fake_server(arguments: argparse.Namespace) -> int:
     from .fake import FakeServer, FakeState, FakeStateError
 
@@ -153,6 +258,61 @@ def _fake_server(arguments: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         server.stop()
+    return EXIT_OK
+
+
+def _init(arguments: argparse.Namespace) -> int:
+    from .bundles import discover_bundles, is_repository_name, repository_from_url, starter_manifest
+    from .gitrepo import Checkout, GitError
+
+    def fail(message: str, code: int = EXIT_USAGE) -> int:
+        print(f"pytest-proton-sync init: {message}", file=sys.stderr)
+        return code
+
+    output = Path(arguments.output)
+    if output.exists() and not arguments.force:
+        return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
+    if arguments.repository is not None and not is_repository_name(arguments.repository):
+        return fail(f"--repository {arguments.repository!r} is not owner/repo\nfix: e.g. --repository acme/templates")
+    try:
+        with Checkout.open(Path(arguments.git_dir)) as checkout:
+            head = checkout.resolve(["HEAD"])["HEAD"]
+            if head is None:
+                return fail(f"{checkout.root} has no commit at HEAD\nfix: commit the templates first")
+            provider: str | None = None
+            repository = arguments.repository
+            if repository is None:
+                origin = checkout.remote_urls().get("origin")
+                inferred = repository_from_url(origin) if origin else None
+                if inferred is None:
+                    return fail(
+                        "cannot tell the repository's owner/repo from the remote 'origin'"
+                        f"{f' ({origin})' if origin else ' (there is none)'}\nfix: give --repository OWNER/REPO"
+                    )
+                provider, repository = inferred
+            discovery = discover_bundles(checkout, head, arguments.directory)
+    except GitError as error:
+        return fail(str(error))
+    for problem in discovery.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if not discovery.bundles:
+        where = f"{discovery.directory}/" if discovery.directory else "the repository root"
+        return fail(
+            f"no template bundles ({where}<name>/v<major>/schema/schema.yaml) at HEAD {head[:12]}\n"
+            "fix: give the directory holding them with --directory",
+            EXIT_INVALID,
+        )
+    text = starter_manifest(discovery, repository, provider, rev="HEAD")
+    try:
+        with output.open("w" if arguments.force else "x", encoding="utf-8") as stream:
+            stream.write(text)
+    except FileExistsError:
+        return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
+    except OSError as error:
+        return fail(f"cannot write {output}: {error.strerror or error}")
+    count = len(discovery.bundles)
+    where = f"{discovery.directory}/" if discovery.directory else "the repository root"
+    print(f"wrote {output}: {count} template{'' if count == 1 else 's'} from {where} at {head[:12]}")
     return EXIT_OK
 
 

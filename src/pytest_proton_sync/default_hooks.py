@@ -10,7 +10,7 @@ import pytest
 if TYPE_CHECKING:
     from .fetch import FetchSettings
     from .model import SyncStatus, Target
-    from .verdict import Verdict
+    from .verdict import CompareContent, Verdict
 
 
 @pytest.hookimpl(trylast=True)
@@ -21,7 +21,7 @@ def pytest_proton_sync_make_client(service: str, region: str, settings: FetchSet
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_proton_sync_judge(target: Target, status: SyncStatus) -> Verdict:
+def pytest_proton_sync_judge(target: Target, status: SyncStatus, compare_content: CompareContent | None) -> Verdict:
     from .verdict import judge
 
-    return judge(target, status)
+    return judge(target, status, compare_content)

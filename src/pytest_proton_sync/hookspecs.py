@@ -21,7 +21,7 @@ import pytest
 if TYPE_CHECKING:
     from .fetch import FetchSettings
     from .model import Observation, SyncStatus, Target
-    from .verdict import Verdict
+    from .verdict import CompareContent, Verdict
 
 
 @pytest.hookspec(firstresult=True)
@@ -36,13 +36,17 @@ def pytest_proton_sync_make_client(service: str, region: str, settings: FetchSet
 
 
 @pytest.hookspec(firstresult=True)
-def pytest_proton_sync_judge(target: Target, status: SyncStatus) -> Verdict | None:
+def pytest_proton_sync_judge(
+    target: Target, status: SyncStatus, compare_content: CompareContent | None
+) -> Verdict | None:
     """Return the Verdict for ``target`` given its normalised sync ``status``.
 
-    The default (``verdict.judge``) passes only when the latest successful sync's target revision matches the
-    expected sha (full or prefix, any case), the repository name, and provider/branch/directory wherever the
-    manifest gives them. Must be pure, fast and thread-safe: it is called as answers arrive (from the fetching
-    thread) and on every poll while waiting.
+    The default (``verdict.judge``) passes only when the latest successful sync says SUCCEEDED, its sha is a full
+    commit id equal to the expected commit (the manifest's sha may be a prefix) -- or, with ``match: content``,
+    ``compare_content(target, synced_sha)`` (the git checkout) finds the target's files identical at both commits
+    -- and the repository name, provider, branch and directory match wherever the manifest gives them. Must be
+    fast and thread-safe: it is called once per answer as answers arrive (from the fetching thread), and on every
+    poll while waiting.
     """
 
 

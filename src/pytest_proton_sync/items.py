@@ -27,19 +27,25 @@ class CouldNotCheck(Exception):
 
 
 class ManifestFile(pytest.File):
+    @property
+    def session_plugin(self) -> ProtonSyncSession:
+        from .session import SESSION_KEY
+
+        return self.config.stash[SESSION_KEY]
+
     def collect(self) -> Iterator[TargetItem]:
         from .manifest import ManifestError
         from .manifest_paths import shown_path
-        from .session import SESSION_KEY
 
         shown = shown_path(self.path, self.config.invocation_params.dir)
         try:
             # Read with every other manifest of the run: a target declared in two of them is an error.
-            manifest = self.config.stash[SESSION_KEY].manifest(self.path)
+            manifest = self.session_plugin.manifest(self.path)
+            targets = self.session_plugin.repository.resolve(manifest, str(shown))
         except ManifestError as exc:
             # CollectError shows just its message: every problem, one line each, no traceback.
             raise self.CollectError(f"invalid proton-sync manifest {shown}:\n{exc}") from None
-        for target in manifest.targets:
+        for target in targets:
             yield TargetItem.from_parent(self, name=target.id, target=target)
 
 
@@ -59,14 +65,17 @@ class TargetItem(pytest.Item):
         return self.config.stash[SESSION_KEY]
 
     def setup(self) -> None:
+        from .model import ERROR
         from .report import junit_properties
-        from .verdict import describe_error
+        from .verdict import describe_error, describe_failure
 
         observation = self.session_plugin.observation_for(self.target)
         self.observation = observation
         self.user_properties.extend(junit_properties(observation))
         if observation.error is not None or observation.status is None or observation.verdict is None:
             raise CouldNotCheck(describe_error(observation))
+        if observation.verdict.outcome == ERROR:  # the answer came, but could not be compared
+            raise CouldNotCheck(describe_failure(observation, observation.verdict))
 
     def runtest(self) -> None:
         from .verdict import describe_failure

@@ -48,6 +48,12 @@ class Kind:
     providers: Mapping[str, str] = field(default_factory=dict)
     # The repository paths whose content the sync deploys, from the entry's fields and the repository directory.
     bundle: Callable[[Mapping[str, str], str], tuple[str, ...]] = lambda fields, directory: ()
+    # A repository YAML file that names (more of) the target's files, the paths it names, and whether that file's
+    # own content is part of the target's (a stack's deployment file is; a service's proton-ops file is not).
+    index_file: Callable[[Mapping[str, str]], str | None] = lambda fields: None
+    files_named: Callable[[Mapping[str, Any], str], tuple[str, ...]] = lambda document, name: ()
+    index_is_content: bool = False
+    bundle_keys: str = ""  # what an entry must give for its files to be known, for messages
 
     def provider_names(self) -> str:
         return ", ".join(dict.fromkeys(self.providers.values()))
@@ -170,6 +176,32 @@ def _join(directory: str, path: str) -> str:
     return f"{directory.strip('/')}/{path}" if directory.strip("/") else path
 
 
+def _repository_path(value: object) -> str | None:
+    """A path named inside a repository file, repository-relative ("./a/b" and "/a/b" are "a/b")."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    path = value.strip()
+    while path.startswith("./"):
+        path = path[2:]
+    return path.lstrip("/") or None
+
+
+def _spec_of_instance(document: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """proton-ops file: ``instances: [{name, environment, spec}]``."""
+    instances = document.get("instances")
+    for instance in instances if isinstance(instances, list) else ():
+        if isinstance(instance, dict) and instance.get("name") == name:
+            path = _repository_path(instance.get("spec"))
+            return (path,) if path else ()
+    return ()
+
+
+def _file_paths_of_deployment(document: Mapping[str, Any]) -> tuple[str, ...]:
+    """CloudFormation Git sync deployment file: ``template-file-path`` (and any other ``*-file-path``)."""
+    paths = (_repository_path(value) for key, value in document.items() if str(key).endswith("file-path"))
+    return tuple(path for path in paths if path)
+
+
 def _template(fields: Mapping[str, str]) -> Identity:
     name, type_, version = fields["name"], fields["type"], fields["version"]
     return Identity(
@@ -238,6 +270,9 @@ SERVICE_INSTANCE = Kind(
     providers=PROTON_PROVIDERS,
     # The instance's spec file; without one nothing can be compared by content.
     bundle=lambda fields, directory: tuple(p for p in (fields.get("spec"),) if p),
+    index_file=lambda fields: None if fields.get("spec") else fields.get("ops_file"),
+    bundle_keys="'spec' (or 'ops_file')",
+    files_named=lambda document, name: _spec_of_instance(document, name),
 )
 
 STACK = Kind(
@@ -256,8 +291,12 @@ STACK = Kind(
     syncer="CloudFormation Git sync",
     files="the stack's deployment file or the files it names",
     providers=CODECONNECTIONS_PROVIDERS,
-    # The deployment file; the template and parameter files it names are added by the git layer.
+    # The deployment file, and the template (and any other *-file-path) it names.
     bundle=lambda fields, directory: tuple(p for p in (fields.get("config_file"),) if p),
+    index_file=lambda fields: fields.get("config_file"),
+    files_named=lambda document, name: _file_paths_of_deployment(document),
+    index_is_content=True,
+    bundle_keys="'config_file'",
 )
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TEMPLATE, SERVICE_INSTANCE, STACK)}

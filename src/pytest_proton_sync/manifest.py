@@ -168,7 +168,7 @@ def load_manifests(
 
     first_declared: dict[tuple[str, ...], tuple[str, Target]] = {}
     for display, manifest in manifests:
-        for target, field in zip(manifest.targets, _entry_fields(manifest.targets), strict=True):
+        for target, field in zip(manifest.targets, entry_fields(manifest.targets), strict=True):
             if target.key not in first_declared:
                 first_declared[target.key] = (display, target)
                 continue
@@ -211,7 +211,7 @@ def _describe_target(target: Target) -> str:
         f" of account {target.account}" if target.account else "")
 
 
-def _entry_fields(targets: Sequence[Target]) -> list[str]:
+def entry_fields(targets: Sequence[Target]) -> list[str]:
     """Each target's field in its manifest, ``templates[0]``: sections in schema order, entries in file order."""
     counts: dict[str, int] = {}
     fields = []
@@ -851,6 +851,7 @@ def _targets(document: Document, manifest_path: Path) -> Iterator[Target]:
                     rev=str(rev) if rev is not None else None,
                     match=str(match),
                     bundle=kind.bundle(fields, repository.get("directory", "")),
+                    index_file=kind.index_file(fields),
                 ),
                 region=region if isinstance(region, str) else None,
                 account=account if isinstance(account, str) else None,

@@ -35,6 +35,11 @@ class Expectation:
     rev: str | None = None
     match: str = "exact"
     bundle: tuple[str, ...] = ()  # repository paths of the target's files; directories end with "/"
+    index_file: str | None = None  # a repository file that names the target's files (a proton-ops file)
+    rev_sha: str | None = None  # the commit ``rev`` resolved to in the checkout
+    # Why the checkout cannot say what is expected (a shallow clone, a commit not fetched): the target is an
+    # *error* with this text, and the API is not asked about it.
+    history_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,16 +114,33 @@ class CheckError:
 
 PASSED = "passed"
 FAILED = "failed"
+ERROR = "error"  # the verdict could not be reached: the answer cannot be compared (a commit missing from the checkout)
+
+
+@dataclass(frozen=True)
+class ContentComparison:
+    """The target's files at the synced commit against the expected commit, from the git checkout."""
+
+    synced: str
+    expected: str
+    equal: bool
+    missing_commit: str | None = None  # a commit the checkout does not have: nothing could be compared
+    changes: tuple[tuple[str, str], ...] = ()  # (added | removed | modified, path), from synced to expected
+    more_changes: int = 0
+    commits: tuple[tuple[str, str], ...] = ()  # (short sha, subject) touching the files between the two
+    more_commits: int = 0
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The judgement of one sync status: ``outcome`` is PASSED or FAILED; ``reasons`` say what does not match,
-    ``hints`` what to do about it. (Could-not-check is not a verdict: it is an Observation's ``error``.)"""
+    """The judgement of one sync status: ``outcome`` is PASSED, FAILED or ERROR (the answer could not be compared);
+    ``reasons`` say what does not match, ``details`` list what a person needs to see (files that differ), ``hints``
+    what to do about it."""
 
     outcome: str
     reasons: tuple[str, ...] = ()
     hints: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:

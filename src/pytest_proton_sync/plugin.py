@@ -81,9 +81,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if selection.gate_only:
         # Say so in the header too: pytest would otherwise print "testpaths: ..." it no longer collects.
         config.args_source = pytest.Config.ArgsSource.ARGS
-    session.start()
     config.stash[SESSION_KEY] = session
+    # Registered before it starts: if starting fails (a bad fake state is a usage error), pytest still calls the
+    # session's pytest_unconfigure, which undoes what did start.
     config.pluginmanager.register(session, "proton_sync_session")
+    session.start()
 
 
 def _check_paths(config: pytest.Config, manifests: list[Path] | tuple[Path, ...]) -> None:

@@ -22,6 +22,7 @@ from .options import Options
 from .report import Scoreboard
 
 if TYPE_CHECKING:
+    from .expectations import Repository
     from .fetch import ClientPool, FetchSettings, Progress
     from .items import ManifestFile
     from .manifest import Manifest, ManifestError, Problem
@@ -51,6 +52,7 @@ class ProtonSyncSession:
         self._clients: ClientPool | None = None
         self._worker: xdist_handover.WorkerSide | None = None
         self._unredact: Any = None
+        self._repository: Repository | None = None
         self._manifests: dict[Path, Manifest | ManifestError] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -80,6 +82,8 @@ class ProtonSyncSession:
         if self.fake is not None:
             self.fake.stop()
             self.fake = None
+        if self._repository is not None:
+            self._repository.close()
 
     def settings(self) -> FetchSettings:
         if self._settings is None:
@@ -113,6 +117,15 @@ class ProtonSyncSession:
 
             self._clients = ClientPool(settings, make_client)
         return self._clients
+
+    @property
+    def repository(self) -> Repository:
+        """The git checkouts that ``rev:`` and ``match: content`` entries read (opened on first use)."""
+        if self._repository is None:
+            from .expectations import Repository
+
+            self._repository = Repository(self.options.git_dir)
+        return self._repository
 
     @property
     def store(self) -> ObservationStore:
@@ -212,7 +225,9 @@ class ProtonSyncSession:
         ):
             from .items import TargetItem
 
-            targets = [item.target for item in session.items if isinstance(item, TargetItem)]
+            # A target whose expectation the checkout cannot give is an error without asking the API.
+            targets = [item.target for item in session.items
+                       if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
             if targets:
                 if self.options.wait > 0:
                     self._fetch_with_progress(targets)
@@ -242,6 +257,8 @@ class ProtonSyncSession:
     def observation_for(self, target: Target) -> Observation:
         from .observations import with_verdict
 
+        if target.expectation.history_problem is not None:
+            return Observation(target, error=CheckError("HistoryMissing", target.expectation.history_problem))
         if self._worker is not None:
             observation = self._worker.observation(target.key)
             if observation is None:
@@ -253,7 +270,10 @@ class ProtonSyncSession:
         return with_verdict(observation, self._judge)
 
     def _judge(self, target: Target, status: SyncStatus) -> Verdict:
-        verdict: Verdict = self.config.hook.pytest_proton_sync_judge(target=target, status=status)
+        compare = self.repository.compare if target.expectation.match == "content" else None
+        verdict: Verdict = self.config.hook.pytest_proton_sync_judge(
+            target=target, status=status, compare_content=compare
+        )
         return verdict
 
     @pytest.hookimpl(wrapper=True)

@@ -6,10 +6,23 @@ Pure functions, no I/O: the whole truth table of the gate lives here and is unit
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from .kinds import kind_of
-from .model import FAILED, PASSED, Expectation, Observation, Revision, SyncAttempt, SyncStatus, Target, Verdict
+from .model import (
+    ERROR,
+    FAILED,
+    PASSED,
+    ContentComparison,
+    Expectation,
+    Observation,
+    Revision,
+    SyncAttempt,
+    SyncStatus,
+    Target,
+    Verdict,
+)
 
 __all__ = ["FAILED", "PASSED", "Verdict", "describe_error", "describe_failure", "is_settled", "judge"]
 
@@ -52,7 +65,7 @@ def normal_directory(directory: str) -> str:
     return normal.strip("/")
 
 
-def revision_mismatches(expectation: Expectation, revision: Revision) -> tuple[str, ...]:
+def revision_mismatches(expectation: Expectation, revision: Revision, check_sha: bool = True) -> tuple[str, ...]:
     """Each field the manifest gives that ``revision`` does not match, as a sentence.
 
     Comparison is strict and ASCII-only (see docs/manifest.md, "How answers are compared"): repository names and
@@ -62,7 +75,7 @@ def revision_mismatches(expectation: Expectation, revision: Revision) -> tuple[s
     reasons: list[str] = []
     if not _FULL_SHA.match(revision.sha):
         reasons.append(f"sha {short(revision.sha)} from the API is not a full commit id (40 hex digits)")
-    elif not sha_matches(expectation.sha, revision.sha):
+    elif check_sha and not sha_matches(expectation.sha, revision.sha):
         reasons.append(f"sha {short(revision.sha)} is not the expected {short(expectation.sha)}")
     if ascii_lower(wanted.name) != ascii_lower(revision.repository_name):
         reasons.append(f"repository {revision.repository_name or '(none)'} is not the expected {wanted.name}")
@@ -75,8 +88,15 @@ def revision_mismatches(expectation: Expectation, revision: Revision) -> tuple[s
     return tuple(reasons)
 
 
-def judge(target: Target, status: SyncStatus) -> Verdict:
-    """Passed only when the latest *successful* sync's target revision matches every field the manifest gives."""
+CompareContent = Callable[[Target, str], ContentComparison]
+
+
+def judge(target: Target, status: SyncStatus, compare_content: CompareContent | None = None) -> Verdict:
+    """Passed only when the latest *successful* sync's target revision matches every field the manifest gives.
+
+    With ``match: content`` a synced commit other than the expected one passes when ``compare_content`` (the git
+    checkout) says the target's files are identical at both; a commit the checkout lacks is an ERROR verdict.
+    """
     expectation = target.expectation
     kind = kind_of(target)
     if not status.found:
@@ -88,14 +108,52 @@ def judge(target: Target, status: SyncStatus) -> Verdict:
             reasons=(f"the {kind.noun} has never synced successfully",),
             hints=_hints(target, status),
         )
-    reasons = revision_mismatches(expectation, successful.target_revision)
+    synced = successful.target_revision.sha
+    by_content = expectation.match == "content" and _FULL_SHA.match(synced) and not sha_matches(expectation.sha, synced)
+    reasons = revision_mismatches(expectation, successful.target_revision, check_sha=not by_content)
+    details: tuple[str, ...] = ()
+    if by_content:
+        if compare_content is None:
+            reasons = ("match: content needs the git checkout, and none was given to the judge", *reasons)
+        else:
+            comparison = compare_content(target, ascii_lower(synced))
+            if comparison.missing_commit is not None:
+                return Verdict(ERROR, reasons=(
+                    f"commit {short(comparison.missing_commit)} is not in the git checkout, so the content synced "
+                    f"from {short(synced)} cannot be compared with the expected {short(expectation.sha)}",),
+                    hints=(MISSING_HISTORY_FIX,))
+            if not comparison.equal:
+                files = ", ".join(expectation.bundle) or "its files"
+                reasons = (f"{files} at the synced {short(synced)} differ from the expected "
+                           f"{short(expectation.sha)}", *reasons)
+                details = describe_comparison(comparison)
     if successful.status != "SUCCEEDED":
         # Contradictory: a "successful" sync that says it did not succeed. Never a pass, whatever its revision.
         reasons = (f"the API's latest successful sync has status {successful.status or '(none)'}, not SUCCEEDED",
                    *reasons)
     if not reasons:
         return Verdict(PASSED)
-    return Verdict(FAILED, reasons=reasons, hints=_hints(target, status))
+    return Verdict(FAILED, reasons=reasons, hints=_hints(target, status), details=details)
+
+
+MISSING_HISTORY_FIX = (
+    "fetch the history: `fetch-depth: 0` with actions/checkout, `GIT_DEPTH: 0` in GitLab CI, `git fetch "
+    "--unshallow`, or fetch the branch (a commit force-pushed away cannot be compared)"
+)
+
+
+def describe_comparison(comparison: ContentComparison) -> tuple[str, ...]:
+    """The lines a content mismatch shows: the files that differ, then the commits between the two."""
+    lines = [f"files that differ (synced {short(comparison.synced)} -> expected {short(comparison.expected)}):"]
+    lines += [f"  {status:<8} {path}" for status, path in comparison.changes]
+    if comparison.more_changes:
+        lines.append(f"  ... and {comparison.more_changes} more")
+    if comparison.commits:
+        lines.append("commits between them that touch these files:")
+        lines += [f"  {sha} {subject}" for sha, subject in comparison.commits]
+        if comparison.more_commits:
+            lines.append(f"  ... and {comparison.more_commits} more")
+    return tuple(lines)
 
 
 def sync_failed_on_expected(expectation: Expectation, status: SyncStatus) -> bool:
@@ -109,9 +167,11 @@ def sync_failed_on_expected(expectation: Expectation, status: SyncStatus) -> boo
 
 
 def is_settled(target: Target, status: SyncStatus, verdict: Verdict) -> bool:
-    """Whether polling this target again is pointless: it passes, it cannot exist, or its sync failed."""
+    """Whether polling this target again is pointless: it passes, it cannot be judged, it cannot exist, or its sync
+    failed."""
     return (
         verdict.passed
+        or verdict.outcome == ERROR
         or not status.found
         or sync_failed_on_expected(target.expectation, status)
     )
@@ -172,7 +232,8 @@ def _describe_revision(revision: Revision) -> str:
 
 def _describe_expectation(expectation: Expectation) -> str:
     repo = expectation.repository
-    return _describe_source(expectation.sha, repo.provider, repo.name, repo.branch, repo.directory)
+    sha = f"{expectation.sha} (rev {expectation.rev})" if expectation.rev else expectation.sha
+    return _describe_source(sha, repo.provider, repo.name, repo.branch, repo.directory)
 
 
 def _describe_attempt(attempt: SyncAttempt) -> str:
@@ -215,6 +276,8 @@ def describe_failure(observation: Observation, verdict: Verdict) -> str:
             lines.append(f"  {'desired state:':<{label}}sha {short(desired.sha)} (differs from last successful)")
     for reason in verdict.reasons:
         lines.append(f"  mismatch: {reason}")
+    for detail in verdict.details:
+        lines.append(f"    {detail}")
     if observation.wait_note:
         lines.append(f"  waited: {observation.wait_note}")
     for hint in verdict.hints:

@@ -1,21 +1,29 @@
-"""A real HTTP/1.1 server on loopback that answers Proton's AWS JSON 1.0 protocol from a :class:`FakeState`.
+"""A real HTTP/1.1 server on loopback that answers AWS Proton and AWS CodeConnections from a :class:`FakeState`.
 
-Requests are ``POST /`` with ``X-Amz-Target: AwsProton20200720.<Operation>``, as botocore sends them, so
-botocore's real serialisation, signing, parsing and retries run against it. Errors go out in the protocol's
-shape: HTTP 400 (500 for server errors), ``x-amzn-ErrorType: <Code>``, ``x-amzn-RequestId`` and a body
-``{"__type": "<Code>", "message": "..."}``.
+Two protocols, as botocore and the services speak them:
 
-Besides the API, ``GET /_fake/calls`` answers ``{"calls": {...}}`` (the per-key request counts) so a script
-running the fake as a separate process can read them too.
+- AWS JSON 1.0: ``POST /`` with ``X-Amz-Target: AwsProton20200720.<Operation>`` (Proton) or
+  ``CodeConnections_20231201.<Operation>`` (also with botocore's ``com.amazonaws.codeconnections.`` in front).
+  Errors: HTTP 400 (500 for server errors), ``x-amzn-ErrorType: <Code>``, ``x-amzn-RequestId`` and a body
+  ``{"__type": "<Code>", "message": "..."}``.
+- Smithy RPC v2 CBOR (CodeConnections): ``POST /service/CodeConnections_20231201/operation/<Operation>`` with
+  ``smithy-protocol: rpc-v2-cbor`` and CBOR bodies; answers carry ``smithy-protocol: rpc-v2-cbor``, errors a
+  CBOR body ``{"__type": "com.amazonaws.codeconnections#<Code>", "message": "..."}``.
+
+Besides the APIs, ``GET /_fake/calls`` answers ``{"calls": {...}, "calls_by_access_key": {...}}`` so a script
+running the fake as a separate process can read the counts too.
 
 Signatures are not verified (any credentials do), but a request without an ``Authorization`` header is
-refused, as AWS refuses it; the header is never logged or echoed.
+refused, as AWS refuses it. Of that header only the access key id (``Credential=AKID/...``) is kept, to count
+calls per key; nothing of it is logged or echoed. Request bodies are bounded (:data:`MAX_BODY_BYTES`), may be
+sent chunked, and whatever a client sends is answered in the protocol's error shape, never with a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import socketserver
 import sys
@@ -24,21 +32,68 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
-from .api import TARGET_PREFIX, ApiError, answer, call_key
-from .state import FakeState, FakeTemplate, Fault
+from .api import CODECONNECTIONS, ApiError, Service, answer, call_key, epoch_seconds, service_named
+from .state import FakeState, Fault
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
+CBOR_CONTENT_TYPE = "application/cbor"
 CALLS_PATH = "/_fake/calls"
+#: Larger request bodies are refused (HTTP 413) without being read: every real request is a few hundred bytes.
+MAX_BODY_BYTES = 1024 * 1024
+#: Counted under this key in calls_by_access_key: a Credential= that is not an access key id.
+MALFORMED_ACCESS_KEY = "(malformed)"
 
 # How long stop() waits for handler threads to notice their connections were shut down. They are daemon
 # threads, so a straggler cannot keep the process alive; the wait only lets counts settle before stop returns.
 _STOP_GRACE_SECONDS = 1.0
 # serve_forever checks for shutdown this often; stop() waits up to this long for the accept loop.
 _POLL_INTERVAL_SECONDS = 0.05
+_CREDENTIAL = re.compile(r"Credential=([^/\s,]*)/")
+_ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_CBOR_PATH = re.compile(r"/service/([^/]+)/operation/([^/]+)\Z")
+_LONGEST_LOGGED_TEXT = 200
+# After refusing a body unread: how long and how much of the rest the server reads and drops before closing.
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 64 * 1024 * 1024
+_LONGEST_OPERATION_KEY = 128
+
+
+def access_key_of(authorization: str | None) -> str | None:
+    """The access key id of a SigV4 ``Authorization`` header (``Credential=AKID/date/region/...``), or None."""
+    if not authorization:
+        return None
+    match = _CREDENTIAL.search(authorization)
+    if match is None:
+        return None
+    key = match.group(1)
+    return key if _ACCESS_KEY_ID.match(key) else MALFORMED_ACCESS_KEY
+
+
+def printable(text: str, limit: int = _LONGEST_LOGGED_TEXT) -> str:
+    """Client text made safe for a terminal or CI log: control characters (ANSI escapes, newlines, ...) become
+    visible escapes, and long text is cut."""
+    cut = text[:limit]
+    shown = "".join(
+        char if char.isprintable() else (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        for char in cut
+    )
+    return shown + ("..." if len(text) > limit else "")
+
+
+@dataclass(frozen=True)
+class _Protocol:
+    """How one request is spoken: JSON 1.0 or rpc-v2-cbor, and for which service (None: not known)."""
+
+    cbor: bool
+    service: Service | None
+    operation: str
 
 
 class FakeServer:
@@ -60,7 +115,8 @@ class FakeServer:
         self._state = state
         self._lock = threading.Lock()
         self._calls: Counter[str] = Counter()
-        self._positions: Counter[str] = Counter()  # answered status calls per template, for sequences
+        self._by_access_key: dict[str, Counter[str]] = {}
+        self._positions: Counter[str] = Counter()  # answered calls per call key, for sequences
         self._connections: set[socket.socket] = set()
         self._no_connections = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -133,6 +189,14 @@ class FakeServer:
         with self._lock:
             return dict(self._calls)
 
+    @property
+    def calls_by_access_key(self) -> dict[str, Counter[str]]:
+        """Requests received per access key id (from ``Authorization: ... Credential=AKID/...``), then per call
+        key as in :attr:`calls`. Unsigned requests are not in it; a Credential that is no access key id is
+        counted under ``"(malformed)"``. Nothing else of the header is kept."""
+        with self._lock:
+            return {key: Counter(counts) for key, counts in self._by_access_key.items()}
+
     def total_calls(self, operation: str | None = None) -> int:
         with self._lock:
             return sum(
@@ -149,6 +213,7 @@ class FakeServer:
         """Forget the call counts (which also restarts fault decisions and sequences from call 0)."""
         with self._lock:
             self._calls.clear()
+            self._by_access_key.clear()
             self._positions.clear()
 
     # -- called by the handler -------------------------------------------------------------------------
@@ -165,10 +230,10 @@ class FakeServer:
             self._connections.discard(connection)
             self._no_connections.notify_all()
 
-    def _next_position(self, template: FakeTemplate) -> int:
+    def _next_position(self, key: str) -> int:
         with self._lock:
-            position = self._positions[template.id]
-            self._positions[template.id] = position + 1
+            position = self._positions[key]
+            self._positions[key] = position + 1
             return position
 
     def _log(self, line: str) -> None:
@@ -176,92 +241,161 @@ class FakeServer:
             stream = self._log_stream or sys.stderr
             print(line, file=stream, flush=True)
 
-    def _handle_post(self, handler: _Handler) -> None:
-        request_id = str(uuid.uuid4())
-        body = handler.read_body()
-        if body is None:
-            handler.close_connection = True
-            handler.send_json(
-                400,
-                _error_body("SerializationException", "bad Content-Length"),
-                request_id,
-                error_code="SerializationException",
-            )
-            return
-        target = handler.headers.get("X-Amz-Target", "")
-        operation = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else (target or "-")
-        params: Any
-        try:
-            params = json.loads(body) if body.strip() else {}
-        except ValueError:
-            params = None
-        key = call_key(operation, params)
+    def _count(self, key: str, access_key: str | None) -> tuple[FakeState, int]:
         with self._lock:
-            state = self._state
             call_number = self._calls[key]
             self._calls[key] = call_number + 1
+            if access_key is not None:
+                self._by_access_key.setdefault(access_key, Counter())[key] += 1
+            return self._state, call_number
+
+    def _handle_post(self, handler: _Handler) -> None:
+        request_id = str(uuid.uuid4())
+        protocol = self._protocol_of(handler)
+        try:
+            body = handler.read_body()
+        except ApiError as error:
+            # The body was not (fully) read, so the connection cannot carry another request.
+            handler.close_connection = True
+            self._log(f"POST {printable(protocol.operation)} -> {error.status} {error.code}")
+            handler.send_answer(protocol, error.status, _error_body(protocol, error), request_id, error.code)
+            handler.linger()
+            return
+        params, decode_problem = _decode(protocol, body)
+        key = call_key(protocol.operation, params)[: _LONGEST_OPERATION_KEY + 200]
+        state, call_number = self._count(key, access_key_of(handler.headers.get("Authorization")))
+        shown_key = printable(key)
 
         fault = state.faults.decide(key, call_number)
-        if fault is Fault.DROP:
-            self._log(f"POST {key} -> dropped (fault)")
-            handler.close_connection = True
+        if not self._wait_out(fault, state, handler, shown_key):
             return
-        if fault is Fault.SLOW and self._stopping.wait(state.faults.slow_seconds):
-            handler.close_connection = True
-            return
-        if state.faults.latency_ms and self._stopping.wait(state.faults.latency_ms / 1000):
-            handler.close_connection = True
-            return
-
         try:
-            if fault is Fault.THROTTLE:
-                raise ApiError("ThrottlingException", "Rate exceeded (fault injected by the fake)")
-            if fault is Fault.ERROR_5XX:
-                raise ApiError("InternalServerException", "internal error (fault injected by the fake)", 500)
-            if "Authorization" not in handler.headers:
-                raise ApiError(
-                    "MissingAuthenticationTokenException",
-                    "Request is missing Authentication Token: the request must be signed (AWS Signature V4)",
-                )
-            if not target.startswith(TARGET_PREFIX):
-                raise ApiError("UnknownOperationException", f"unknown X-Amz-Target {target or '(none)'!r}")
-            if params is None:
-                raise ApiError("SerializationException", "the request body is not valid JSON")
-            output = answer(state, operation, params, self._next_position)
+            self._refuse_what_is_wrong(fault, handler, protocol, decode_problem)
+            assert protocol.service is not None  # refused above otherwise
+            output = answer(state, protocol.service, protocol.operation, params, self._next_position)
         except ApiError as error:
             note = f" (fault: {fault.value})" if fault is not Fault.NONE else ""
-            self._log(f"POST {key} -> {error.status} {error.code}{note}")
-            handler.send_json(error.status, _error_body(error.code, error.message), request_id, error_code=error.code)
+            self._log(f"POST {shown_key} -> {error.status} {error.code}{note}")
+            handler.send_answer(protocol, error.status, _error_body(protocol, error), request_id, error.code)
             return
         except Exception:
-            # A bug in the fake, not a client disconnect: say so loudly, and still answer like a server would.
+            # A bug in the fake, not a client's doing: say so loudly, and still answer like a server would.
             traceback.print_exc(file=sys.stderr)
-            handler.send_json(
-                500,
-                _error_body("InternalServerException", "the fake failed; see its stderr"),
-                request_id,
-                error_code="InternalServerException",
-            )
+            failure = ApiError("InternalServerException", "the fake failed; see its stderr", 500)
+            handler.send_answer(protocol, 500, _error_body(protocol, failure), request_id, failure.code)
             return
         note = f" (slow: {state.faults.slow_seconds:g}s)" if fault is Fault.SLOW else ""
-        self._log(f"POST {key} -> 200{note}")
-        handler.send_json(200, output, request_id)
+        self._log(f"POST {shown_key} -> 200{note}")
+        handler.send_answer(protocol, 200, output, request_id)
+
+    def _wait_out(self, fault: Fault, state: FakeState, handler: _Handler, shown_key: str) -> bool:
+        """Apply the faults that delay or drop an answer; False when no answer is to be sent."""
+        if fault is Fault.DROP:
+            self._log(f"POST {shown_key} -> dropped (fault)")
+            handler.close_connection = True
+            return False
+        stopping = (fault is Fault.SLOW and self._stopping.wait(state.faults.slow_seconds)) or (
+            bool(state.faults.latency_ms) and self._stopping.wait(state.faults.latency_ms / 1000))
+        if stopping:
+            handler.close_connection = True
+        return not stopping
+
+    def _refuse_what_is_wrong(
+        self, fault: Fault, handler: _Handler, protocol: _Protocol, decode_problem: str | None
+    ) -> None:
+        """Raise the ApiError an injected fault or a malformed request gets, in the order AWS checks them."""
+        if fault is Fault.THROTTLE:
+            raise ApiError("ThrottlingException", "Rate exceeded (fault injected by the fake)")
+        if fault is Fault.ERROR_5XX:
+            raise ApiError("InternalServerException", "internal error (fault injected by the fake)", 500)
+        if "Authorization" not in handler.headers:
+            raise ApiError(
+                "MissingAuthenticationTokenException",
+                "Request is missing Authentication Token: the request must be signed (AWS Signature V4)",
+            )
+        if protocol.service is None:
+            raise ApiError("UnknownOperationException", self._unknown_operation_text(handler, protocol))
+        if protocol.cbor and handler.headers.get("smithy-protocol") != "rpc-v2-cbor":
+            raise ApiError("SerializationException", "rpc-v2-cbor requests must carry 'smithy-protocol: rpc-v2-cbor'")
+        if decode_problem is not None:
+            raise ApiError("SerializationException", decode_problem)
+
+    @staticmethod
+    def _protocol_of(handler: _Handler) -> _Protocol:
+        path = handler.path.split("?", 1)[0]
+        if path.startswith("/service/"):
+            match = _CBOR_PATH.match(path)
+            if match is None:
+                return _Protocol(cbor=True, service=None, operation="-")
+            service = service_named(match.group(1))
+            service = service if service is not None and service.cbor else None
+            return _Protocol(cbor=True, service=service, operation=match.group(2)[:_LONGEST_OPERATION_KEY])
+        target = handler.headers.get("X-Amz-Target", "")
+        prefix, _, operation = target.rpartition(".")
+        service = service_named(prefix) if prefix else None
+        if service is None:
+            return _Protocol(cbor=False, service=None, operation=(target or "-")[:_LONGEST_OPERATION_KEY])
+        return _Protocol(cbor=False, service=service, operation=operation[:_LONGEST_OPERATION_KEY])
+
+    @staticmethod
+    def _unknown_operation_text(handler: _Handler, protocol: _Protocol) -> str:
+        if protocol.cbor:
+            return (
+                f"unknown rpc-v2-cbor path {printable(handler.path.split('?', 1)[0], 100)!r}; "
+                "the fake answers POST /service/CodeConnections_20231201/operation/<Operation>"
+            )
+        target = handler.headers.get("X-Amz-Target")
+        shown = repr(printable(target, 100)) if target else "(none)"
+        return (
+            f"unknown X-Amz-Target {shown}; the fake answers AwsProton20200720.<Operation> and "
+            "CodeConnections_20231201.<Operation>"
+        )
 
     def _handle_get(self, handler: _Handler) -> None:
         request_id = str(uuid.uuid4())
+        protocol = _Protocol(cbor=False, service=None, operation="-")
         if handler.path.split("?", 1)[0] == CALLS_PATH:
-            handler.send_json(200, {"calls": self.calls}, request_id)
+            with self._lock:
+                payload = {
+                    "calls": dict(self._calls),
+                    "calls_by_access_key": {key: dict(counts) for key, counts in self._by_access_key.items()},
+                }
+            handler.send_answer(protocol, 200, payload, request_id)
             return
-        handler.send_json(
-            404,
-            _error_body("UnknownOperationException", "POST / with X-Amz-Target"),
-            request_id,
-            error_code="UnknownOperationException",
-        )
+        error = ApiError("UnknownOperationException", "POST / with X-Amz-Target, or GET /_fake/calls", 404)
+        handler.send_answer(protocol, 404, _error_body(protocol, error), request_id, error.code)
 
 
-def _error_body(code: str, message: str) -> dict[str, Any]:
-    return {"__type": code, "message": message}
+def _decode(protocol: _Protocol, body: bytes) -> tuple[Any, str | None]:
+    """The request body as data, or None and why it is not (the answer is then SerializationException)."""
+    if protocol.cbor:
+        if not body:
+            return {}, None
+        try:
+            import cbor2
+
+            return cbor2.loads(body), None
+        except Exception as error:  # cbor2 raises several kinds for hostile input, RecursionError included
+            return None, f"the request body is not valid CBOR ({type(error).__name__})"
+    if not body.strip():
+        return {}, None
+    try:
+        return json.loads(body), None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None, "the request body is not valid JSON"
+
+
+def _error_body(protocol: _Protocol, error: ApiError) -> dict[str, Any]:
+    if protocol.cbor:
+        namespace = protocol.service.namespace if protocol.service is not None else CODECONNECTIONS.namespace
+        return {"__type": f"{namespace}#{error.code}", "message": error.message}
+    return {"__type": error.code, "message": error.message}
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, datetime):
+        return epoch_seconds(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -304,7 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: botocore reuses connections
     server_version = "pytest-proton-sync-fake"
     sys_version = ""
-    timeout = 300  # an idle keep-alive connection is closed after this long
+    timeout = 300  # an idle keep-alive connection (or a client that stops sending) is closed after this long
     server: _HTTPServer
 
     def setup(self) -> None:
@@ -323,36 +457,115 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.fake._handle_get(self)
 
+    def _other_method(self) -> None:
+        """Any other method: an AWS-shaped error, and the connection closed (its body, if any, is not read)."""
+        self.close_connection = True
+        error = ApiError("UnknownOperationException", f"{self.command} is not answered: POST / with X-Amz-Target", 405)
+        protocol = _Protocol(cbor=False, service=None, operation="-")
+        self.send_answer(protocol, 405, _error_body(protocol, error), str(uuid.uuid4()), error.code)
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the stdlib's lines would go to stderr for every request; FakeServer logs its own."""
 
-    def read_body(self) -> bytes | None:
-        raw_length = self.headers.get("Content-Length", "0")
-        try:
-            length = int(raw_length)
-        except ValueError:
-            return None
-        if length < 0:
-            return None
-        return self.rfile.read(length) if length else b""
+    def read_body(self) -> bytes:
+        """The request body, Content-Length or chunked, at most MAX_BODY_BYTES. Raises ApiError when it cannot
+        be read; then the connection must be closed, since the rest of the body may still be on the wire."""
+        transfer_encoding = self.headers.get("Transfer-Encoding")
+        if transfer_encoding is not None:
+            if transfer_encoding.strip().lower() != "chunked":
+                raise ApiError("SerializationException", "only 'Transfer-Encoding: chunked' is supported", 501)
+            if "Content-Length" in self.headers:
+                # Two framings at once is how requests get smuggled; RFC 9112 lets a server refuse it.
+                raise ApiError("SerializationException", "a request has Content-Length or chunked encoding, not both")
+            return self._read_chunked()
+        raw_length = self.headers.get("Content-Length", "0").strip()
+        if not raw_length.isdigit() or len(self.headers.get_all("Content-Length") or []) > 1:
+            raise ApiError("SerializationException", "bad Content-Length")
+        length = int(raw_length)
+        if length > MAX_BODY_BYTES:
+            raise _too_large()
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise ApiError("SerializationException", "the request body ended before Content-Length")
+        return body
 
-    def send_json(self, status: int, payload: Any, request_id: str, *, error_code: str | None = None) -> None:
+    def _read_chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(1024)
+            if not line.endswith(b"\n"):
+                raise ApiError("SerializationException", "bad chunked encoding: a chunk size line is missing or long")
+            size_text = line.split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise ApiError("SerializationException", "bad chunked encoding: a chunk size is not hexadecimal")
+            size = int(size_text, 16)
+            if len(body) + size > MAX_BODY_BYTES:
+                raise _too_large()
+            if size == 0:
+                for _ in range(100):  # trailer fields, ignored, up to the empty line
+                    trailer = self.rfile.readline(8192)
+                    if trailer in (b"\r\n", b"\n", b""):
+                        return bytes(body)
+                raise ApiError("SerializationException", "bad chunked encoding: too many trailer fields")
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise ApiError("SerializationException", "bad chunked encoding: a chunk is shorter than its size")
+            body += chunk
+
+    def linger(self) -> None:
+        """After an answer to a request whose body was not read: stop writing, and read (and drop) what the client
+        still sends for a moment, so that closing does not reset the connection before the client has read the
+        answer (a TCP reset can discard it). Bounded in bytes and time."""
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(_LINGER_SECONDS)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            drained = 0
+            while drained < _LINGER_BYTES and time.monotonic() < deadline:
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+
+    def send_answer(
+        self, protocol: _Protocol, status: int, payload: Any, request_id: str, error_code: str | None = None
+    ) -> None:
         """Status line, headers and body in a single write.
 
         Separate writes for headers and body stall about 40 ms per call on Linux: Nagle's algorithm holds
         the body back until the client's delayed ACK of the headers.
         """
-        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        if protocol.cbor:
+            import cbor2
+
+            body = cbor2.dumps(payload, datetime_as_timestamp=True)
+            content_type = CBOR_CONTENT_TYPE
+        else:
+            body = json.dumps(payload, separators=(",", ":"), default=_json_default).encode("utf-8")
+            content_type = JSON_CONTENT_TYPE
         lines = [
             f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
             f"Server: {self.server_version}",
             f"Date: {self.date_time_string()}",
-            f"Content-Type: {JSON_CONTENT_TYPE}",
+            f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
             f"x-amzn-RequestId: {request_id}",
         ]
+        if protocol.cbor:
+            lines.append("smithy-protocol: rpc-v2-cbor")
         if error_code is not None:
             lines.append(f"x-amzn-ErrorType: {error_code}")
         if self.close_connection:
             lines.append("Connection: close")
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+
+def _too_large() -> ApiError:
+    return ApiError(
+        "RequestEntityTooLargeException",
+        f"the request body is larger than {MAX_BODY_BYTES} bytes; the fake refuses it unread",
+        413,
+    )
