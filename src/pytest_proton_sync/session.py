@@ -22,6 +22,7 @@ from .options import Options
 from .report import Scoreboard
 
 if TYPE_CHECKING:
+    from .accounts import Account
     from .fetch import ClientPool, FetchSettings, Progress
     from .items import ManifestFile
     from .observations import ObservationStore
@@ -100,8 +101,10 @@ class ProtonSyncSession:
             settings = self.settings()
             hook = self.config.hook
 
-            def make_client(service: str, region: str) -> Any:
-                return hook.pytest_proton_sync_make_client(service=service, region=region, settings=settings)
+            def make_client(service: str, region: str, account: Account | None) -> Any:
+                return hook.pytest_proton_sync_make_client(
+                    service=service, region=region, settings=settings, account=account
+                )
 
             self._clients = ClientPool(settings, make_client)
         return self._clients
