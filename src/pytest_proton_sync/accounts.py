@@ -79,6 +79,17 @@ class _AssumedRoleCredentials(botocore.credentials.DeferredRefreshableCredential
         self._mandatory_refresh_timeout = min(10 * 60, duration_seconds // 6)
 
 
+class _NoCache(dict[str, Any]):
+    """The fetcher's answer cache, always empty: the credentials object alone decides when to renew.
+
+    botocore's fetcher would answer a renewal from its cache while the cached answer has 15 minutes left by the
+    wall clock, whatever the credentials' own refresh windows say; the one fetcher per account needs no cache.
+    """
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+
 class _OneCredentialProvider(botocore.credentials.CredentialProvider):  # type: ignore[misc]
     """A credential chain of one link: the account's credentials (and no fallback to anything else)."""
 
@@ -233,10 +244,8 @@ class Account:
             extra["ExternalId"] = spec.external_id
         if spec.duration_seconds is not None:
             extra["DurationSeconds"] = spec.duration_seconds
-        duration = spec.duration_seconds or STS_DEFAULT_DURATION
         return botocore.credentials.AssumeRoleCredentialFetcher(
-            sts_client, source_credentials, spec.role_arn, extra_args=extra,
-            expiry_window_seconds=min(15 * 60, duration // 3),
+            sts_client, source_credentials, spec.role_arn, extra_args=extra, cache=_NoCache()
         )
 
     def _explain(self, exc: Exception) -> AccountUnavailable:
