@@ -8,6 +8,8 @@ answers a role whose trust policy does not trust the caller.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import threading
 import urllib.error
@@ -62,8 +64,6 @@ class RecordingFake(FakeServer):
             body = read_body()
             target = handler.headers.get("X-Amz-Target", "")
             operation = target[len(TARGET_PREFIX):]
-            import json
-
             try:
                 params = json.loads(body or b"{}")
             except ValueError:
@@ -151,6 +151,7 @@ class StsGate:
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request to stderr
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
