@@ -61,7 +61,14 @@ class ProtonSyncSession:
             controller = xdist_handover.ControllerSide(self._fetch_for_workers)
             self.config.pluginmanager.register(controller, "proton_sync_xdist_controller")
         if self.options.fake:
-            self.fake = _start_fake(self.options.fake)
+            try:
+                self.fake = _start_fake(self.options.fake)
+            except BaseException:
+                # A usage error: pytest_unconfigure of this (unregistered) session never runs, so undo the masking
+                # here, or it stays in the process (an in-process pytester run, a host calling pytest.main()).
+                self._unredact()
+                self._unredact = None
+                raise
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._store is not None:
