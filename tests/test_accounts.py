@@ -468,13 +468,18 @@ def test_an_unreachable_sts_is_transient_and_not_remembered(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")  # discard port: nothing listens
     settings = FetchSettings(max_attempts=1, connect_timeout=1)
-    account = Account(AccountSpec("prod", role_arn=PROD_ROLE), botocore_config(settings))
-    client = default_client("proton", "us-east-1", settings, account)
-    for _ in range(2):
-        with pytest.raises(AccountUnavailable) as raised:
-            client.get_template_sync_status(templateName="x", templateType="ENVIRONMENT", templateVersion="1")
-        assert raised.value.code == "EndpointUnreachable" and raised.value.transient
-    assert account.assume_role_calls == 2  # asked again: a network problem may pass
+    request = {"templateName": "x", "templateType": "ENVIRONMENT", "templateVersion": "1"}
+    for memory, calls in ((60.0, 1), (0.0, 3)):
+        account = Account(AccountSpec("prod", role_arn=PROD_ROLE), botocore_config(settings),
+                          transient_memory=memory)
+        client = default_client("proton", "us-east-1", settings, account)
+        for _ in range(3):
+            with pytest.raises(AccountUnavailable) as raised:
+                client.get_template_sync_status(**request)
+            assert raised.value.code == "EndpointUnreachable" and raised.value.transient
+            assert "fix: check the network and the STS endpoint" in str(raised.value)
+        # Within the memory the account's other requests fail at once; after it, STS is asked again.
+        assert account.assume_role_calls == calls
 
 
 def test_account_repr_and_session_keep_the_external_id_out() -> None:

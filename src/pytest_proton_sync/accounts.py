@@ -17,6 +17,7 @@ Imports no pytest; imported by fetch.py only, so a run without a manifest never 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,10 @@ from .redact import redact
 
 DEFAULT_SESSION_NAME = "pytest-proton-sync"
 STS_DEFAULT_DURATION = 3600  # what STS grants when AssumeRole names no DurationSeconds
+# How long a transient failure (STS unreachable, throttled) answers for the account without asking STS again: long
+# enough that the account's other targets, queued behind the first one's retries, fail at once instead of each
+# retrying in turn; short enough that the next poll of --proton-wait asks again.
+TRANSIENT_MEMORY_SECONDS = 5.0
 
 # STS answers that may well be different a moment later: not remembered, and mapped to codes the fetcher polls
 # again while waiting.
@@ -116,13 +121,16 @@ class Account:
         spec: AccountSpec,
         sts_config: botocore.config.Config | None = None,
         time_fetcher: Callable[[], datetime] | None = None,
+        transient_memory: float = TRANSIENT_MEMORY_SECONDS,
     ) -> None:
         self.spec = spec
         self._sts_config = sts_config
         self._time_fetcher = time_fetcher
         self._lock = threading.Lock()  # this account's only: accounts assume their roles side by side
         self._session: boto3.session.Session | None = None
-        self._failure: AccountUnavailable | None = None
+        self._failure: AccountUnavailable | None = None  # permanent: for the rest of the run
+        self._transient: tuple[float, AccountUnavailable] | None = None  # (when, what) for transient_memory seconds
+        self._transient_memory = transient_memory
         self._fetcher: Any = None  # botocore's AssumeRoleCredentialFetcher, made at the first assumption
         self._sts_region: str | None = None
         self.assume_role_calls = 0  # AssumeRole requests sent (retries inside one not counted)
@@ -195,20 +203,26 @@ class Account:
         with self._lock:
             if self._failure is not None:
                 raise self._failure
+            if self._transient is not None and time.monotonic() - self._transient[0] < self._transient_memory:
+                raise self._transient[1]
             try:
                 if self._fetcher is None:
                     self._fetcher = self._make_fetcher()
                 data: dict[str, Any] = self._fetcher.fetch_credentials()
                 return data
             except AccountUnavailable as unavailable:
-                if not unavailable.transient:
-                    self._failure = unavailable
+                self._remember(unavailable)
                 raise
             except Exception as exc:
                 explained = self._explain(exc)
-                if not explained.transient:
-                    self._failure = explained
+                self._remember(explained)
                 raise explained from None
+
+    def _remember(self, failure: AccountUnavailable) -> None:
+        if failure.transient:
+            self._transient = (time.monotonic(), failure)
+        else:
+            self._failure = failure
 
     def _make_fetcher(self) -> Any:
         spec = self.spec
