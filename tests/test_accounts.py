@@ -90,6 +90,7 @@ class StsGate:
     def __init__(self, upstream: str, deny: set[str] | None = None) -> None:
         self.upstream = upstream
         self.deny = set(deny or ())
+        self.expired: set[str] = set()  # access keys answered with ExpiredToken, as STS answers stale credentials
         self.assume_calls: list[tuple[str, str]] = []  # (role ARN, access key that signed the request)
         self.issued: dict[str, str] = {}  # access key id moto issued -> role ARN
         self.secrets: list[str] = []  # the secret keys and session tokens moto issued
@@ -107,6 +108,13 @@ class StsGate:
                     gate.assume_calls.append((role, match.group(1) if match else "-"))
                     if "ExternalId" in params:
                         gate.external_ids.append(params["ExternalId"])
+                if match and match.group(1) in gate.expired:
+                    self._send(403, (
+                        b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                        b"<Code>ExpiredToken</Code><Message>The security token included in the request is expired"
+                        b"</Message></Error><RequestId>4f1c3d2e-0000-4000-8000-000000000002</RequestId>"
+                        b"</ErrorResponse>"))
+                    return
                 if role in gate.deny:
                     self._send(403, (
                         '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
@@ -461,6 +469,23 @@ def test_a_refused_role_is_asked_once_and_its_error_names_alias_and_role(sts: St
         assert EXTERNAL_ID not in str(raised.value)
     assert sts.assumptions(AUDIT_ROLE) == 1
     assert proton.by_key == {}
+
+
+def test_expired_source_credentials_name_the_source_and_the_fix(
+    sts: StsGate, proton: RecordingFake, profiles: Path
+) -> None:
+    sts.expired.add(CI_KEY_ID)
+    settings = FetchSettings(max_attempts=1)
+    account = Account(AccountSpec("staging", role_arn=STAGING_ROLE, source_profile="ci"), botocore_config(settings))
+    client = default_client("proton", "us-east-1", settings, account)
+    with pytest.raises(AccountUnavailable) as raised:
+        client.get_template_sync_status(templateName="x", templateType="ENVIRONMENT", templateVersion="1")
+    assert str(raised.value) == (
+        f"account 'staging': cannot assume {STAGING_ROLE}: STS said ExpiredToken: The security token included in the "
+        "request is expired\n  fix: the credentials that assume the role (profile 'ci') are expired or invalid: "
+        "refresh them."
+    )
+    assert not raised.value.transient
 
 
 def test_an_unreachable_sts_is_transient_and_not_remembered(
