@@ -54,6 +54,7 @@ class RecordingFake(FakeServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.by_key: dict[str, Counter[str]] = {}
+        self.arrived: dict[str, threading.Event] = {}  # call key -> set when a request for it arrives
         self._record_lock = threading.Lock()
 
     def _handle_post(self, handler: Any) -> None:
@@ -68,8 +69,10 @@ class RecordingFake(FakeServer):
                 params = json.loads(body or b"{}")
             except ValueError:
                 params = None
+            key = call_key(operation, params)
             with self._record_lock:
-                self.by_key.setdefault(match.group(1) if match else "-", Counter())[call_key(operation, params)] += 1
+                self.by_key.setdefault(match.group(1) if match else "-", Counter())[key] += 1
+                self.arrived.setdefault(key, threading.Event()).set()
             return body
 
         handler.read_body = recording_read_body
@@ -91,6 +94,8 @@ class StsGate:
         self.upstream = upstream
         self.deny = set(deny or ())
         self.expired: set[str] = set()  # access keys answered with ExpiredToken, as STS answers stale credentials
+        self.hold: dict[str, tuple[threading.Event, float]] = {}  # role -> answer only once set (or after seconds)
+        self.held_until_set: list[bool] = []
         self.assume_calls: list[tuple[str, str]] = []  # (role ARN, access key that signed the request)
         self.issued: dict[str, str] = {}  # access key id moto issued -> role ARN
         self.secrets: list[str] = []  # the secret keys and session tokens moto issued
@@ -108,6 +113,9 @@ class StsGate:
                     gate.assume_calls.append((role, match.group(1) if match else "-"))
                     if "ExternalId" in params:
                         gate.external_ids.append(params["ExternalId"])
+                if role in gate.hold:
+                    event, seconds = gate.hold[role]
+                    gate.held_until_set.append(event.wait(seconds))
                 if match and match.group(1) in gate.expired:
                     self._send(403, (
                         b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
@@ -292,6 +300,28 @@ def test_only_accounts_with_selected_targets_assume_their_roles(
     assert sts.assume_calls and {role for role, _ in sts.assume_calls} == {PROD_ROLE}
     assert sts.assumptions(PROD_ROLE) == 1
     assert set(proton.by_key) == {next(iter(proton.keys_for("prod-vpc")))}
+
+
+def test_a_slow_assumption_holds_up_only_its_own_account(
+    pytester: pytest.Pytester, proton: RecordingFake, sts: StsGate, profiles: Path
+) -> None:
+    """STS answers prod only once the other accounts' requests have reached the API: were assumptions made up
+    front, or serialised with everything else, those requests could not come first and the gate would time out."""
+    proton.set_state(synced(*THREE_ACCOUNT_NAMES))
+    others = [proton.arrived.setdefault(f"GetTemplateSyncStatus ENVIRONMENT/{name}@1", threading.Event())
+              for name in ("dev-vpc", "main-vpc")]
+    everyone_else = threading.Event()
+
+    def watch() -> None:
+        if all(event.wait(10) for event in others):
+            everyone_else.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    sts.hold[PROD_ROLE] = (everyone_else, 10.0)
+    manifest = write_text(pytester.path / "accounts.yaml", THREE_ACCOUNTS)
+    result = pytester.runpytest("--proton-manifest", str(manifest), "-p", "no:randomly", "-k", "not audit")
+    result.assert_outcomes(passed=4)
+    assert sts.held_until_set == [True]
 
 
 def test_a_source_profile_assumes_the_role(
