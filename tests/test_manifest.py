@@ -28,7 +28,7 @@ from pytest_proton_sync.manifest import (
     load_manifests,
     parse_manifest,
 )
-from pytest_proton_sync.model import Expectation, RepositorySpec, Target
+from pytest_proton_sync.model import AccountSpec, Expectation, RepositorySpec, Target
 
 CORPUS = Path(__file__).parent / "manifests"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "proton-sync.yaml"
@@ -590,3 +590,32 @@ def test_same_target_in_two_accounts_is_two_targets() -> None:
         """
     )
     assert first.key != second.key
+
+
+def test_accounts_settings_reach_each_target() -> None:
+    manifest = parse_manifest(
+        textwrap.dedent("""
+        version: 1
+        accounts:
+          prod: {role_arn: "arn:aws:iam::111111111111:role/proton-read", external_id: ext-1234,
+                 session_name: gate, duration_seconds: 900, source_profile: ci}
+          dev: {profile: dev}
+        defaults: {account: prod, repository: acme/x, sha: 3f2a9c1}
+        templates:
+          - {name: a, type: ENVIRONMENT, version: "1"}
+          - {name: b, type: ENVIRONMENT, version: "1", account: dev}
+        """),
+        "m.yaml",
+    )
+    prod = AccountSpec("prod", role_arn="arn:aws:iam::111111111111:role/proton-read", external_id="ext-1234",
+                       session_name="gate", duration_seconds=900, source_profile="ci")
+    assert manifest.accounts == {"prod": prod, "dev": AccountSpec("dev", profile="dev")}
+    assert [t.account_spec for t in manifest.targets] == [prod, AccountSpec("dev", profile="dev")]
+    assert "ext-1234" not in repr(manifest)  # the external id is a shared secret
+
+
+def test_entries_without_account_have_no_account_settings() -> None:
+    manifest = parse_manifest("version: 1\ntemplates: [{name: a, type: ENVIRONMENT, version: '1', "
+                              "sha: 3f2a9c1, repository: acme/x}]\n", "m.yaml")
+    assert manifest.accounts == {}
+    assert manifest.targets[0].account_spec is None

@@ -33,7 +33,8 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytest-proton-sync",
-        description="Gate a pipeline on Git sync (AWS Proton templates and service instances, CloudFormation stacks): tools around the pytest plugin.",
+        description="Gate a pipeline on Git sync (AWS Proton templates and service instances, CloudFormation "
+        "stacks): tools around the pytest plugin.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

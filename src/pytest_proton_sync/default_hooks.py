@@ -8,16 +8,19 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .accounts import Account
     from .fetch import FetchSettings
     from .model import SyncStatus, Target
     from .verdict import CompareContent, Verdict
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_proton_sync_make_client(service: str, region: str, settings: FetchSettings) -> Any:
+def pytest_proton_sync_make_client(
+    service: str, region: str, settings: FetchSettings, account: Account | None
+) -> Any:
     from .fetch import default_client
 
-    return default_client(service, region, settings)
+    return default_client(service, region, settings, account)
 
 
 @pytest.hookimpl(trylast=True)

@@ -21,8 +21,9 @@ import botocore.config
 import botocore.exceptions
 
 from . import __version__, foreign_answers
+from .accounts import Account, Accounts, AccountUnavailable
 from .kinds import Kind, kind_of
-from .model import CheckError, Observation, SyncStatus, Target, Verdict
+from .model import AccountSpec, CheckError, Observation, SyncStatus, Target, Verdict
 from .redact import redact
 from .verdict import wait_note
 
@@ -76,7 +77,7 @@ class _Track:
         return self.verdict is not None and self.verdict.passed
 
 
-ClientMaker = Callable[[str, str], Any]  # (service, region) -> botocore client
+ClientMaker = Callable[[str, str, "Account | None"], Any]  # (service, region, account) -> botocore client
 
 
 def botocore_config(settings: FetchSettings) -> botocore.config.Config:
@@ -89,8 +90,9 @@ def botocore_config(settings: FetchSettings) -> botocore.config.Config:
     )
 
 
-def default_client(service: str, region: str, settings: FetchSettings) -> Any:
-    """A client from boto3's standard chain; only --proton-fake overrides its endpoint and credentials."""
+def default_client(service: str, region: str, settings: FetchSettings, account: Account | None = None) -> Any:
+    """A client from boto3's standard chain, or from ``account``'s own session (its assumed role or profile);
+    only --proton-fake overrides its endpoint and credentials (and then no account's credentials are used)."""
     if settings.use_fake_credentials and settings.endpoint_url:
         from .hermetic import fake_client  # --proton-fake: nothing of the user's AWS set-up may break or redirect it
 
@@ -100,6 +102,9 @@ def default_client(service: str, region: str, settings: FetchSettings) -> Any:
         extra["endpoint_url"] = settings.endpoint_url
     if settings.use_fake_credentials:
         extra.update(FAKE_CREDENTIALS)
+    elif account is not None:
+        session = account.session(region)
+        return session.client(service, region_name=region, config=botocore_config(settings), **extra)
     session = boto3.session.Session()
     return session.client(service, region_name=region, config=botocore_config(settings), **extra)
 
@@ -122,8 +127,8 @@ _SENT = threading.local()
 
 
 class ClientPool:
-    """One client per (service, region), created in the calling thread and then shared by every worker
-    thread: clients are thread-safe, sessions are not.
+    """One client per (service, region, account), created in the calling thread and then shared by every worker
+    thread: clients are thread-safe, sessions are not. ``accounts`` holds each account's session (one per run).
 
     Every HTTP request of its clients, retries included, first passes ``limiter`` (--proton-max-rps) and is
     counted for :func:`sent_requests`, through a ``before-send`` handler on the client's own event hooks.
@@ -132,10 +137,11 @@ class ClientPool:
     def __init__(self, settings: FetchSettings, make_client: ClientMaker | None = None) -> None:
         self._settings = settings
         self._make_client: ClientMaker = make_client or (
-            lambda service, region: default_client(service, region, settings)
+            lambda service, region, account: default_client(service, region, settings, account)
         )
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._instrumented: set[tuple[str, str]] = set()
+        self.accounts = Accounts(botocore_config(settings))
+        self._clients: dict[tuple[str, str, AccountSpec | None], Any] = {}
+        self._instrumented: set[tuple[str, str, AccountSpec | None]] = set()
         self._default_region: str | None = None
         self._default_region_known = False
         self.limiter = RateLimiter(settings.max_rps)
@@ -148,10 +154,10 @@ class ClientPool:
             self._default_region_known = True
         return self._default_region
 
-    def client(self, service: str, region: str) -> Any:
-        key = (service, region)
+    def client(self, service: str, region: str, account: AccountSpec | None = None) -> Any:
+        key = (service, region, account)
         if key not in self._clients:
-            client = self._make_client(service, region)
+            client = self._make_client(service, region, self.accounts.get(account))
             events = getattr(getattr(client, "meta", None), "events", None)
             if events is not None:
                 # A client's event hooks are its own copy; the unique id keeps one handler per pool even if a
@@ -161,9 +167,9 @@ class ClientPool:
             self._clients[key] = client
         return self._clients[key]
 
-    def instrumented(self, service: str, region: str) -> bool:
+    def instrumented(self, service: str, region: str, account: AccountSpec | None = None) -> bool:
         """Whether the client's requests pass the limiter and are counted (any botocore client is)."""
-        return (service, region) in self._instrumented
+        return (service, region, account) in self._instrumented
 
     def _before_send(self, **kwargs: Any) -> None:
         self.limiter.acquire()
@@ -242,6 +248,8 @@ def classify_error(
 
     ``attempts``: HTTP requests this call sent, when known (see :func:`sent_requests`).
     """
+    if isinstance(exc, AccountUnavailable):  # the account's role or profile, not this target, is the problem
+        return CheckError(exc.code, redact(exc.message))
     error = _classify_error(exc, kind, region, settings, attempts)
     return replace(error, message=redact(error.message))
 
@@ -351,7 +359,7 @@ class Fetcher:
                 if region is None:
                     problems[target.key] = CheckError("NoRegion", _NO_REGION)
                     continue
-                self.clients.client(kind.service, region)
+                self.clients.client(kind.service, region, target.account_spec)
             except Exception as exc:
                 problems[target.key] = classify_error(exc, kind, target.region or "?", self.settings)
         return problems
@@ -363,8 +371,8 @@ class Fetcher:
         reset_sent_requests()
         calling = False
         try:
-            client = self.clients.client(kind.service, region)
-            if not self.clients.instrumented(kind.service, region):
+            client = self.clients.client(kind.service, region, target.account_spec)
+            if not self.clients.instrumented(kind.service, region, target.account_spec):
                 self.clients.limiter.acquire()  # a client without event hooks: at least one look per token
             calling = True
             response = getattr(client, kind.operation)(**dict(target.request))
@@ -379,7 +387,7 @@ class Fetcher:
         finally:
             # A look counts when a request went out (no credentials, say, sends none); a client without event
             # hooks cannot say, so its look counts once it was called.
-            if sent_requests() if self.clients.instrumented(kind.service, region) else calling:
+            if sent_requests() if self.clients.instrumented(kind.service, region, target.account_spec) else calling:
                 with self._count_lock:
                     self.api_calls += 1
         retried = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0

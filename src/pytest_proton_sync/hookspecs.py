@@ -4,11 +4,18 @@ Only hook specifications live here; their docstrings are the documentation. The 
 just another implementation of each hook (``default_hooks.py``, registered ``trylast``), so a conftest.py
 implementation runs first and, for ``firstresult`` hooks, replaces the default by returning a value.
 
-Example ``conftest.py`` that assumes a role per region::
+Example ``conftest.py`` that reads one account through a profile of its own and leaves every other account (and
+the standard chain) to the plugin; ``botocore_config`` keeps the plugin's retry and timeout settings, and the
+endpoint of ``--proton-fake`` is kept by leaving fake runs to the default::
 
-    def pytest_proton_sync_make_client(service, region, settings):
-        session = boto3.Session(profile_name="proton-readonly")
-        return session.client(service, region_name=region)
+    import boto3
+    from pytest_proton_sync.fetch import botocore_config
+
+    def pytest_proton_sync_make_client(service, region, settings, account):
+        if account is None or account.alias != "legacy" or settings.endpoint_url:
+            return None  # the plugin's default client
+        session = boto3.Session(profile_name="legacy-readonly")
+        return session.client(service, region_name=region, config=botocore_config(settings))
 """
 
 from __future__ import annotations
@@ -19,19 +26,29 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .accounts import Account
     from .fetch import FetchSettings
     from .model import Observation, SyncStatus, Target
     from .verdict import CompareContent, Verdict
 
 
 @pytest.hookspec(firstresult=True)
-def pytest_proton_sync_make_client(service: str, region: str, settings: FetchSettings) -> Any:
-    """Return the boto3 client used for ``service`` (e.g. ``"proton"``) in ``region``.
+def pytest_proton_sync_make_client(
+    service: str, region: str, settings: FetchSettings, account: Account | None
+) -> Any:
+    """Return the boto3 client used for ``service`` (e.g. ``"proton"``) in ``region`` for ``account``.
 
-    Called once per (service, region), from one thread, before any request of that client; the client is then
-    shared by every worker thread (boto3 clients are thread-safe, sessions are not). The default builds it from
-    boto3's standard chain (AWS_PROFILE, AWS_ENDPOINT_URL_PROTON, config files, ...) with the plugin's retry and
-    timeout settings, or points it at the bundled fake under ``--proton-fake``. Return ``None`` to fall through to it.
+    ``account`` is None for entries without ``account:`` (boto3's standard chain); otherwise it is the run's
+    :class:`~pytest_proton_sync.accounts.Account`: ``account.alias``, ``account.spec`` (the manifest's settings:
+    role_arn, session_name, duration_seconds, source_profile or profile) and ``account.session(region)`` (its boto3
+    session, with refreshable assumed-role credentials; the role is assumed at the first signed request).
+
+    Called once per (service, region, account), from one thread, before any request of that client; the client is
+    then shared by every worker thread (boto3 clients are thread-safe, sessions are not). The default
+    (:func:`pytest_proton_sync.fetch.default_client`) builds it from the account's session, or boto3's standard
+    chain (AWS_PROFILE, AWS_ENDPOINT_URL_PROTON, config files, ...), with the plugin's retry and timeout settings
+    (:func:`pytest_proton_sync.fetch.botocore_config`), or points it at the bundled fake under ``--proton-fake``
+    (where no account's credentials are used). Return ``None`` to fall through to it.
     """
 
 

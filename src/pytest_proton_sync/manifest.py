@@ -18,19 +18,20 @@ This module imports neither pytest nor boto3, and imports yaml and jsonschema on
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_proton_sync.kinds import BY_SECTION, Kind, make_target
-from pytest_proton_sync.model import Expectation, RepositorySpec, Target
+from pytest_proton_sync.model import AccountSpec, Expectation, RepositorySpec, Target
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -102,10 +103,11 @@ class ManifestError(Exception):
 
 @dataclass(frozen=True)
 class Manifest:
-    """A valid manifest: its path and its targets, in the order the file declares them."""
+    """A valid manifest: its path and its targets, in the order the file declares them, and its accounts."""
 
     path: Path
     targets: tuple[Target, ...]
+    accounts: Mapping[str, AccountSpec] = dataclasses.field(default_factory=dict)  # alias -> how to get its credentials
 
 
 def load_manifest(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Manifest:
@@ -138,7 +140,7 @@ def parse_manifest(
     targets = reader.read(data)
     if reader.problems:
         raise ManifestError(_ordered(reader.problems))
-    return Manifest(Path(display), targets)
+    return Manifest(Path(display), targets, reader.accounts)
 
 
 def load_manifests(
@@ -313,6 +315,7 @@ class _ManifestReader:
         self.manifest_path = manifest_path
         self.environ = environ
         self.problems: list[Problem] = []
+        self.accounts: dict[str, AccountSpec] = {}
 
     def whole_file(self, message: str, location: Location | None = None) -> None:
         line, column = (location.line, location.column) if location else (None, None)
@@ -369,7 +372,8 @@ class _ManifestReader:
         self.add(findings)
         if self.problems:
             return ()
-        return tuple(_targets(document, self.manifest_path))
+        self.accounts = _accounts(document)
+        return tuple(_targets(document, self.manifest_path, self.accounts))
 
     def decode(self, data: bytes) -> str | None:
         try:
@@ -814,7 +818,31 @@ def _repository_fields(value: YamlValue) -> dict[str, str]:
     return {}
 
 
-def _targets(document: Document, manifest_path: Path) -> Iterator[Target]:
+def _accounts(document: Document) -> dict[str, AccountSpec]:
+    """The ``accounts:`` of a document that passed every check: alias -> AccountSpec."""
+    root = document.value
+    assert isinstance(root, dict)
+    accounts = root.get("accounts")
+    specs: dict[str, AccountSpec] = {}
+    for alias, account in (accounts.items() if isinstance(accounts, dict) else ()):
+        assert isinstance(account, dict)
+        text = {key: value for key, value in account.items() if isinstance(value, str)}
+        seconds = text.get("duration_seconds")
+        specs[alias] = AccountSpec(
+            alias=alias,
+            role_arn=text.get("role_arn"),
+            external_id=text.get("external_id"),
+            session_name=text.get("session_name"),
+            duration_seconds=int(seconds) if seconds is not None else None,
+            source_profile=text.get("source_profile"),
+            profile=text.get("profile"),
+        )
+    return specs
+
+
+def _targets(
+    document: Document, manifest_path: Path, accounts: Mapping[str, AccountSpec] | None = None
+) -> Iterator[Target]:
     """Build targets from a document that passed every check: all values are known to be valid text."""
     root = document.value
     assert isinstance(root, dict)
@@ -837,7 +865,7 @@ def _targets(document: Document, manifest_path: Path) -> Iterator[Target]:
             match = entry.get("match", defaults.get("match")) or ("content" if rev is not None else "exact")
             provider = repository.get("provider")
             location = document.locations.get((section, index))
-            yield make_target(
+            target = make_target(
                 kind,
                 fields,
                 Expectation(
@@ -858,3 +886,5 @@ def _targets(document: Document, manifest_path: Path) -> Iterator[Target]:
                 manifest=manifest_path,
                 line=location.line if location else 0,
             )
+            spec = (accounts or {}).get(account) if isinstance(account, str) else None
+            yield replace(target, account_spec=spec) if spec is not None else target

@@ -43,6 +43,23 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class AccountSpec:
+    """How the manifest says to get one account's credentials: assume ``role_arn`` (from the standard chain, or
+    from ``source_profile``), or use ``profile`` from the AWS config files. Exactly one of the two is set.
+
+    ``external_id`` is a shared secret between the pipeline and the role's owner: it is left out of ``repr``.
+    """
+
+    alias: str
+    role_arn: str | None = None
+    external_id: str | None = field(default=None, repr=False)
+    session_name: str | None = None
+    duration_seconds: int | None = None
+    source_profile: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
 class Target:
     """One thing whose sync is checked, with where the manifest declares it. Built by :mod:`.kinds`."""
 
@@ -54,6 +71,9 @@ class Target:
     keywords: tuple[str, ...] = ()  # extra -k keywords besides the id's parts
     region: str | None = None  # None: boto3's standard chain decides
     account: str | None = None  # an alias from the manifest's accounts; None: the standard credential chain
+    # How to get ``account``'s credentials, as its manifest declares them; travels with the target (also to xdist
+    # workers and back), so whoever fetches needs nothing else.
+    account_spec: AccountSpec | None = field(default=None, compare=False, repr=False)
     manifest: Path = field(default=Path("<memory>"), compare=False)
     line: int = field(default=0, compare=False)  # 1-based line of the entry in the manifest; 0 when unknown
 

@@ -43,6 +43,14 @@ _KEY_VALUE = re.compile(
     r"(?P<value>" + re.escape(MASK) + r"|[^\s'\"&,;<>\\)}\]]+)",
     re.IGNORECASE,
 )
+# An AssumeRole request's ExternalId, a secret shared with the role's owner: in botocore's DEBUG dict repr
+# ('ExternalId': '...') or the query body (ExternalId=...&). Its characters include , = @ : / so the value runs to a
+# quote, an ampersand, a backslash or white space.
+_EXTERNAL_ID = re.compile(
+    r"(?P<key>(?:(?<![A-Za-z0-9])|(?<=\\n))external[_-]?id['\"]?\s*[:=]\s*(?:b?['\"])?)"
+    r"(?P<value>" + re.escape(MASK) + r"|[^\s'\"&\\]+)",
+    re.IGNORECASE,
+)
 # A SigV4 signature: "Signature=<hex>" (Authorization, presigned X-Amz-Signature) and botocore.auth's
 # "Signature:\n<hex>".
 _SIGNATURE = re.compile(r"(?P<key>(?<![A-Za-z])signature\s*[=:]\s*)[0-9a-f]{16,}", re.IGNORECASE)
@@ -52,6 +60,7 @@ def redact(text: str) -> str:
     """``text`` with credential values replaced by ``[REDACTED]``; idempotent, and ordinary text is unchanged."""
     text = _HEADER.sub(lambda m: m.group("key") + MASK, text)
     text = _XML.sub(lambda m: m.group("open") + MASK + m.group("close"), text)
+    text = _EXTERNAL_ID.sub(lambda m: m.group("key") + MASK, text)
     text = _KEY_VALUE.sub(lambda m: m.group("key") + MASK, text)
     return _SIGNATURE.sub(lambda m: m.group("key") + MASK, text)
 

@@ -14,17 +14,21 @@ PROP_REGION = "proton.region"
 PROP_EXPECTED_SHA = "proton.expected_sha"
 PROP_ACTUAL_SHA = "proton.actual_sha"
 PROP_LATEST_STATUS = "proton.latest_sync_status"
+PROP_ACCOUNT = "proton.account"  # only for targets with an account alias
 
 
 def junit_properties(observation: Observation) -> list[tuple[str, str]]:
     target = observation.target
-    return [
+    properties = [
         (PROP_TARGET, target.id),
         (PROP_REGION, observation.region),
         (PROP_EXPECTED_SHA, target.expectation.sha),
         (PROP_ACTUAL_SHA, last_synced_sha(observation)),
         (PROP_LATEST_STATUS, latest_status(observation)),
     ]
+    if target.account:
+        properties.append((PROP_ACCOUNT, target.account))
+    return properties
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Row:
     last_synced: str
     latest_status: str
     outcome: str
+    account: str = ""
 
     @classmethod
     def from_properties(cls, properties: Sequence[tuple[str, object]], outcome: str) -> Row | None:
@@ -46,6 +51,7 @@ class Row:
             last_synced=short(values.get(PROP_ACTUAL_SHA, "")) if values.get(PROP_ACTUAL_SHA) else "-",
             latest_status=values.get(PROP_LATEST_STATUS, "") or "-",
             outcome=outcome,
+            account=values.get(PROP_ACCOUNT, ""),
         )
 
 
@@ -80,7 +86,12 @@ class Scoreboard:
         return format_table(rows, show_passed=show_passed or len(rows) <= 50)
 
 
-HEADINGS = Row("target", "expected", "last synced", "latest status", "outcome")
+HEADINGS = Row("target", "expected", "last synced", "latest status", "outcome", account="account")
+
+
+def _cells(row: Row, with_account: bool) -> tuple[str, ...]:
+    cells = (row.target, row.expected, row.last_synced, row.latest_status, row.outcome)
+    return (cells[0], row.account or "-", *cells[1:]) if with_account else cells
 
 
 def format_table(rows: Sequence[Row], show_passed: bool) -> list[str]:
@@ -89,11 +100,12 @@ def format_table(rows: Sequence[Row], show_passed: bool) -> list[str]:
     hidden = len(rows) - len(shown)
     lines: list[str] = []
     if shown:
-        columns = list(zip(*[(r.target, r.expected, r.last_synced, r.latest_status, r.outcome)
-                             for r in [HEADINGS, *shown]], strict=True))
+        # An account column only when some target has an account: single-account tables stay as they were.
+        with_account = any(row.account for row in rows)
+        columns = list(zip(*[_cells(r, with_account) for r in [HEADINGS, *shown]], strict=True))
         widths = [max(len(cell) for cell in column) for column in columns]
         for row in [HEADINGS, *shown]:
-            cells = (row.target, row.expected, row.last_synced, row.latest_status, row.outcome)
+            cells = _cells(row, with_account)
             lines.append("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip())
     counts: dict[str, int] = {}
     for row in rows:

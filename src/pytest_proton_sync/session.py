@@ -22,6 +22,7 @@ from .options import Options
 from .report import Scoreboard
 
 if TYPE_CHECKING:
+    from .accounts import Account
     from .expectations import Repository
     from .fetch import ClientPool, FetchSettings, Progress
     from .items import ManifestFile
@@ -70,7 +71,7 @@ class ProtonSyncSession:
             controller = xdist_handover.ControllerSide(self._fetch_for_workers)
             self.config.pluginmanager.register(controller, "proton_sync_xdist_controller")
         if self.options.fake:
-            self.fake = _start_fake(self.options.fake)
+            self.fake = _start_fake(self.options.fake)  # a usage error still reaches this session's unconfigure
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._store is not None:
@@ -112,8 +113,10 @@ class ProtonSyncSession:
             settings = self.settings()
             hook = self.config.hook
 
-            def make_client(service: str, region: str) -> Any:
-                return hook.pytest_proton_sync_make_client(service=service, region=region, settings=settings)
+            def make_client(service: str, region: str, account: Account | None) -> Any:
+                return hook.pytest_proton_sync_make_client(
+                    service=service, region=region, settings=settings, account=account
+                )
 
             self._clients = ClientPool(settings, make_client)
         return self._clients
