@@ -72,9 +72,10 @@ def fake_model_loaded() -> None:
     """The bundled fake loads botocore's Proton model once per process (to check requests against it). These
     in-process runs are about the plugin's clients, so the model is loaded here, before the user's environment
     is set up; the subprocess test below runs the whole thing, fake included, as a user would."""
-    from pytest_proton_sync.fake.api import service_model
+    from pytest_proton_sync.fake.api import SERVICES, service_model
 
-    service_model()
+    for service in SERVICES:
+        service_model(service.model_name)  # the argument as the fake passes it: the cache is keyed on it
 
 
 CASES = [
@@ -168,3 +169,27 @@ def test_everything_at_once_and_the_environment_stays_as_the_user_set_it(
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=3)
     assert (pytester.path / "environ-changes.txt").read_text() == "[]"
+
+
+def test_accounts_of_the_manifest_are_not_assumed_under_the_fake(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_model_loaded: None
+) -> None:
+    # A manifest written for several accounts runs against the fake as it is: no profile is looked up, no role
+    # assumed (the fake's answers do not depend on the account).
+    state, _ = state_and_manifest(pytester.path)
+    manifest = write_text(pytester.path / "accounts.yaml", f"""
+        version: 1
+        accounts:
+          prod: {{role_arn: "arn:aws:iam::111122223333:role/proton-gate"}}
+          dev: {{profile: no-such-profile}}
+        defaults:
+          repository: {{provider: GITHUB, name: acme/platform-templates, branch: main, directory: templates}}
+          sha: {SHA_A}
+        templates:
+          - {{name: vpc-env, type: ENVIRONMENT, version: "1", account: prod}}
+          - {{name: web-svc, type: SERVICE, version: "1", account: dev}}
+    """)
+    monkeypatch.setenv("AWS_PROFILE", "team-prod-admin")
+    result = pytester.runpytest("--proton-manifest", str(manifest), "--proton-fake", str(state))
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=2)
