@@ -155,6 +155,7 @@ def test_a_target_in_two_ini_manifests_stops_the_run_before_any_call(
 class PageServer(http.server.ThreadingHTTPServer):
     status = 404
     answered = 0
+    json_error: str | None = None  # an API-shaped error body instead of an HTML page
 
 
 class PageHandler(http.server.BaseHTTPRequestHandler):
@@ -164,9 +165,12 @@ class PageHandler(http.server.BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = (f"<html><head><title>{self.server.status}</title></head><body>\n"
                 + "<p>This server does not know this path.</p>\n" * PAGE_LINES + "</body></html>\n").encode()
+        kind = "text/html"
+        if self.server.json_error is not None:
+            body, kind = self.server.json_error.encode(), "application/x-amz-json-1.0"
         self.server.answered += 1
         self.send_response(self.server.status)
-        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -218,6 +222,26 @@ def test_a_501_page_is_not_dumped_and_no_retry_quota_is_blamed(
     assert "retry quota" not in out and "gave up" not in out
     assert out.count("This server does not know this path") <= 1
     assert page_server.answered == 1  # botocore does not retry a 501
+
+
+def test_an_api_shaped_501_is_not_blamed_on_the_retry_quota(
+    pytester: pytest.Pytester, page_server: PageServer
+) -> None:
+    # What LocalStack answers for an API it does not implement.
+    page_server.status = 501
+    page_server.json_error = ('{"__type": "InternalFailure", "message": "API for service \'proton\' not yet '
+                              'implemented or pro feature"}')
+    manifest = write_manifest(pytester.path, template("vpc-env", SHA_A))
+    result = pytester.runpytest("--proton-manifest", str(manifest))
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "ENVIRONMENT/vpc-env@1 could not be checked: InternalFailure",
+        "  API for service 'proton' not yet implemented or pro feature (HTTP 501 Not Implemented; not retried: "
+        "botocore retries 500, 502, 503 and 504 only)",
+        "  fix: check that the endpoint (AWS_ENDPOINT_URL_PROTON, AWS_ENDPOINT_URL) implements the proton API.",
+    ])
+    assert "retry quota" not in result.stdout.str()
+    assert page_server.answered == 1
 
 
 def test_a_503_page_is_retried_and_says_so(pytester: pytest.Pytester, page_server: PageServer) -> None:

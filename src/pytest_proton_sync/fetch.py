@@ -292,6 +292,9 @@ def _classify_error(
             return CheckError(
                 code, f"throttled by the API and {_gave_up(attempts, settings, quota)}\n  fix: {fix}.", attempts
             )
+        if status in foreign_answers.NOT_RETRIED_5XX and attempts == 1 and code not in TRANSIENT_CODES:
+            # botocore retries 500, 502, 503 and 504 only: one attempt says nothing of a budget or quota.
+            return CheckError(code, foreign_answers.not_retried(status, message, kind.service), attempts)
         if status >= 500 or code in TRANSIENT_CODES:
             return CheckError(
                 code,
