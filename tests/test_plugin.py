@@ -79,16 +79,9 @@ def test_every_verdict_rule_and_its_junit_outcome(pytester: pytest.Pytester, aws
         f"ENVIRONMENT/{e['name']}@1": str(e["name"]).split("-")[0].replace("pass", "passed")
         .replace("fail", "failed") for e in entries
     }
-    _, properties = cases["ENVIRONMENT/fail-sha@1"]
-    assert properties == {
-        "proton.target": "ENVIRONMENT/fail-sha@1",
-        "proton.region": "us-east-1",
-        "proton.expected_sha": SHA_A,
-        "proton.actual_sha": SHA_OLD,
-        "proton.latest_sync_status": "SUCCEEDED",
-    }
-    assert cases["ENVIRONMENT/error-denied@1"][1]["proton.latest_sync_status"] == "AccessDeniedException"
-    assert cases["ENVIRONMENT/fail-notfound@1"][1]["proton.latest_sync_status"] == "NOT_FOUND"
+    # pytest's default family (xunit2) allows no <properties> in a <testcase>: the plugin writes none there
+    # (test_reports.py checks the file against junit-10.xsd, and the xunit1 family's per-target properties).
+    assert all(properties == {} for _, properties in cases.values())
     # Each selected target asked exactly once.
     assert aws_env.total_calls(operation="GetTemplateSyncStatus") == len(entries)
 
