@@ -28,6 +28,19 @@ def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
+def defuse(text: str) -> str:
+    """``text`` for a CI log: a line that starts (after blanks) with ``::`` would be a workflow command to the
+    runner, so it gets a backslash before the ``::``; a carriage return shows as ``\\r``. Applied to every
+    failure and error text of a target, since those quote the API's event messages."""
+    if "::" not in text and "\r" not in text:
+        return text
+    lines = text.replace("\r", "\\r").split("\n")
+    return "\n".join(
+        line[: len(line) - len(line.lstrip())] + "\\" + line.lstrip() if line.lstrip().startswith("::") else line
+        for line in lines
+    )
+
+
 def escape_property(text: str) -> str:
     """A property value (``file=``, ``title=``) of a workflow command."""
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")

@@ -84,15 +84,21 @@ def problems(results: Sequence[TargetResult]) -> list[github.Problem]:
 
 
 def github_annotations(results: Sequence[TargetResult], workspace: str | None, errors_only: bool) -> list[str]:
-    found = [p for p in problems(results) if p.outcome == "error" or not errors_only]
+    """Errors first (could not check: credentials, access, endpoint -- the run-wide problems, which a cap must not
+    hide), then failures, each in manifest order."""
+    found = [p for p in errors_first(problems(results)) if p.outcome == "error" or not errors_only]
     return github.annotation_lines(found, workspace)
+
+
+def errors_first(found: Sequence[github.Problem]) -> list[github.Problem]:
+    return sorted(found, key=lambda problem: problem.outcome != "error")  # stable: manifest order within each
 
 
 def append_step_summary(path: str | None, results: Sequence[TargetResult]) -> str | None:
     """Append the Markdown summary to ``$GITHUB_STEP_SUMMARY``; the problem as one line, else None."""
     if not path:
         return None
-    text = github.step_summary(counts(list(results)), problems(results), total=len(results))
+    text = github.step_summary(counts(list(results)), errors_first(problems(results)), total=len(results))
     try:
         with open(path, "a", encoding="utf-8") as summary:
             summary.write(text)

@@ -238,6 +238,10 @@ class ProtonSyncSession:
                 # output; what the reader needs is that no answer came in time, not ~150 lines per target of it.
                 report.sections = [(title, text) for title, text in report.sections if TIMEOUT_BANNER not in text]
                 report.longrepr += "\n  no answer before pytest-timeout's limit (see --proton-read-timeout)"
+        if isinstance(report.longrepr, str):  # our texts quote the API's: no line of them may be a CI command
+            from .github import defuse
+
+            report.longrepr = defuse(report.longrepr)
         from .jsonreport import target_facts
 
         # A plain, JSON-safe attribute: pytest-xdist carries it to the controller with the report.
