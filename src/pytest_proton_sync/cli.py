@@ -3,6 +3,7 @@
 ::
 
     pytest-proton-sync validate proton-sync.yaml [more.yaml ...]
+    pytest-proton-sync schema [--report] > proton-sync.schema.json
     pytest-proton-sync fake-server examples/fake-account.yaml [--host 127.0.0.1] [--port 0] [--log-requests]
 
 Exit codes: 0 success; 1 a manifest has problems; 2 bad usage or a state file the fake cannot use.
@@ -40,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("manifests", nargs="+", metavar="MANIFEST")
     validate.set_defaults(run=_validate)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print the manifest's JSON Schema (for editors: yaml-language-server, IDEs)",
+        description="Print the JSON Schema (draft 2020-12) that manifests are validated against, to save beside "
+        "a manifest and name in its first line: '# yaml-language-server: $schema=proton-sync.schema.json'. "
+        "With --report, the schema of the --proton-report JSON instead.",
+    )
+    schema.add_argument("--report", action="store_true", help="the JSON report's schema, not the manifest's")
+    schema.set_defaults(run=_schema)
 
     fake = commands.add_parser(
         "fake-server",
@@ -93,6 +104,26 @@ def _validate(arguments: argparse.Namespace) -> int:
         count = len(manifest.targets)
         print(f"OK {path}: {count} target{'' if count == 1 else 's'}")
     return EXIT_OK if all_valid else EXIT_INVALID
+
+
+def _schema(arguments: argparse.Namespace) -> int:
+    import json
+
+    if arguments.report:
+        from .jsonreport import report_schema
+
+        schema = report_schema()
+    else:
+        from .manifest import manifest_schema
+
+        schema = manifest_schema()
+    try:
+        print(json.dumps(schema, indent=2), flush=True)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted; no traceback at exit either
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
 
 
 def _fake_server(arguments: argparse.Namespace) -> int:
