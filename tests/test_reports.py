@@ -250,7 +250,7 @@ def test_json_report_is_valid_complete_and_in_manifest_order(pytester: pytest.Py
     report = validate_report(pytester.path / "report.json")
     assert [t["id"] for t in report["targets"]] == MANIFEST_ORDER
     assert report["counts"] == {"passed": 3, "failed": 8, "error": 1, "skipped": 0}
-    assert report["api_calls"] == 12 and report["report_version"] == 1
+    assert report["api_calls"] == 12 and report["report_version"] == 1 and report["exit_status"] == 1
     by_id = {t["id"]: t for t in report["targets"]}
     stale = by_id["ENVIRONMENT/fail-sha@1"]
     assert stale["outcome"] == "failed" and stale["line"] > 0
@@ -352,3 +352,36 @@ def test_xdist_and_randomly_summary_in_manifest_order(pytester: pytest.Pytester,
     suite = next(iter(JUnitXml.fromfile(str(pytester.path / "out.xml"))))
     assert {case.classname for case in suite} == {"proton_sync.proton-sync.ENVIRONMENT"}
     assert {p.name: p.value for p in suite.properties()}["proton.sync_status_calls"] == "12"
+
+
+# -- the pure parts ---------------------------------------------------------------------------------------------
+def facts(target: str, manifest: str, line: int) -> dict[str, Any]:
+    return {"id": target, "manifest": manifest, "manifest_path": manifest, "line": line,
+            "expectation": {"sha": SHA_A}, "observation": None}
+
+
+def test_run_results_outcomes_reruns_and_manifest_order() -> None:
+    from pytest_proton_sync.results import RunResults, counts, manifest_rank
+
+    results = RunResults()
+    # Finish order: second manifest first, lines out of order (xdist, pytest-randomly).
+    results.record("b::x", "setup", "passed", facts("X", "/b.yaml", 3), None, 0.1)
+    results.record("b::x", "call", "passed", facts("X", "/b.yaml", 3), None, 0.1)
+    results.record("a::late", "setup", "passed", facts("LATE", "/a.yaml", 9), None, 0.1)
+    results.record("a::late", "call", "rerun", facts("LATE", "/a.yaml", 9), "not yet", 0.1)
+    results.record("a::late", "setup", "passed", facts("LATE", "/a.yaml", 9), None, 0.1)
+    results.record("a::late", "call", "passed", facts("LATE", "/a.yaml", 9), None, 0.1)
+    results.record("a::timeout", "setup", "failed", facts("T", "/a.yaml", 5), "Timeout", 0.3)
+    results.record("a::timeout", "teardown", "passed", facts("T", "/a.yaml", 5), None, 0.0)
+    results.record("a::flaky-teardown", "call", "passed", facts("F", "/a.yaml", 7), None, 0.1)
+    results.record("a::flaky-teardown", "teardown", "failed", facts("F", "/a.yaml", 7), "boom", 0.1)
+    results.record("a::stuck", "setup", "passed", facts("S", "/a.yaml", 8), None, 0.1)  # no call: never "passed"
+    ordered = results.ordered(manifest_rank({"/a.yaml": 0, "/b.yaml": 1}))
+    assert [(r.id, r.final_outcome, r.reruns, r.text) for r in ordered] == [
+        ("T", "error", 0, "Timeout"),
+        ("F", "error", 0, "boom"),
+        ("S", "error", 0, None),
+        ("LATE", "passed", 1, None),
+        ("X", "passed", 0, None),
+    ]
+    assert counts(ordered) == {"error": 3, "passed": 2}

@@ -155,6 +155,7 @@ def build_report(
     finished_at: datetime,
     manifests: Sequence[str],
     api_calls: int | None,
+    exit_status: int,
     results: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """The report document. ``results`` are :meth:`.results.TargetResult.as_dict` values, in manifest order."""
@@ -169,6 +170,7 @@ def build_report(
         "duration_seconds": round((finished_at - started_at).total_seconds(), 3),
         "manifests": list(manifests),
         "api_calls": api_calls,
+        "exit_status": exit_status,
         "counts": counts,
         "targets": [dict(result) for result in results],
     }

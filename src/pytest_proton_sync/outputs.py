@@ -49,7 +49,7 @@ def suite_properties(manifests: Sequence[Path], results: Sequence[TargetResult],
 
 
 def write_json_report(path: Path, *, started_at: datetime, manifests: Sequence[Path], api_calls: int | None,
-                      results: Sequence[TargetResult]) -> str | None:
+                      exit_status: int, results: Sequence[TargetResult]) -> str | None:
     """Write the JSON report; the problem as one line if it cannot be written, else None."""
     document = build_report(
         tool_version=__version__,
@@ -57,6 +57,7 @@ def write_json_report(path: Path, *, started_at: datetime, manifests: Sequence[P
         finished_at=datetime.now(timezone.utc),
         manifests=[str(manifest) for manifest in manifests],
         api_calls=api_calls,
+        exit_status=exit_status,
         results=[result.as_dict() for result in results],
     )
     partial = path.with_name(path.name + ".partial")

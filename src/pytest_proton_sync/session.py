@@ -284,7 +284,7 @@ class ProtonSyncSession:
         if self.report_path is not None:
             problem = outputs.write_json_report(
                 self.report_path, started_at=self._started, manifests=self.manifests, api_calls=self.api_calls(),
-                results=results)
+                exit_status=int(session.exitstatus), results=results)
             if problem:
                 _warn(self.config, problem)
                 if session.exitstatus == pytest.ExitCode.OK:
