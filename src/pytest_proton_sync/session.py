@@ -59,8 +59,10 @@ class ProtonSyncSession:
         that asks the API, start the fake when asked for."""
         from .redact import install
 
-        self._unredact = install()
+        # Checked first: a usage error raised after install() would leave the masking installed (this session is
+        # registered, and so unconfigured, only once start() returns).
         self.report_path = _report_path(self.config, self.options.report)
+        self._unredact = install()
         if xdist_handover.is_worker(self.config):
             self._worker = xdist_handover.WorkerSide(self.config)
             self.config.pluginmanager.register(self._worker, "proton_sync_xdist_worker")
@@ -69,7 +71,12 @@ class ProtonSyncSession:
             controller = xdist_handover.ControllerSide(self._fetch_for_workers)
             self.config.pluginmanager.register(controller, "proton_sync_xdist_controller")
         if self.options.fake:
-            self.fake = _start_fake(self.options.fake)
+            try:
+                self.fake = _start_fake(self.options.fake)
+            except BaseException:  # same reason: undo the masking before the usage error leaves
+                self._unredact()
+                self._unredact = None
+                raise
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._store is not None:
