@@ -31,10 +31,14 @@ ACCESS_KEY_ID = "AKIASENTINELKEYID0001"
 @pytest.fixture(autouse=True)
 def aws_free_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No test may see the machine's AWS settings or reach AWS: wipe AWS_*, point config files at nothing,
-    and turn off the instance-metadata probe (it would leave loopback)."""
+    and turn off the instance-metadata probe (it would leave loopback). No GitHub Actions variables either."""
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
+    # Nor the CI's: a pytester run inside GitHub Actions would annotate the project's own job and append to its
+    # step summary. Tests of that output set these themselves.
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
     home = tmp_path_factory.mktemp("aws-home")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))

@@ -244,7 +244,9 @@ def test_each_account_signs_its_own_requests_and_a_refused_role_errors_only_its_
 ) -> None:
     proton.set_state(synced(*THREE_ACCOUNT_NAMES))
     manifest = write_text(pytester.path / "accounts.yaml", THREE_ACCOUNTS)
-    result = pytester.runpytest("--proton-manifest", str(manifest), "--junitxml=out.xml", "-p", "no:randomly")
+    # Per-target properties are in xunit1 (pytest's default xunit2 allows none in a <testcase>).
+    result = pytester.runpytest("--proton-manifest", str(manifest), "--junitxml=out.xml", "-o", "junit_family=xunit1",
+                                "-p", "no:randomly")
     result.assert_outcomes(passed=4, errors=2)
 
     # The role was assumed once, by the standard chain's identity, with the manifest's external id ...
@@ -419,7 +421,7 @@ def test_proton_fake_ignores_accounts_credentials_but_keeps_their_aliases(
         for name in THREE_ACCOUNT_NAMES))
     manifest = write_text(pytester.path / "accounts.yaml", THREE_ACCOUNTS)  # profile dev exists nowhere
     result = pytester.runpytest("--proton-manifest", str(manifest), "--proton-fake", str(state),
-                                "--junitxml=out.xml", "-p", "no:randomly")
+                                "--junitxml=out.xml", "-o", "junit_family=xunit1", "-p", "no:randomly")
     result.assert_outcomes(passed=6)
     assert sts.assume_calls == []
     result.stdout.fnmatch_lines(["ENVIRONMENT/audit-vpc@1*audit*passed"])

@@ -79,16 +79,9 @@ def test_every_verdict_rule_and_its_junit_outcome(pytester: pytest.Pytester, aws
         f"ENVIRONMENT/{e['name']}@1": str(e["name"]).split("-")[0].replace("pass", "passed")
         .replace("fail", "failed") for e in entries
     }
-    _, properties = cases["ENVIRONMENT/fail-sha@1"]
-    assert properties == {
-        "proton.target": "ENVIRONMENT/fail-sha@1",
-        "proton.region": "us-east-1",
-        "proton.expected_sha": SHA_A,
-        "proton.actual_sha": SHA_OLD,
-        "proton.latest_sync_status": "SUCCEEDED",
-    }
-    assert cases["ENVIRONMENT/error-denied@1"][1]["proton.latest_sync_status"] == "AccessDeniedException"
-    assert cases["ENVIRONMENT/fail-notfound@1"][1]["proton.latest_sync_status"] == "NOT_FOUND"
+    # pytest's default family (xunit2) allows no <properties> in a <testcase>: the plugin writes none there
+    # (test_reports.py checks the file against junit-10.xsd, and the xunit1 family's per-target properties).
+    assert all(properties == {} for _, properties in cases.values())
     # Each selected target asked exactly once.
     assert aws_env.total_calls(operation="GetTemplateSyncStatus") == len(entries)
 
@@ -156,7 +149,7 @@ def test_collect_only_and_k_make_no_calls_or_only_selected(pytester: pytest.Pyte
     ))
     manifest = write_manifest(pytester.path, template("vpc-env", SHA_A), template("web-svc", SHA_A, "SERVICE"))
     result = pytester.runpytest("--proton-manifest", str(manifest), "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*::ENVIRONMENT/vpc-env@1", "*::SERVICE/web-svc@1"])
+    result.stdout.fnmatch_lines_random(["*::ENVIRONMENT/vpc-env@1", "*::SERVICE/web-svc@1"])  # pytest-randomly
     assert aws_env.total_calls(operation="GetTemplateSyncStatus") == 0
 
     result = pytester.runpytest("--proton-manifest", str(manifest), "-k", "web-svc", "-v")
@@ -173,12 +166,14 @@ def test_region_precedence_entry_then_option_then_environment(
     ))
     manifest = write_manifest(pytester.path, template("a", SHA_A, region="eu-west-1"), template("b", SHA_A))
     monkeypatch.setenv("AWS_REGION", "ap-south-1")
-    pytester.runpytest("--proton-manifest", str(manifest), "--junitxml=env.xml").assert_outcomes(passed=2)
+    # Per-target JUnit properties are written in the xunit1 family only (junit.py).
+    xunit1 = ("-o", "junit_family=xunit1")
+    pytester.runpytest("--proton-manifest", str(manifest), "--junitxml=env.xml", *xunit1).assert_outcomes(passed=2)
     regions = {name: props["proton.region"] for name, (_, props) in junit_cases(pytester.path / "env.xml").items()}
     assert regions == {"ENVIRONMENT/a@1": "eu-west-1", "ENVIRONMENT/b@1": "ap-south-1"}
 
     pytester.runpytest("--proton-manifest", str(manifest), "--proton-region", "ca-central-1",
-                       "--junitxml=opt.xml").assert_outcomes(passed=2)
+                       "--junitxml=opt.xml", *xunit1).assert_outcomes(passed=2)
     regions = {name: props["proton.region"] for name, (_, props) in junit_cases(pytester.path / "opt.xml").items()}
     assert regions == {"ENVIRONMENT/a@1": "eu-west-1", "ENVIRONMENT/b@1": "ca-central-1"}
 

@@ -3,6 +3,7 @@
 ::
 
     pytest-proton-sync validate proton-sync.yaml [more.yaml ...]
+    pytest-proton-sync schema [--report] > proton-sync.schema.json
     pytest-proton-sync fake-server examples/fake-account.yaml [--host 127.0.0.1] [--port 0] [--log-requests]
     pytest-proton-sync init [--directory templates] [--repository owner/repo] [--output proton-sync.yaml] [--force]
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fake(commands)
     _add_init(commands)
     _add_check(commands)
+    _add_schema(commands)
     return parser
 
 
@@ -56,6 +58,18 @@ def _add_validate(commands: Any) -> None:
     validate.add_argument("manifests", nargs="+", metavar="MANIFEST")
     validate.set_defaults(run=_validate)
 
+
+
+def _add_schema(commands: Any) -> None:
+    schema = commands.add_parser(
+        "schema",
+        help="print the manifest's JSON Schema (for editors: yaml-language-server, IDEs)",
+        description="Print the JSON Schema (draft 2020-12) that manifests are validated against, to save beside "
+        "a manifest and name in its first line: '# yaml-language-server: $schema=proton-sync.schema.json'. "
+        "With --report, the schema of the --proton-report JSON instead.",
+    )
+    schema.add_argument("--report", action="store_true", help="the JSON report's schema, not the manifest's")
+    schema.set_defaults(run=_schema)
 
 def _add_fake(commands: Any) -> None:
     fake = commands.add_parser(
@@ -221,6 +235,26 @@ def _check(arguments: argparse.Namespace) -> int:
         return EXIT_INVALID
     count = sum(len(manifest.targets) for manifest in manifests)
     print(f"OK: {count} entr{'y' if count == 1 else 'ies'} match the checkout at {arguments.rev}")
+    return EXIT_OK
+
+
+def _schema(arguments: argparse.Namespace) -> int:
+    import json
+
+    if arguments.report:
+        from .jsonreport import report_schema
+
+        schema = report_schema()
+    else:
+        from .manifest import manifest_schema
+
+        schema = manifest_schema()
+    try:
+        print(json.dumps(schema, indent=2), flush=True)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted; no traceback at exit either
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .model import Target
+from .model import Observation, Target
 
 if TYPE_CHECKING:
     from .session import ProtonSyncSession
@@ -53,6 +53,7 @@ class TargetItem(pytest.Item):
     def __init__(self, *, target: Target, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target = target
+        self.observation: Observation | None = None  # set by setup(); read by the session's report hooks
         self.add_marker("proton_sync")
         # Let -k select by type, name, region or account without quoting the whole id.
         self.extra_keyword_matches.update(target.keywords)
@@ -69,9 +70,15 @@ class TargetItem(pytest.Item):
         from .report import junit_properties
         from .verdict import describe_error, describe_failure
 
-        observation = self.session_plugin.observation_for(self.target)
+        self.observation = None
+        session = self.session_plugin
+        # A rerun (pytest-rerunfailures counts runs in execution_count) asks the API again: see session.py.
+        observation = session.observation_for(self.target, rerun=getattr(self, "execution_count", 1) > 1)
         self.observation = observation
-        self.user_properties.extend(junit_properties(observation))
+        # Replaced, not appended: a rerun runs setup() again on the same item.
+        self.user_properties[:] = [p for p in self.user_properties if not str(p[0]).startswith("proton.")]
+        if session.per_target_properties:
+            self.user_properties.extend(junit_properties(observation))
         if observation.error is not None or observation.status is None or observation.verdict is None:
             raise CouldNotCheck(describe_error(observation))
         if observation.verdict.outcome == ERROR:  # the answer came, but could not be compared
@@ -80,8 +87,9 @@ class TargetItem(pytest.Item):
     def runtest(self) -> None:
         from .verdict import describe_failure
 
+        assert self.observation is not None  # setup() raised otherwise
         verdict = self.observation.verdict
-        assert verdict is not None  # setup() raised otherwise
+        assert verdict is not None
         if not verdict.passed:
             raise NotSynced(describe_failure(self.observation, verdict))
 

@@ -33,6 +33,7 @@ class ObservationStore:
         self._judge = judge
         self._changed = threading.Condition()
         self._observations: dict[Key, Observation] = {}
+        self._again: dict[Key, Observation] = {}  # newer answers from fetch_again, which win over the first ones
         self._fetching = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -85,6 +86,23 @@ class ObservationStore:
         self._thread = threading.Thread(target=work, name="proton-sync-fetch", daemon=True)
         self._thread.start()
 
+    def fetch_again(self, target: Target) -> Observation:
+        """Ask about ``target`` once more, now (a rerun of its test): the newer answer is what the run reports."""
+        from .fetch import Fetcher, observe
+
+        fetcher = Fetcher(self._settings, self._clients())
+        self.fetched_here = True
+        try:
+            found = observe([target], fetcher, self._assess, stop=self._stop)
+        finally:
+            with self._changed:
+                self.api_calls += fetcher.api_calls
+        observation = found.get(target.key) or Observation(
+            target, error=CheckError("NotObserved", "the fetch ended before this target was asked again"))
+        with self._changed:
+            self._again[target.key] = observation
+        return replace(observation, target=target)
+
     def finish(self) -> None:
         """Wait for a background fetch to end (it ends at once after :meth:`stop`)."""
         thread, self._thread = self._thread, None
@@ -100,7 +118,7 @@ class ObservationStore:
         """The target's observation: waits while a background fetch may still deliver it."""
         with self._changed:
             self._changed.wait_for(lambda: target.key in self._observations or not self._fetching)
-            observation = self._observations.get(target.key)
+            observation = self._again.get(target.key) or self._observations.get(target.key)
         return None if observation is None else replace(observation, target=target)
 
     def get_or_fetch(self, target: Target) -> Observation:
@@ -115,7 +133,7 @@ class ObservationStore:
 
     def everything(self) -> dict[Key, Observation]:
         with self._changed:
-            return dict(self._observations)
+            return {**self._observations, **self._again}
 
 
 def with_verdict(observation: Observation, judge: Judge) -> Observation:

@@ -68,6 +68,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("proton_git_dir", "path", None, metavar="PATH",
                help="git checkout that `rev:` entries are resolved in (default: the work tree holding the "
                "manifest)"),
+    OptionSpec("proton_report", "path", None, metavar="PATH",
+               help="write a JSON report of the run to PATH (shape: report.schema.json in the package; ini: relative "
+               "to the ini file's directory)"),
 )
 
 SPECS: dict[str, OptionSpec] = {spec.dest: spec for spec in OPTIONS}
@@ -88,6 +91,7 @@ class Options:
     read_timeout: float
     max_rps: float | None
     git_dir: str | None
+    report: str | None
 
 
 def defaults() -> Options:

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .model import Observation
-from .verdict import SHORT_SHA, last_synced_sha, latest_status, short
+from .verdict import last_synced_sha, latest_status
 
-# Property names in JUnit XML (<properties> of each <testcase>); CI dashboards key on them, keep them stable.
+# Property names in JUnit XML (<properties> of each <testcase>, in the xunit1 family only: see junit.py); CI
+# dashboards key on them, keep them stable.
 PROP_TARGET = "proton.target"
 PROP_REGION = "proton.region"
 PROP_EXPECTED_SHA = "proton.expected_sha"
@@ -39,51 +40,6 @@ class Row:
     latest_status: str
     outcome: str
     account: str = ""
-
-    @classmethod
-    def from_properties(cls, properties: Sequence[tuple[str, object]], outcome: str) -> Row | None:
-        values = {name: str(value) for name, value in properties}
-        if PROP_TARGET not in values:
-            return None
-        return cls(
-            target=values[PROP_TARGET],
-            expected=values.get(PROP_EXPECTED_SHA, "")[:SHORT_SHA],
-            last_synced=short(values.get(PROP_ACTUAL_SHA, "")) if values.get(PROP_ACTUAL_SHA) else "-",
-            latest_status=values.get(PROP_LATEST_STATUS, "") or "-",
-            outcome=outcome,
-            account=values.get(PROP_ACCOUNT, ""),
-        )
-
-
-class Scoreboard:
-    """Each target test's outcome, from its reports (setup, call, teardown), and the row it shows in the summary.
-
-    Fed from ``pytest_runtest_logreport``, which reaches the xdist controller too."""
-
-    def __init__(self) -> None:
-        self._outcomes: dict[str, str] = {}
-        self._rows: dict[str, Row] = {}
-
-    def record(self, nodeid: str, when: str, outcome: str, properties: Sequence[tuple[str, object]]) -> None:
-        known = self._outcomes.get(nodeid)
-        if when == "setup" and outcome == "failed":
-            known = "error"
-        elif when == "call":
-            known = outcome
-        elif outcome == "skipped" and known is None:
-            known = "skipped"
-        if known is not None:
-            self._outcomes[nodeid] = known
-        if when == "teardown":
-            row = Row.from_properties(properties, self._outcomes.get(nodeid, "error"))
-            if row is not None:
-                self._rows[nodeid] = row
-
-    def summary_lines(self, show_passed: bool) -> list[str]:
-        if not self._rows:
-            return []
-        rows = list(self._rows.values())
-        return format_table(rows, show_passed=show_passed or len(rows) <= 50)
 
 
 HEADINGS = Row("target", "expected", "last synced", "latest status", "outcome", account="account")

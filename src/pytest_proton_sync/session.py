@@ -3,23 +3,25 @@
 The way pytest-xdist registers its ``DSession`` only when distributing, ``plugin.py`` registers one
 :class:`ProtonSyncSession` only when there is a manifest; its methods are hook implementations, so a run without a
 manifest pays nothing for them. The session owns: the bundled fake's lifecycle, log masking, the observation
-store (fetching once), the xdist hand-over side, the scoreboard and the summary.
+store (fetching once), the xdist hand-over side, the results of every target and what is written from them (outputs.py).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import xdist_handover
+from . import junit, xdist_handover
 from .model import CheckError, Observation, SyncStatus, Target, Verdict
 from .options import Options
-from .report import Scoreboard
+from .results import RunResults
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from .items import ManifestFile
     from .manifest import Manifest, ManifestError, Problem
     from .observations import ObservationStore
+    from .results import TargetResult
 
 SESSION_KEY: pytest.StashKey[ProtonSyncSession] = pytest.StashKey()
 
@@ -47,7 +50,12 @@ class ProtonSyncSession:
             for place in (whole, *whole.parents)
         )
         self.fake: Any = None  # FakeServer under --proton-fake
-        self.scoreboard = Scoreboard()
+        self.results = RunResults()  # every target's outcome, text and facts, from its test reports
+        self.per_target_properties = junit.per_target_properties(config)
+        self.report_path: Path | None = None  # --proton-report, resolved
+        self._started = datetime.now(timezone.utc)
+        self._junit_writer: Any = None
+        self._junit_writer_looked_up = False
         self._store: ObservationStore | None = None
         self._settings: FetchSettings | None = None
         self._clients: ClientPool | None = None
@@ -62,6 +70,9 @@ class ProtonSyncSession:
         that asks the API, start the fake when asked for."""
         from .redact import install
 
+        # Checked first: a usage error raised after install() would leave the masking installed (this session is
+        # registered, and so unconfigured, only once start() returns).
+        self.report_path = _report_path(self.config, self.options.report)
         self._unredact = install()
         if xdist_handover.is_worker(self.config):
             self._worker = xdist_handover.WorkerSide(self.config)
@@ -257,7 +268,9 @@ class ProtonSyncSession:
             self.store.fetch(targets)
         return self.store.everything()
 
-    def observation_for(self, target: Target) -> Observation:
+    def observation_for(self, target: Target, rerun: bool = False) -> Observation:
+        """The target's observation. A rerun (pytest-rerunfailures) asks the API again, in the process that asks
+        (a rerun exists to see whether things changed); an xdist worker cannot ask, and reuses the hand-over."""
         from .observations import with_verdict
 
         if target.expectation.history_problem is not None:
@@ -268,6 +281,8 @@ class ProtonSyncSession:
                 return Observation(target, error=CheckError(
                     "NoObservation", "the xdist controller did not hand over this target's sync status"))
             observation = replace(observation, target=target)
+        elif rerun:
+            observation = self.store.fetch_again(target)
         else:
             observation = self.store.get_or_fetch(target)
         return with_verdict(observation, self._judge)
@@ -282,35 +297,139 @@ class ProtonSyncSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
-        from .items import CouldNotCheck
+        from .items import CouldNotCheck, TargetItem
 
+        if not isinstance(item, TargetItem):
+            return report
         # Setup errors normally get a traceback (pytest asks repr_failure only for the call phase); a target that
-        # could not be checked deserves the same short text as a failure.
-        if call.excinfo is not None and isinstance(call.excinfo.value, CouldNotCheck):
-            report.longrepr = str(call.excinfo.value)
+        # could not be checked deserves the same short text as a failure. So does pytest.fail() from another
+        # plugin (pytest-timeout's "Timeout"), whose traceback would be pytest's and pluggy's frames.
+        raised = call.excinfo.value if call.excinfo is not None else None
+        if isinstance(raised, CouldNotCheck):
+            report.longrepr = str(raised)
+        elif call.when == "setup" and isinstance(raised, pytest.fail.Exception):
+            report.longrepr = f"{item.target.id} could not be checked: {raised}"
+            if _is_timeout(raised):
+                # pytest-timeout also dumped every thread's stack (the fetch's: botocore, pluggy) into the captured
+                # output; what the reader needs is that no answer came in time, not ~150 lines per target of it.
+                report.sections = [(title, text) for title, text in report.sections if TIMEOUT_BANNER not in text]
+                report.longrepr += "\n  no answer before pytest-timeout's limit (see --proton-read-timeout)"
+        if isinstance(report.longrepr, str):  # our texts quote the API's: no line of them may be a CI command
+            from .github import defuse
+
+            report.longrepr = defuse(report.longrepr)
+        from .jsonreport import target_facts
+
+        # A plain, JSON-safe attribute: pytest-xdist carries it to the controller with the report.
+        report.proton_sync = target_facts(item.target, item.observation, str(item.path))
         return report
 
+    # tryfirst: before pytest's JUnit writer sees the report (the classname must be set by then).
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Test reports reach the xdist controller too, so the summary is right under -n N.
-        self.scoreboard.record(report.nodeid, report.when, report.outcome, report.user_properties)
+        facts = getattr(report, "proton_sync", None)
+        if not isinstance(facts, dict):
+            return
+        text = report.longreprtext if report.outcome in ("failed", "rerun") else None
+        self.results.record(report.nodeid, report.when, report.outcome, facts, text, report.duration)
+        writer = self.junit_writer()
+        if writer is not None:
+            junit.set_classname(writer, report, junit.classname(facts))
 
+    def junit_writer(self) -> Any:
+        if not self._junit_writer_looked_up:  # pytest's is registered in pytest_configure, maybe after this session
+            self._junit_writer = junit.junit_writer(self.config)
+            self._junit_writer_looked_up = True
+        return self._junit_writer
+
+    # tryfirst: before pytest's JUnit writer writes its file (suite properties must be in by then).
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self._store is not None and self._store.fetched_here:
             observations = list(self._store.everything().values())
             self.config.hook.pytest_proton_sync_observed(observations=observations, config=self.config)
+        if self._worker is not None:
+            return
+        from . import outputs
+
+        results = self.ordered_results()
+        writer = self.junit_writer()
+        if writer is not None:
+            junit.add_suite_properties(writer, outputs.suite_properties(self.manifests, results, self.api_calls()))
+        if self.report_path is not None:
+            problem = outputs.write_json_report(
+                self.report_path, started_at=self._started, manifests=self.manifests, api_calls=self.api_calls(),
+                exit_status=int(session.exitstatus), results=results)
+            if problem:
+                _warn(self.config, problem)
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            problem = outputs.append_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), results)
+            if problem:
+                _warn(self.config, problem)
+
+    def api_calls(self) -> int | None:
+        """Sync-status calls this process made (None where it asked nothing: an xdist worker, --collect-only)."""
+        return self._store.api_calls if self._store is not None and self._store.fetched_here else None
+
+    def ordered_results(self) -> list[TargetResult]:
+        from .results import manifest_rank
+
+        ranks: dict[str, int] = {}
+        for index, path in enumerate(self.manifests):
+            ranks.setdefault(str(_resolved(path)), index)
+        rank = manifest_rank(ranks)
+        return self.results.ordered(lambda path: rank(str(_resolved(Path(path)))) if path else len(ranks))
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
-        lines = self.scoreboard.summary_lines(show_passed=config.option.verbose > 0)
-        if not lines:
-            return
-        if self._store is not None and self._store.fetched_here:
-            calls = self._store.api_calls
-            lines.append(f"{calls} sync-status calls (one per target and poll; botocore retries not counted)"
-                         if calls else "no sync-status call was sent (each target stopped before a request)")
-        terminalreporter.write_sep("=", "proton sync")
-        for line in lines:
-            terminalreporter.write_line(line)
+        from . import outputs
+
+        results = self.ordered_results()
+        lines = outputs.summary_lines(results, show_passed=config.option.verbose > 0)
+        if lines:
+            calls = self.api_calls()
+            if calls is not None:
+                lines.append(f"{calls} sync-status calls (one per target and poll; botocore retries not counted)"
+                             if calls else "no sync-status call was sent (each target stopped before a request)")
+            terminalreporter.write_sep("=", "proton sync")
+            for line in lines:
+                terminalreporter.write_line(line)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            # Workflow commands on stdout, one per line. Beside pytest-github-actions-annotate-failures, which
+            # annotates failures (not setup errors) itself, only errors are annotated here: never twice.
+            other = outputs.other_annotator_active(config)
+            for line in outputs.github_annotations(results, os.environ.get("GITHUB_WORKSPACE"), errors_only=other):
+                terminalreporter.write_line(line)
+
+
+# pytest-timeout's banner around the stacks it dumps, and the start of its failure message.
+TIMEOUT_BANNER = "+ Timeout +"
+
+
+def _is_timeout(exception: BaseException) -> bool:
+    return str(exception).startswith("Timeout") and "pytest-timeout" in str(exception)
+
+
+def _report_path(config: pytest.Config, value: str | None) -> Path | None:
+    """--proton-report relative to where pytest was started; ini proton_report relative to the ini file."""
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_absolute():
+        given = config.getoption("proton_report", None)
+        base = config.invocation_params.dir if given or not config.inipath else config.inipath.parent
+        path = base / path
+    if not path.parent.is_dir():
+        raise pytest.UsageError(f"--proton-report {value}: directory {path.parent} does not exist")
+    return path
+
+
+def _warn(config: pytest.Config, message: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"proton-sync: {message}", red=True)
 
 
 def _listed(words: Sequence[str], at_most: int = 5) -> str:

@@ -1,0 +1,115 @@
+"""What a finished run writes besides pytest's own output: the summary table, JUnit suite properties, the JSON
+report, GitHub annotations and step summary. Each reads the same ordered :class:`~.results.TargetResult` list.
+
+The session calls these from its hooks and stays thin; the formatting itself lives in report.py (table),
+github.py (workflow commands, Markdown) and jsonreport.py (the document). No pytest import: ``config`` is only
+asked for a plugin by name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__, github
+from .jsonreport import build_report
+from .report import format_table
+from .results import NOT_PASSED, TargetResult, counts
+
+# A fleet of 2,000 needs no 2,000 lines: passed rows are listed only for small runs, or with -v.
+LIST_PASSED_UP_TO = 50
+
+
+def summary_lines(results: Sequence[TargetResult], show_passed: bool) -> list[str]:
+    if not results:
+        return []
+    return format_table([result.row() for result in results], show_passed=show_passed
+                        or len(results) <= LIST_PASSED_UP_TO)
+
+
+def suite_properties(manifests: Sequence[Path], results: Sequence[TargetResult],
+                     api_calls: int | None) -> dict[str, str]:
+    """Run-level facts for ``<testsuite><properties>`` (valid in every JUnit family)."""
+    regions = sorted({
+        str(region) for result in results
+        if (region := (result.facts.get("observation") or {}).get("region") or result.facts.get("region"))
+    })
+    properties = {
+        "proton.manifests": ", ".join(str(path) for path in manifests),
+        "proton.region": ", ".join(regions) or "-",
+        "proton.targets": str(len(results)),
+        "proton.plugin_version": __version__,
+    }
+    if api_calls is not None:
+        properties["proton.sync_status_calls"] = str(api_calls)
+    return properties
+
+
+def write_json_report(path: Path, *, started_at: datetime, manifests: Sequence[Path], api_calls: int | None,
+                      exit_status: int, results: Sequence[TargetResult]) -> str | None:
+    """Write the JSON report; the problem as one line if it cannot be written, else None."""
+    document = build_report(
+        tool_version=__version__,
+        started_at=started_at,
+        finished_at=datetime.now(timezone.utc),
+        manifests=[str(manifest) for manifest in manifests],
+        api_calls=api_calls,
+        exit_status=exit_status,
+        results=[result.as_dict() for result in results],
+    )
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        partial.replace(path)
+    except OSError as error:
+        return f"cannot write the JSON report {path}: {error.strerror or error}"
+    return None
+
+
+def problems(results: Sequence[TargetResult]) -> list[github.Problem]:
+    return [
+        github.Problem(
+            target=result.id,
+            outcome=result.final_outcome,
+            manifest=str(result.facts.get("manifest") or ""),
+            manifest_path=str(result.facts.get("manifest_path") or result.facts.get("manifest") or ""),
+            line=result.line,
+            text=result.text or f"{result.id}: {result.final_outcome}",
+        )
+        for result in results
+        if result.final_outcome in NOT_PASSED
+    ]
+
+
+def github_annotations(results: Sequence[TargetResult], workspace: str | None, errors_only: bool) -> list[str]:
+    """Errors first (could not check: credentials, access, endpoint -- the run-wide problems, which a cap must not
+    hide), then failures, each in manifest order."""
+    found = [p for p in errors_first(problems(results)) if p.outcome == "error" or not errors_only]
+    return github.annotation_lines(found, workspace)
+
+
+def errors_first(found: Sequence[github.Problem]) -> list[github.Problem]:
+    return sorted(found, key=lambda problem: problem.outcome != "error")  # stable: manifest order within each
+
+
+def append_step_summary(path: str | None, results: Sequence[TargetResult]) -> str | None:
+    """Append the Markdown summary to ``$GITHUB_STEP_SUMMARY``; the problem as one line, else None."""
+    if not path:
+        return None
+    text = github.step_summary(counts(list(results)), errors_first(problems(results)), total=len(results))
+    try:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(text)
+    except OSError as error:
+        return f"cannot append to GITHUB_STEP_SUMMARY {path}: {error.strerror or error}"
+    return None
+
+
+def other_annotator_active(config: Any) -> bool:
+    """Whether pytest-github-actions-annotate-failures is installed and active in this process: it annotates
+    failed calls itself (not errors in setup), so the plugin then annotates errors only."""
+    manager = config.pluginmanager
+    return bool(manager.hasplugin("pytest_github_actions_annotate_failures") and manager.hasplugin("annotate_errors"))
