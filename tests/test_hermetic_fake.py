@@ -130,11 +130,6 @@ def test_a_malformed_home_aws_directory_does_not_matter(
     pytester.runpytest("--proton-manifest", str(manifest), "--proton-fake", str(state)).assert_outcomes(passed=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fake's own botocore session (fake/api.py service_model) still reads AWS_PROFILE and the config "
-    "file; wiring: load the model with pytest_proton_sync.hermetic.isolated_session(), then drop this marker",
-)
 def test_everything_at_once_and_the_environment_stays_as_the_user_set_it(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -59,7 +59,7 @@ def write_mixed_manifest(directory: Any) -> Any:
 def test_every_kind_passes_fails_and_errors_in_one_run(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
     aws_env.set_state(mixed_state())
     manifest = write_mixed_manifest(pytester.path)
-    result = pytester.runpytest("--proton-manifest", str(manifest), "--junitxml=out.xml", "-v")
+    result = pytester.runpytest("--proton-manifest", str(manifest), "--junitxml=out.xml", "-v", "-p", "no:randomly")
     result.assert_outcomes(passed=3, failed=3, errors=1)
     result.stdout.fnmatch_lines([
         "*ENVIRONMENT/vpc-env@1 PASSED*",

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape, StringShape, StructureShape
 from botocore.validate import ParamValidator
 
@@ -81,8 +80,11 @@ class ApiError(Exception):
 
 @functools.cache
 def service_model(model_name: str = "proton") -> ServiceModel:
-    """botocore's model of a service, loaded once: loading one takes a noticeable fraction of a second."""
-    return botocore.session.get_session().get_service_model(model_name)
+    """botocore's model of a service, loaded once: loading one takes a noticeable fraction of a second. From a
+    session that reads no profile or config file: the user's AWS set-up must not break the fake."""
+    from ..hermetic import isolated_session
+
+    return isolated_session().get_service_model(model_name)
 
 
 def operation_model(operation: str, service: Service = PROTON) -> OperationModel:
