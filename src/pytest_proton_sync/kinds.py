@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from . import answers
 from .model import Revision, SyncAttempt, SyncEvent, SyncStatus, Target
 
 
@@ -94,7 +95,7 @@ TEMPLATE = Kind(
     operation="get_template_sync_status",
     operation_name="proton:GetTemplateSyncStatus",
     build_request=_template_request,
-    normalise=normalise_proton_sync_status,
+    normalise=answers.proton_sync_status,
     not_found_codes=frozenset({"ResourceNotFoundException"}),
 )
 
