@@ -38,8 +38,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                    "once (default 0: look once)")
     _number_option(parser, group, "--proton-poll-interval", "proton_poll_interval", float,
                    "seconds between polls while waiting, with jitter; doubles under throttling (default 10)")
-    _number_option(parser, group, "--proton-max-attempts", "proton_max_attempts", int,
-                   "attempts per API call, retries included (botocore's total_max_attempts, default 5)")
+    _number_option(parser, group, "--proton-max-attempts", "proton_max_attempts", int,  # WIRING(hostile)
+                   "attempts per API call, retries included (default 10)")  # WIRING(hostile)
+    _number_option(parser, group, "--proton-call-timeout", "proton_call_timeout", float,  # WIRING(hostile)
+                   "deadline of one API call: connect, read, retries (default 30)")  # WIRING(hostile)
     group.addoption("--proton-retry-mode", dest="proton_retry_mode", choices=("standard", "adaptive"),
                     help="botocore retry mode (default standard)")
     parser.addini("proton_retry_mode", help="default for --proton-retry-mode")
@@ -157,6 +159,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
     run = _run(session.config)
     config = session.config
+    cancellation = None  # WIRING(hostile): SIGTERM/SIGINT during the fetch -> targets "cancelled", summary, JUnit
+    if run is not None and not run.is_xdist_worker:  # WIRING(hostile)
+        from . import cancel  # WIRING(hostile)
+
+        cancellation = cancel.install()  # WIRING(hostile)
     if (
         run is not None
         and not run.is_xdist_worker
@@ -175,6 +182,8 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
     finally:
         if run is not None:
             run.finish_fetch()
+        if cancellation is not None:  # WIRING(hostile)
+            cancel.finish(cancellation)  # WIRING(hostile): pytest.exit with 2 (SIGINT) or 143 (SIGTERM)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -5,6 +5,7 @@ plugin.py's hooks delegate here; this module is imported only when a manifest is
 
 from __future__ import annotations
 
+import contextlib  # WIRING(hostile)
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from .report import Row, format_table
 
 EXCHANGE_INPUT = "proton_sync_exchange"
 
-NON_TTY_PROGRESS_EVERY = 30.0  # seconds between plain progress lines in CI logs
+NON_TTY_PROGRESS_EVERY = 10.0  # seconds between plain progress lines in CI logs  # WIRING(hostile): was 30
 
 
 def _option(config: pytest.Config, name: str, ini: str | None = None) -> Any:
@@ -131,7 +132,8 @@ class ProtonSyncRun:
             config = self.config
             self._settings = FetchSettings(
                 concurrency=_number(config, "proton_concurrency", int, 32, minimum=1),
-                max_attempts=_number(config, "proton_max_attempts", int, 5, minimum=1),
+                max_attempts=_number(config, "proton_max_attempts", int, 10, minimum=1),  # WIRING(hostile)
+                call_timeout=_number(config, "proton_call_timeout", float, 30.0, minimum=0.001),  # WIRING(hostile)
                 retry_mode=_choice(config, "proton_retry_mode", ("standard", "adaptive"), "standard"),
                 connect_timeout=_number(config, "proton_connect_timeout", float, 5.0, minimum=0.001),
                 read_timeout=_number(config, "proton_read_timeout", float, 20.0, minimum=0.001),
@@ -174,7 +176,9 @@ class ProtonSyncRun:
             if region:
                 url = str(self.client_pool().client("proton", region).meta.endpoint_url)
                 if not url.endswith(".amazonaws.com") and ".amazonaws.com/" not in url:
-                    endpoint = f", endpoint {url}"
+                    from .redact import redact as masked  # WIRING(hostile)
+
+                    endpoint = f", endpoint {masked(url)}"  # WIRING(hostile): user:password@ masked
             lines.append(f"proton-sync: {where}{endpoint}")
         except Exception as exc:
             from .redact import redact
@@ -215,14 +219,16 @@ class ProtonSyncRun:
     def _fetch_in_background(self, targets: Sequence[Target], fetcher: Any, assess: Any) -> None:
         from .fetch import observe
 
-        board = self._board = ObservationBoard()
+        printer = ProgressPrinter(self.config)  # WIRING(hostile): what is pending, every 10 s, from the main thread
+        board = self._board = ObservationBoard(on_wait=printer.print_latest)  # WIRING(hostile)
         stop = self._stop_fetching
 
         def work() -> None:
             observations: dict[tuple[str, ...], Observation] = {}
             try:
                 # Clients are made here, in this one thread, before any worker thread uses them.
-                observations = observe(targets, fetcher, assess, on_final=board.put, stop=stop)
+                observations = observe(targets, fetcher, assess, on_final=board.put, stop=stop,
+                                       progress=printer.remember)  # WIRING(hostile)
             finally:
                 board.finish(observations)  # even after an unexpected error: no item may wait forever
                 self.api_calls += fetcher.api_calls
@@ -340,7 +346,8 @@ def _resolved(path: Path) -> Path:
 class ObservationBoard:
     """Observations as a background fetch delivers them; an item waits only for its own target's."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_wait: Callable[[], None] | None = None) -> None:  # WIRING(hostile)
+        self._on_wait = on_wait  # WIRING(hostile)
         self._changed = threading.Condition()
         self._observations: dict[tuple[str, ...], Observation] = {}
         self._finished = False
@@ -358,7 +365,10 @@ class ObservationBoard:
 
     def get(self, key: tuple[str, ...]) -> Observation | None:
         with self._changed:
-            self._changed.wait_for(lambda: key in self._observations or self._finished)
+            while not self._changed.wait_for(lambda: key in self._observations or self._finished,
+                                             timeout=NON_TTY_PROGRESS_EVERY):  # WIRING(hostile)
+                if self._on_wait is not None:  # WIRING(hostile)
+                    self._on_wait()  # WIRING(hostile)
             return self._observations.get(key)
 
     def everything(self) -> dict[tuple[str, ...], Observation]:
@@ -370,6 +380,7 @@ class ProgressPrinter:
     """While waiting: a live status line on a terminal; a plain line every so often in a CI log."""
 
     def __init__(self, config: pytest.Config) -> None:
+        self.config = config  # WIRING(hostile)
         self.reporter = config.pluginmanager.get_plugin("terminalreporter")
         self.live = bool(self.reporter is not None and self.reporter.isatty)
         self._last_plain = 0.0
@@ -378,10 +389,7 @@ class ProgressPrinter:
     def __call__(self, progress: Any) -> None:
         if self.reporter is None:
             return
-        line = (
-            f"proton-sync: {progress.settled} settled, {progress.pending} pending, {progress.failed} failed, "
-            f"{progress.errors} errors; {progress.seconds_left:.0f} s left"
-        )
+        line = progress.line  # WIRING(hostile): says which calls are under way, and for how long
         now = time.monotonic()
         if self.live:
             self.reporter.rewrite(line, erase=True)
@@ -389,6 +397,16 @@ class ProgressPrinter:
         elif now - self._last_plain >= NON_TTY_PROGRESS_EVERY or progress.pending == 0:
             self.reporter.write_line(line)
             self._last_plain = now
+
+    def remember(self, progress: Any) -> None:  # WIRING(hostile): background fetch, printed by print_latest
+        self._latest = progress  # WIRING(hostile)
+
+    def print_latest(self) -> None:  # WIRING(hostile): called by the main thread while an item waits
+        latest = getattr(self, "_latest", None)  # WIRING(hostile)
+        capman = self.config.pluginmanager.get_plugin("capturemanager")  # WIRING(hostile)
+        if latest is not None and self.reporter is not None:  # WIRING(hostile)
+            with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():  # WIRING(hostile)
+                self.reporter.write_line(latest.line)  # WIRING(hostile)
 
     def finish(self) -> None:
         if self.reporter is not None and self.live and self._printed:
