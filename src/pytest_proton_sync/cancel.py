@@ -123,16 +123,28 @@ def install() -> Cancellation:
     return token
 
 
+_FINISHED: Cancellation | None = None
+
+
 def finish(token: Cancellation, exit_: Callable[..., Any] | None = None) -> None:
-    """End of the run loop: restore the previous handlers; if the run was cancelled, end the session with the
-    signal's exit code (pytest still writes JUnit and prints the summary)."""
-    global _CURRENT
+    """End of the run loop: restore the previous handlers; if the run was cancelled, end the session as
+    interrupted, so pytest prints the summary (it does so only for its own exit codes) and writes JUnit;
+    :func:`exit_status` then gives the signal's own code."""
+    global _CURRENT, _FINISHED
     token.uninstall()
     if _CURRENT is token:
         _CURRENT = Cancellation()
+    _FINISHED = token if token.requested else None
     if token.requested:
         if exit_ is None:
             import pytest
 
             exit_ = pytest.exit
-        exit_(f"{token.reason}: targets not settled were reported as errors", returncode=token.returncode)
+        exit_(f"{token.reason}: targets not settled were reported as errors", returncode=SIGINT_EXIT_CODE)
+
+
+def exit_status(status: int) -> int:
+    """After pytest_sessionfinish: the session's exit status, or the code of the signal that cancelled it."""
+    global _FINISHED
+    token, _FINISHED = _FINISHED, None
+    return token.returncode if token is not None else status

@@ -339,9 +339,14 @@ def check_body(body: bytes, content_type: str, normalise: Callable[[Mapping[str,
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        detail = f"{exc.msg} at byte {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        if isinstance(exc, json.JSONDecodeError):
+            at_end = exc.pos >= len(exc.doc.rstrip())
+            detail = f"{exc.msg.removesuffix(' at')}: character {exc.pos} of {len(exc.doc)}"
+            detail += ", cut short?" if at_end or exc.msg.startswith("Unterminated") else ""
+        else:
+            detail = "not UTF-8"
         looks = "an HTML page" if body.lstrip()[:1] == b"<" else "not JSON"
-        return _raise(what(f"{looks} where a JSON object was expected ({detail}; cut short?)"))
+        return _raise(what(f"{looks} where a JSON object was expected ({detail})"))
     if not isinstance(data, dict):
         return _raise(what(f"a JSON {type(data).__name__} where a JSON object was expected"))
     try:

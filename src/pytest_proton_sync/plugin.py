@@ -186,6 +186,16 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
             cancel.finish(cancellation)  # WIRING(hostile): pytest.exit with 2 (SIGINT) or 143 (SIGTERM)
 
 
+@pytest.hookimpl(wrapper=True)  # WIRING(hostile): after JUnit and the summary, exit 143 for SIGTERM
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, object, object]:  # WIRING(hostile)
+    result = yield  # WIRING(hostile)
+    if _run(session.config) is not None:  # WIRING(hostile)
+        from . import cancel  # WIRING(hostile)
+
+        session.exitstatus = cancel.exit_status(session.exitstatus)  # WIRING(hostile)
+    return result  # WIRING(hostile)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
