@@ -74,6 +74,7 @@ class FetchSettings:
     call_timeout: float = 30.0  # overall deadline of one API call: connect + read + every retry and backoff
     backoff_base: float = 0.25  # retry n sleeps uniform(0, min(backoff_cap, backoff_base * 2**n)) ("full jitter")
     backoff_cap: float = 5.0
+    connect_attempts: int = 3  # attempts when the endpoint cannot be reached at all (refused, DNS, connect timeout)
     unresponsive_limit: int = 3  # this many calls in a row to one endpoint without any answer: the rest are not sent
     progress_every: float = 10.0  # seconds between progress reports while calls are pending
 
@@ -164,6 +165,7 @@ class _Call:
         self.started = time.monotonic()
         self.deadline = deadline
         self.aborted: str | None = None  # "deadline" | "cancelled"
+        self.paused = False  # waiting for the Pacer: the deadline is moved on by that wait
         self._conn: Any = None
         self._lock = threading.Lock()
 
@@ -419,67 +421,94 @@ class RateLimiter:
 
 
 class Pacer:
-    """Paces every request of a fetch: at most --proton-max-rps, and after a throttled answer at half the rate
-    requests were being sent at (at most one cut a second, never below MIN_RATE), recovering by 5% per answered
-    request. Throttling is the service saying "too fast" to the whole account, so the whole fetch slows down,
-    not just the call that was throttled."""
+    """Paces every request of a fetch: at most --proton-max-rps and, when throttling is the service saying "too
+    fast" for the whole account, no faster than it accepts requests.
+
+    Judged per one-second window of answers: when more than a third of at least 10 answers were throttles, the
+    rate drops to the rate requests were accepted at in that window (never below MIN_RATE); when under a tenth
+    were, it grows by half again, and pacing stops once it is well above what is being sent anyway. Scattered
+    throttles (a storm of 25% at random) cut nothing: the per-call retries ride them out, while a real rate limit
+    is met at the rate it allows instead of being hammered by every retry.
+    """
 
     MIN_RATE = 1.0
+    WINDOW = 1.0
+    MIN_SAMPLES = 10
+    CUT_ABOVE = 1 / 3
+    GROW_BELOW = 0.1
 
     def __init__(self, max_rps: float | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.cap = max_rps
         self.bucket = RateLimiter(max_rps, clock=clock)
         self._clock = clock
         self._lock = threading.Lock()
-        self._sent: list[float] = []  # send times of the last second
-        self._last_cut = float("-inf")
+        self._window_start = clock()
+        self._accepted = 0
+        self._throttled = 0
         self.throttles = 0
+        self.cuts = 0
 
     @property
     def rate(self) -> float | None:
         return self.bucket.rate
 
-    def _recent(self, now: float) -> int:
-        cutoff = now - 1.0
-        if self._sent and self._sent[0] < cutoff:
-            self._sent = [t for t in self._sent if t >= cutoff]
-        return len(self._sent)
-
     def acquire(self, call: _Call | None = None) -> None:
+        """Wait for a token (cancellable). Time spent here does not count against the call's deadline: the
+        deadline bounds time on the network, and pacing is the fetch's own choice."""
         token = cancel.current()
-        while (delay := self.bucket.try_acquire()) > 0:
-            if token.wait(delay):
-                raise _Aborted("cancelled")
+        delay = self.bucket.try_acquire()
+        if delay <= 0:
+            return
+        paused = time.monotonic()
+        if call is not None:
+            call.paused = True
+        try:
+            while delay > 0:
+                if token.wait(delay):
+                    raise _Aborted("cancelled")
+                delay = self.bucket.try_acquire()
+        finally:
             if call is not None:
-                call.check()
-        with self._lock:
-            now = self._clock()
-            self._recent(now)
-            self._sent.append(now)
+                call.deadline += time.monotonic() - paused
+                call.paused = False
 
     def throttled(self) -> None:
-        with self._lock:
-            self.throttles += 1
-            now = self._clock()
-            if now - self._last_cut < 1.0:
-                return  # one cut per second: a burst of throttles answers one burst of requests
-            self._last_cut = now
-            new = max(self.MIN_RATE, self._recent(now) / 2)
-        if self.bucket.rate is None or new < self.bucket.rate:
-            self.bucket.set_rate(new)
+        self._count(throttled=True)
 
     def answered(self) -> None:
-        rate = self.bucket.rate
-        if rate is None or (self.cap is not None and rate >= self.cap):
-            return
+        self._count(throttled=False)
+
+    def _count(self, throttled: bool) -> None:
         with self._lock:
-            recent = self._recent(self._clock())
-        new: float | None = rate * 1.05
-        if self.cap is not None:
-            new = min(self.cap, rate * 1.05)
-        elif rate * 1.05 > 4 * recent + 10:
-            new = None  # far above what is being sent anyway: no pacing
-        self.bucket.set_rate(new)
+            if throttled:
+                self.throttles += 1
+                self._throttled += 1
+            else:
+                self._accepted += 1
+            now = self._clock()
+            elapsed = now - self._window_start
+            if elapsed < self.WINDOW:
+                return
+            accepted, total = self._accepted, self._accepted + self._throttled
+            self._window_start, self._accepted, self._throttled = now, 0, 0
+            if total < self.MIN_SAMPLES:
+                return
+            share = (total - accepted) / total
+            rate = self.bucket.rate
+            new: float | None = rate
+            if share > self.CUT_ABOVE:
+                new = max(self.MIN_RATE, accepted / elapsed)
+                if rate is not None:
+                    new = min(rate, new)
+                self.cuts += 1
+            elif share < self.GROW_BELOW and rate is not None:
+                new = rate * 1.5
+                if self.cap is not None:
+                    new = min(self.cap, new)
+                elif new > 2 * total / elapsed:
+                    new = None
+        if new != rate:
+            self.bucket.set_rate(new)
 
 
 # -- errors ----------------------------------------------------------------------------------------------------------
@@ -649,7 +678,7 @@ class Fetcher:
             for call in calls:
                 if cancelled:
                     call.abort("cancelled")
-                elif now >= call.deadline:
+                elif now >= call.deadline and not call.paused:
                     call.abort("deadline")
 
     def in_flight(self) -> list[tuple[Target, float]]:
@@ -700,7 +729,8 @@ class Fetcher:
                 self._calls.pop(ident, None)
         if answered:
             self._silent[endpoint_key] = 0
-        elif outcome[1] is not None and outcome[1].code in ("DeadlineExceeded", "ReadTimeout"):
+        elif outcome[1] is not None and outcome[1].code in ("DeadlineExceeded", "ReadTimeout") and \
+                outcome[1].attempts > 0:
             self._silent[endpoint_key] = self._silent.get(endpoint_key, 0) + 1
         return outcome
 
@@ -751,6 +781,10 @@ class Fetcher:
             except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
                 attempts += max(1, sent_requests())
                 retry, error = True, exc
+                if isinstance(exc, (botocore.exceptions.EndpointConnectionError,
+                                    botocore.exceptions.ConnectTimeoutError)):
+                    # Refused, no such host, no route: this will not change in seconds.
+                    retry = attempts < settings.connect_attempts
             except Exception as exc:
                 attempts += sent_requests()
                 return (None, classify_error(exc, kind, region, settings, attempts), throttled), answered
@@ -846,8 +880,8 @@ def observe(
         if not track.settled and (waiting or interrupted):
             note = wait_note(track.target, track.status, elapsed)
             if interrupted:
+                detail = f"while waiting; last seen: {note}" if waiting and track.polls else "before the API answered"
                 note = f"{token.reason if token.requested else 'stopped'}: {note}"
-                detail = f"while waiting ({note})" if waiting and track.polls else "before the API answered"
                 error = _cancelled_error(error.attempts if error else 0, detail)
         return Observation(
             target=track.target,
