@@ -316,9 +316,36 @@ class HostileServer(ThreadingHTTPServer):
             self._thread.join()
 
 
-def main() -> None:
-    """Serve every case on a port (printed) until killed: ``python -m tests.hostile``."""
+def main(argv: list[str] | None = None) -> None:
+    """Serve every case until killed, printing the endpoint URL; with ``--manifest PATH [CASE|CASE*N ...]`` also
+    write a manifest of those cases (default: every fast case), e.g. for the measurements in the report::
+
+        python -m tests.hostile --manifest /tmp/m.yaml silent*200 &
+        AWS_ENDPOINT_URL_PROTON=<url> AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 \\
+            pytest -p no:cacheprovider --proton-manifest /tmp/m.yaml
+    """
+    import argparse
+    from pathlib import Path
+
+    import yaml
+
+    parser = argparse.ArgumentParser(prog="python -m tests.hostile")
+    parser.add_argument("--manifest", type=Path)
+    parser.add_argument("cases", nargs="*")
+    args = parser.parse_args(argv)
     with HostileServer() as server:
+        entries = []
+        for spec in args.cases or list(CASES):
+            name, _, count = spec.partition("*")
+            case = server.cases[name]
+            names = [f"{name}{i}" for i in range(int(count))] if count else [name]
+            for entry_name in names:
+                server.cases[entry_name] = case
+                repository = {**REPO, "name": case.repository} if case.repository else dict(REPO)
+                entries.append({"name": entry_name, "type": "ENVIRONMENT", "version": "1", "sha": SHA_A,
+                                "repository": repository})
+        if args.manifest:
+            args.manifest.write_text(yaml.safe_dump({"version": 1, "templates": entries}, sort_keys=False))
         print(server.url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
@@ -327,4 +354,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

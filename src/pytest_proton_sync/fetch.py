@@ -160,11 +160,12 @@ class _Call:
     """One API call of one worker thread: its deadline, and the connection its current attempt uses, so that the
     watchdog can end the attempt by shutting the socket down (botocore's timeouts are per socket read)."""
 
-    def __init__(self, target: Target, deadline: float) -> None:
+    def __init__(self, target: Target, deadline: float, endpoint: tuple[str, str] = ("", "")) -> None:
         self.target = target
+        self.endpoint = endpoint  # (service, region)
         self.started = time.monotonic()
         self.deadline = deadline
-        self.aborted: str | None = None  # "deadline" | "cancelled"
+        self.aborted: str | None = None  # "deadline" | "cancelled" | "unresponsive"
         self.paused = False  # waiting for the Pacer: the deadline is moved on by that wait
         self._conn: Any = None
         self._lock = threading.Lock()
@@ -680,6 +681,8 @@ class Fetcher:
                     call.abort("cancelled")
                 elif now >= call.deadline and not call.paused:
                     call.abort("deadline")
+                elif self._silent.get(call.endpoint, 0) >= self.settings.unresponsive_limit:
+                    call.abort("unresponsive")  # it will not fare better than the calls before it
 
     def in_flight(self) -> list[tuple[Target, float]]:
         """(target, seconds under way) of every call in progress, oldest first."""
@@ -706,16 +709,9 @@ class Fetcher:
         with self._count_lock:
             self.api_calls += 1
         endpoint_key = (kind.service, region)
-        silent = self._silent.get(endpoint_key, 0)
-        if silent >= self.settings.unresponsive_limit:
-            return None, _fits(CheckError(
-                "EndpointUnresponsive",
-                f"not asked: the last {silent} calls to {self.clients.endpoint(kind.service, region)} got no answer "
-                f"within the call deadline of {self.settings.call_timeout:g} s\n  fix: check the endpoint "
-                "(AWS_ENDPOINT_URL_PROTON / AWS_ENDPOINT_URL) and the network.",
-                0,
-            )), False
-        call = _Call(target, time.monotonic() + self.settings.call_timeout)
+        if self._silent.get(endpoint_key, 0) >= self.settings.unresponsive_limit:
+            return None, self._unresponsive(kind, region, "not asked", 0), False
+        call = _Call(target, time.monotonic() + self.settings.call_timeout, endpoint_key)
         ident = threading.get_ident()
         with self._calls_lock:
             self._calls[ident] = call
@@ -731,8 +727,20 @@ class Fetcher:
             self._silent[endpoint_key] = 0
         elif outcome[1] is not None and outcome[1].code in ("DeadlineExceeded", "ReadTimeout") and \
                 outcome[1].attempts > 0:
+            # Past unresponsive_limit, the watchdog ends the other calls to it still under way, so a silent
+            # endpoint costs one deadline, not one per --proton-concurrency targets.
             self._silent[endpoint_key] = self._silent.get(endpoint_key, 0) + 1
         return outcome
+
+    def _unresponsive(self, kind: Kind, region: str, what: str, attempts: int) -> CheckError:
+        return _fits(CheckError(
+            "EndpointUnresponsive",
+            f"{what}: {self.settings.unresponsive_limit} calls in a row to "
+            f"{self.clients.endpoint(kind.service, region)} got no answer within the call deadline of "
+            f"{self.settings.call_timeout:g} s\n  fix: check the endpoint (AWS_ENDPOINT_URL_PROTON / "
+            "AWS_ENDPOINT_URL) and the network.",
+            attempts,
+        ))
 
     def _attempts(self, call: _Call, kind: Kind, region: str) -> tuple[_Outcome, bool]:
         """(outcome, whether anything at all came back from the endpoint)."""
@@ -792,6 +800,8 @@ class Fetcher:
                 return (None, _cancelled_error(attempts), throttled), answered
             if call.aborted == "deadline":
                 return (None, _deadline_error(settings, attempts, last), throttled), answered
+            if call.aborted == "unresponsive":
+                return (None, self._unresponsive(kind, region, "given up", attempts), throttled), answered
             last = _short_reason(error)
             if not retry or attempts >= settings.max_attempts:
                 return (None, classify_error(error, kind, region, settings, attempts), throttled), answered
