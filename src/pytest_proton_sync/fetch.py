@@ -426,7 +426,8 @@ class Pacer:
     fast" for the whole account, no faster than it accepts requests.
 
     Judged per one-second window of answers: when more than a third of at least 10 answers were throttles, the
-    rate drops to the rate requests were accepted at in that window (never below MIN_RATE); when under a tenth
+    rate drops to the rate requests were accepted at in that window (at most halving it per window, never below
+    MIN_RATE); when under a tenth
     were, it grows by half again, and pacing stops once it is well above what is being sent anyway. Scattered
     throttles (a storm of 25% at random) cut nothing: the per-call retries ride them out, while a real rate limit
     is met at the rate it allows instead of being hammered by every retry.
@@ -498,7 +499,8 @@ class Pacer:
             rate = self.bucket.rate
             new: float | None = rate
             if share > self.CUT_ABOVE:
-                new = max(self.MIN_RATE, accepted / elapsed)
+                # The rate it accepted, but at most halved per window: a burst of throttles must not stall a fetch.
+                new = max(self.MIN_RATE, accepted / elapsed, total / elapsed / 2)
                 if rate is not None:
                     new = min(rate, new)
                 self.cuts += 1
