@@ -271,7 +271,7 @@ def test_progress_says_which_calls_are_pending_and_for_how_long(hostile: Hostile
     pending = [p for p in seen if p.in_flight]
     assert len(pending) >= 3  # every 0.2 s of a 1 s call
     assert pending[-1].oldest == ("ENVIRONMENT/silent@1",) and pending[-1].longest >= 0.6
-    assert pending[-1].line.startswith("proton-sync: 0 settled, 1 pending, 0 failed, 0 errors; 1 calls under way, "
+    assert pending[-1].line.startswith("proton-sync: 0 settled, 1 pending, 0 failed, 0 errors; 1 call under way, "
                                        "the longest for ")
 
 

@@ -100,7 +100,8 @@ class Progress:
             line += f"; {self.seconds_left:.0f} s left"
         if self.in_flight:
             oldest = ", ".join(self.oldest)
-            line += f"; {self.in_flight} calls under way, the longest for {self.longest:.0f} s: {oldest}"
+            calls = "call" if self.in_flight == 1 else "calls"
+            line += f"; {self.in_flight} {calls} under way, the longest for {self.longest:.0f} s: {oldest}"
         return line
 
 
