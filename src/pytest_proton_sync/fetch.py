@@ -618,8 +618,8 @@ def _deadline_error(settings: FetchSettings, attempts: int, last: str) -> CheckE
     ))
 
 
-def _cancelled_error(attempts: int, detail: str = "before the API answered") -> CheckError:
-    return CheckError("Cancelled", f"{cancel.current().reason} {detail}", attempts)
+def _cancelled_error(attempts: int, detail: str = "before the API answered", reason: str | None = None) -> CheckError:
+    return CheckError("Cancelled", f"{reason or cancel.current().reason} {detail}", attempts)
 
 
 _NO_REGION = (
@@ -886,6 +886,7 @@ def observe(
     deadline = started + max(0.0, settings.wait_seconds)
     interval = max(0.01, settings.poll_interval)
     interrupted = False
+    why = "stopped"  # set when interrupted: which signal, Ctrl-C, or the caller's ``stop``
 
     def observation_of(track: _Track, elapsed: float) -> Observation:
         note = None
@@ -894,8 +895,8 @@ def observe(
             note = wait_note(track.target, track.status, elapsed)
             if interrupted:
                 detail = f"while waiting; last seen: {note}" if waiting and track.polls else "before the API answered"
-                note = f"{token.reason if token.requested else 'stopped'}: {note}"
-                error = _cancelled_error(error.attempts if error else 0, detail)
+                note = f"{why}: {note}"
+                error = _cancelled_error(error.attempts if error else 0, detail, why)
         return Observation(
             target=track.target,
             status=track.status,
@@ -991,8 +992,10 @@ def observe(
                         interval = min(interval * 2, MAX_POLL_INTERVAL)
             except KeyboardInterrupt:
                 interrupted = True
-                if not token.requested and (stop is None or not stop.is_set()):
-                    token.cancel("SIGINT")  # Ctrl-C with no handler of ours: the default KeyboardInterrupt
+                if token.requested:
+                    why = token.reason
+                elif stop is None or not stop.is_set():
+                    why = "cancelled by SIGINT"  # Ctrl-C with no handler of ours: the default KeyboardInterrupt
             finally:
                 if interrupted:
                     fetcher.abort_all()  # requests in flight end now; their threads follow within the grace
