@@ -138,7 +138,7 @@ def test_summary_table_and_header(pytester: pytest.Pytester, aws_env: FakeServer
         f"ENVIRONMENT/vpc-env@1 *{SHA_A[:12]} *{SHA_A[:12]} *SUCCEEDED *passed",
         f"SERVICE/web-svc@2 *{SHA_B[:12]} *{SHA_OLD[:12]} *IN_PROGRESS *failed",
         "2 targets: 1 failed, 1 passed",
-        "2 sync-status calls (one per target and poll; botocore retries not counted)",
+        "2 sync-status calls (one per target and poll; retries not counted)",
     ])
 
 

@@ -221,7 +221,7 @@ def test_a_501_page_is_not_dumped_and_no_retry_quota_is_blamed(
     out = result.stdout.str()
     assert "retry quota" not in out and "gave up" not in out
     assert out.count("This server does not know this path") <= 1
-    assert page_server.answered == 1  # botocore does not retry a 501
+    assert page_server.answered == 1  # a 501 is not retried
 
 
 def test_an_api_shaped_501_is_not_blamed_on_the_retry_quota(
@@ -237,7 +237,7 @@ def test_an_api_shaped_501_is_not_blamed_on_the_retry_quota(
     result.stdout.fnmatch_lines([
         "ENVIRONMENT/vpc-env@1 could not be checked: InternalFailure",
         "  API for service 'proton' not yet implemented or pro feature (HTTP 501 Not Implemented; not retried: "
-        "botocore retries 500, 502, 503 and 504 only)",
+        "only 500, 502, 503 and 504 are retried)",
         "  fix: check that the endpoint (AWS_ENDPOINT_URL_PROTON, AWS_ENDPOINT_URL) implements the proton API.",
     ])
     assert "retry quota" not in result.stdout.str()

@@ -177,7 +177,8 @@ def test_github_annotations_for_failures_and_errors_escaped_and_capped(
         f"::error file=ci/proton-sync.yaml,line={line_of['evil']},title=proton-sync%3A ENVIRONMENT/evil@1 not "
         "synced::ENVIRONMENT/evil@1 is not synced from the expected commit%0A")
     # The hostile event text stays inside its annotation's one line.
-    assert "ERROR: boom%0A\\::add-mask::hidden\\r%250A::warning::injected, with: colons%0A" in errors[1]
+    # (answers.py already made it one line: control characters are visible escapes, \\n and \\r.)
+    assert "ERROR: boom\\n::add-mask::hidden\\r%250A::warning::injected, with: colons%0A" in errors[1]
     assert [line for line in commands if not line.startswith("::error ")] == [
         "::warning title=proton-sync%3A more targets did not pass::4 more targets did not pass (GitHub shows 10 "
         "error annotations per step): see the job summary or the test log"]

@@ -116,6 +116,41 @@ def test_ctrl_c_while_waiting_stops_at_once_and_reports_what_is_known(
         out, _ = process.communicate(timeout=60)  # a guard against a hang, not a speed assertion
     finally:
         process.kill()
-    assert "waited: interrupted (Ctrl-C) still IN_PROGRESS on 3f2a9c1d8e7b" in out
-    assert "1 target: 1 failed" in out
+    assert process.returncode == 2, out  # pytest's code for an interrupted run
+    assert ("could not be checked: Cancelled\n  cancelled by SIGINT while waiting; last seen: still IN_PROGRESS on "
+            "3f2a9c1d8e7b after ") in out
+    assert "1 target: 1 error" in out
     assert aws_env.total_calls() == 1
+
+
+def test_sigterm_while_waiting_stops_at_once_with_its_own_exit_code_and_junit(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    aws_env.set_state(fake_state(converging("web-svc", 1000), converging("api-svc", 0)))
+    manifest = write_manifest(pytester.path, template("web-svc", SHA_A, "SERVICE"),
+                              template("api-svc", SHA_A, "SERVICE"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--proton-manifest", str(manifest),
+         "--proton-wait", "600", "--proton-poll-interval", "0.2", "--junitxml=out.xml"],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while aws_env.calls.get("GetTemplateSyncStatus SERVICE/web-svc@1", 0) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling: the wait is under way
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        out, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, out
+    assert time.monotonic() - signalled < 10  # a hang guard; polls are 0.2 s apart
+    assert "cancelled by SIGTERM while waiting; last seen: still IN_PROGRESS on 3f2a9c1d8e7b" in out
+    assert "2 targets: 1 error, 1 passed" in out
+    xml = (pytester.path / "out.xml").read_text()
+    assert 'errors="1"' in xml and "cancelled by SIGTERM" in xml

@@ -11,9 +11,9 @@ from __future__ import annotations
 import http
 import re
 
-#: Statuses botocore's standard and adaptive retry modes retry (so the retry budget and quota matter for them).
+#: Server-error statuses worth another attempt (the plugin's retry loop retries these, as botocore's modes do).
 RETRIED_STATUSES = frozenset({500, 502, 503, 504})
-#: Server-error statuses botocore does not retry (501 Not Implemented, 505, ...): from 500 to 599, the rest.
+#: Server-error statuses not retried (501 Not Implemented, 505, ...): from 500 to 599, the rest.
 NOT_RETRIED_5XX = frozenset(range(500, 600)) - RETRIED_STATUSES
 _EXCERPT_CHARACTERS = 120
 _TAG = re.compile(r"<[^>]{0,500}>")
@@ -44,11 +44,11 @@ def describe(status: int, page: str, service: str, operation: str, gave_up: str)
 
 
 def not_retried(status: int, message: str, service: str) -> str:
-    """An API-shaped error with a server-error status botocore does not retry (LocalStack answers 501 for an API
-    it does not implement, say): the answer, that it was not retried, and a fix line."""
+    """An API-shaped error with a server-error status that is not retried (LocalStack answers 501 for an API it
+    does not implement, say): the answer, that it was not retried, and a fix line."""
     variable = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
-    return (f"{message} (HTTP {status} {_reason(status)}; not retried: botocore retries 500, 502, 503 and 504 "
-            f"only)\n  fix: check that the endpoint ({variable}, AWS_ENDPOINT_URL) implements the {service} API.")
+    return (f"{message} (HTTP {status} {_reason(status)}; not retried: only 500, 502, 503 and 504 are "
+            f"retried)\n  fix: check that the endpoint ({variable}, AWS_ENDPOINT_URL) implements the {service} API.")
 
 
 def _reason(status: int) -> str:

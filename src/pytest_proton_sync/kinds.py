@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .model import Expectation, Revision, SyncAttempt, SyncEvent, SyncStatus, Target
+from . import answers
+from .model import Expectation, SyncStatus, Target
 
 
 @dataclass(frozen=True)
@@ -57,105 +57,6 @@ class Kind:
 
     def provider_names(self) -> str:
         return ", ".join(dict.fromkeys(self.providers.values()))
-
-
-# -- normalising Proton's answers (camelCase members) ------------------------------------------------------------
-
-
-def _timestamp(value: Any) -> datetime | None:
-    # botocore parses timestamps to aware datetimes; a plain number can only come from hand-made input.
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    return None
-
-
-def _revision(data: Mapping[str, Any] | None) -> Revision | None:
-    if not data:
-        return None
-    return Revision(
-        sha=str(data.get("sha", "")),
-        repository_name=str(data.get("repositoryName", "")),
-        provider=str(data.get("repositoryProvider", "")),
-        branch=str(data.get("branch", "")),
-        directory=str(data.get("directory", "")),
-    )
-
-
-def _attempt(data: Mapping[str, Any] | None) -> SyncAttempt | None:
-    if not data:
-        return None
-    target_revision = _revision(data.get("targetRevision")) or Revision("", "", "", "", "")
-    events = tuple(
-        SyncEvent(
-            event=str(event.get("event", "")),
-            type=str(event.get("type", "")),
-            time=_timestamp(event.get("time")),
-            external_id=event.get("externalId"),
-        )
-        for event in data.get("events") or ()
-    )
-    return SyncAttempt(
-        status=str(data.get("status", "")),
-        target_revision=target_revision,
-        started_at=_timestamp(data.get("startedAt")),
-        initial_revision=_revision(data.get("initialRevision")),
-        events=events,
-    )
-
-
-def normalise_proton_sync_status(response: Mapping[str, Any]) -> SyncStatus:
-    """GetTemplateSyncStatus and GetServiceInstanceSyncStatus (one shape) -> SyncStatus."""
-    return SyncStatus(
-        found=True,
-        desired=_revision(response.get("desiredState")),
-        latest_successful=_attempt(response.get("latestSuccessfulSync")),
-        latest=_attempt(response.get("latestSync")),
-    )
-
-
-# -- normalising CodeConnections' answers (PascalCase members) ---------------------------------------------------
-
-
-def _cc_revision(data: Mapping[str, Any] | None) -> Revision | None:
-    if not data:
-        return None
-    owner, name = str(data.get("OwnerId", "")), str(data.get("RepositoryName", ""))
-    return Revision(
-        sha=str(data.get("Sha", "")),
-        repository_name=f"{owner}/{name}" if owner or name else "",
-        provider=str(data.get("ProviderType", "")),
-        branch=str(data.get("Branch", "")),
-        directory=str(data.get("Directory", "")),
-    )
-
-
-def _cc_attempt(data: Mapping[str, Any] | None) -> SyncAttempt | None:
-    if not data:
-        return None
-    events = tuple(
-        SyncEvent(event=str(event.get("Event", "")), type=str(event.get("Type", "")),
-                  time=_timestamp(event.get("Time")), external_id=event.get("ExternalId"))
-        for event in data.get("Events") or ()
-    )
-    return SyncAttempt(
-        status=str(data.get("Status", "")),
-        target_revision=_cc_revision(data.get("TargetRevision")) or Revision("", "", "", "", ""),
-        started_at=_timestamp(data.get("StartedAt")),
-        initial_revision=_cc_revision(data.get("InitialRevision")),
-        events=events,
-    )
-
-
-def normalise_codeconnections_sync_status(response: Mapping[str, Any]) -> SyncStatus:
-    """CodeConnections GetResourceSyncStatus -> SyncStatus (OwnerId/RepositoryName become owner/name)."""
-    return SyncStatus(
-        found=True,
-        desired=_cc_revision(response.get("DesiredState")),
-        latest_successful=_cc_attempt(response.get("LatestSuccessfulSync")),
-        latest=_cc_attempt(response.get("LatestSync")),
-    )
 
 
 # -- the kinds ------------------------------------------------------------------------------------------------------
@@ -240,7 +141,7 @@ TEMPLATE = Kind(
     operation="get_template_sync_status",
     operation_name="proton:GetTemplateSyncStatus",
     identify=_template,
-    normalise=normalise_proton_sync_status,
+    normalise=answers.proton_sync_status,
     not_found_codes=frozenset({"ResourceNotFoundException"}),
     not_found_hint="Is template sync configured for this template and version? (Proton answered "
     "ResourceNotFoundException; see CreateTemplateSyncConfig.) Check the name, type, version and region too.",
@@ -260,7 +161,7 @@ SERVICE_INSTANCE = Kind(
     operation="get_service_instance_sync_status",
     operation_name="proton:GetServiceInstanceSyncStatus",
     identify=_service_instance,
-    normalise=normalise_proton_sync_status,
+    normalise=answers.proton_sync_status,
     not_found_codes=frozenset({"ResourceNotFoundException"}),
     not_found_hint="Is service sync configured for this service (CreateServiceSyncConfig), and does the instance "
     "exist? (Proton answered ResourceNotFoundException.) Check the service, instance name and region too.",
@@ -283,7 +184,7 @@ STACK = Kind(
     operation="get_resource_sync_status",
     operation_name="codeconnections:GetResourceSyncStatus",
     identify=_stack,
-    normalise=normalise_codeconnections_sync_status,
+    normalise=answers.codeconnections_sync_status,
     not_found_codes=frozenset({"ResourceNotFoundException"}),
     not_found_hint="Is Git sync configured for this stack (CodeConnections CreateSyncConfiguration, sync type "
     "CFN_STACK_SYNC)? (CodeConnections answered ResourceNotFoundException.) Check the stack name and region too.",

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+# The statuses the sync APIs document for an attempt (answers.py refuses any other).
+SYNC_STATUSES = ("INITIATED", "IN_PROGRESS", "SUCCEEDED", "FAILED")
+
 
 @dataclass(frozen=True)
 class RepositorySpec:
@@ -114,6 +117,20 @@ class SyncAttempt:
 
 
 @dataclass(frozen=True)
+class SyncBlocker:
+    """One sync blocker (Proton GetServiceSyncBlockerSummary, CodeConnections GetSyncBlockerSummary)."""
+
+    id: str
+    type: str
+    status: str  # ACTIVE | RESOLVED
+    created_reason: str
+    created_at: datetime | None
+    resolved_reason: str | None = None
+    resolved_at: datetime | None = None
+    contexts: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class SyncStatus:
     """The API's answer, normalised to one shape for every kind. ``found`` is False on ResourceNotFound."""
 
@@ -121,6 +138,12 @@ class SyncStatus:
     desired: Revision | None = None
     latest_successful: SyncAttempt | None = None
     latest: SyncAttempt | None = None
+    # Sync blockers, asked for only when the target does not pass and its kind has a blockers API.
+    blockers: tuple[SyncBlocker, ...] = ()
+
+    @property
+    def active_blockers(self) -> tuple[SyncBlocker, ...]:
+        return tuple(blocker for blocker in self.blockers if blocker.status == "ACTIVE")
 
 
 @dataclass(frozen=True)

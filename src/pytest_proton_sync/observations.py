@@ -39,6 +39,8 @@ class ObservationStore:
         self._stop = threading.Event()
         self.api_calls = 0  # looks at the API made by this process (polls count; botocore retries do not)
         self.fetched_here = False  # whether this process asked the API at all (under xdist: the controller)
+        self.on_wait: Callable[[], None] | None = None  # while an item waits for its answer (progress in CI logs)
+        self.wait_report_every = 10.0
 
     # -- fetching -------------------------------------------------------------------------------------------
     def _assess(self, target: Target, status: SyncStatus) -> tuple[Verdict, bool]:
@@ -59,7 +61,9 @@ class ObservationStore:
             self._observations.update(found)
             self._changed.notify_all()
 
-    def fetch_in_background(self, targets: Sequence[Target]) -> None:
+    def fetch_in_background(
+        self, targets: Sequence[Target], progress: Callable[[Progress], None] | None = None
+    ) -> None:
         """Start asking about ``targets`` in a thread; :meth:`get` waits for each one's own answer."""
         from .fetch import Fetcher, observe
 
@@ -75,7 +79,7 @@ class ObservationStore:
         def work() -> None:
             found: dict[Key, Observation] = {}
             try:
-                found = observe(targets, fetcher, self._assess, on_final=put, stop=self._stop)
+                found = observe(targets, fetcher, self._assess, progress, on_final=put, stop=self._stop)
             finally:  # even after an unexpected error: no item may wait forever
                 with self._changed:
                     self._observations.update(found)
@@ -115,9 +119,13 @@ class ObservationStore:
 
     # -- reading --------------------------------------------------------------------------------------------
     def get(self, target: Target) -> Observation | None:
-        """The target's observation: waits while a background fetch may still deliver it."""
+        """The target's observation: waits while a background fetch may still deliver it, calling ``on_wait``
+        (from this, the main, thread) every ``wait_report_every`` seconds meanwhile."""
         with self._changed:
-            self._changed.wait_for(lambda: target.key in self._observations or not self._fetching)
+            while not self._changed.wait_for(lambda: target.key in self._observations or not self._fetching,
+                                             timeout=self.wait_report_every):
+                if self.on_wait is not None:
+                    self.on_wait()
             observation = self._again.get(target.key) or self._observations.get(target.key)
         return None if observation is None else replace(observation, target=target)
 

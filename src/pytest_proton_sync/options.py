@@ -56,8 +56,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "(0: look once)"),
     OptionSpec("proton_poll_interval", "float", 10.0, metavar="SECONDS", minimum=0.01,
                help="seconds between polls while waiting, with jitter; doubles under throttling"),
-    OptionSpec("proton_max_attempts", "int", 5, metavar="N", minimum=1,
-               help="attempts per API call, retries included (botocore's total_max_attempts)"),
+    OptionSpec("proton_max_attempts", "int", 10, metavar="N", minimum=1,
+               help="attempts per API call, retries included, within --proton-call-timeout"),
+    OptionSpec("proton_call_timeout", "float", 30.0, metavar="SECONDS", minimum=0.001,
+               help="deadline of one API call, whatever the bytes do: connect, read and retries"),
     OptionSpec("proton_retry_mode", "choice", "standard", metavar="MODE", choices=("standard", "adaptive"),
                help="botocore retry mode"),
     OptionSpec("proton_connect_timeout", "float", 5.0, metavar="SECONDS", minimum=0.001, help="seconds to connect"),
@@ -86,6 +88,7 @@ class Options:
     wait: float
     poll_interval: float
     max_attempts: int
+    call_timeout: float
     retry_mode: str
     connect_timeout: float
     read_timeout: float

@@ -56,8 +56,14 @@ _EXTERNAL_ID = re.compile(
 _SIGNATURE = re.compile(r"(?P<key>(?<![A-Za-z])signature\s*[=:]\s*)[0-9a-f]{16,}", re.IGNORECASE)
 
 
+# Userinfo in a URL: http://user:password@host/ (an endpoint URL set in AWS_ENDPOINT_URL*, a proxy URL). The
+# userinfo ends at the last "@" before the host; it cannot contain "/", "?", "#" or whitespace.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s'\"<>]+)@")
+
+
 def redact(text: str) -> str:
     """``text`` with credential values replaced by ``[REDACTED]``; idempotent, and ordinary text is unchanged."""
+    text = _URL_USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
     text = _HEADER.sub(lambda m: m.group("key") + MASK, text)
     text = _XML.sub(lambda m: m.group("open") + MASK + m.group("close"), text)
     text = _EXTERNAL_ID.sub(lambda m: m.group("key") + MASK, text)

@@ -8,6 +8,7 @@ store (fetching once), the xdist hand-over side, the results of every target and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Generator, Sequence
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 SESSION_KEY: pytest.StashKey[ProtonSyncSession] = pytest.StashKey()
 
-NON_TTY_PROGRESS_EVERY = 30.0  # seconds between plain progress lines in CI logs
+NON_TTY_PROGRESS_EVERY = 10.0  # seconds between plain progress lines in CI logs: what is pending, and for how long
 
 
 class ProtonSyncSession:
@@ -105,6 +106,7 @@ class ProtonSyncSession:
             self._settings = FetchSettings(
                 concurrency=options.concurrency,
                 max_attempts=options.max_attempts,
+                call_timeout=options.call_timeout,
                 retry_mode=options.retry_mode,
                 connect_timeout=options.connect_timeout,
                 read_timeout=options.read_timeout,
@@ -217,7 +219,9 @@ class ProtonSyncSession:
             if region:
                 url = str(self.client_pool().client("proton", region).meta.endpoint_url)
                 if not url.endswith(".amazonaws.com") and ".amazonaws.com/" not in url:
-                    endpoint = f", endpoint {url}"
+                    from .redact import redact
+
+                    endpoint = f", endpoint {redact(url)}"  # user:password@ in an endpoint URL is a secret too
             lines.append(f"proton-sync: {where}{endpoint}")
         except Exception as exc:
             from .redact import redact
@@ -231,6 +235,12 @@ class ProtonSyncSession:
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         config = session.config
+        cancellation = None
+        if self._worker is None:
+            from . import cancel
+
+            # SIGTERM/SIGINT during the fetch: unsettled targets become errors "cancelled", then summary and JUnit.
+            cancellation = cancel.install()
         if (
             self._worker is None
             and not config.option.collectonly
@@ -246,12 +256,17 @@ class ProtonSyncSession:
                 if self.options.wait > 0:
                     self._fetch_with_progress(targets)
                 else:
-                    self.store.fetch_in_background(targets)
+                    # What is still pending is printed from the main thread, while an item waits for its answer.
+                    printer = ProgressPrinter(self.config)
+                    self.store.on_wait = printer.print_latest
+                    self.store.fetch_in_background(targets, progress=printer.remember)
         try:
             return (yield)
         finally:
             if self._store is not None:
                 self._store.finish()
+            if cancellation is not None:
+                cancel.finish(cancellation)  # pytest.exit with 2 (SIGINT) or 143 (SIGTERM) after a cancellation
 
     def _fetch_with_progress(self, targets: Sequence[Target]) -> None:
         printer = ProgressPrinter(self.config)
@@ -343,9 +358,19 @@ class ProtonSyncSession:
             self._junit_writer_looked_up = True
         return self._junit_writer
 
-    # tryfirst: before pytest's JUnit writer writes its file (suite properties must be in by then).
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    # A wrapper: what comes before the yield runs before pytest's JUnit writer writes its file (suite properties
+    # must be in by then); after it, the exit status of a SIGTERM (143), once JUnit and the summary are written.
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, object, object]:
+        self._before_sessionfinish(session)
+        try:
+            return (yield)
+        finally:
+            from . import cancel
+
+            session.exitstatus = cancel.exit_status(session.exitstatus)
+
+    def _before_sessionfinish(self, session: pytest.Session) -> None:
         if self._store is not None and self._store.fetched_here:
             observations = list(self._store.everything().values())
             self.config.hook.pytest_proton_sync_observed(observations=observations, config=self.config)
@@ -391,7 +416,7 @@ class ProtonSyncSession:
         if lines:
             calls = self.api_calls()
             if calls is not None:
-                lines.append(f"{calls} sync-status calls (one per target and poll; botocore retries not counted)"
+                lines.append(f"{calls} sync-status calls (one per target and poll; retries not counted)"
                              if calls else "no sync-status call was sent (each target stopped before a request)")
             terminalreporter.write_sep("=", "proton sync")
             for line in lines:
@@ -501,21 +526,21 @@ def _skip_garbage_collection_at_exit() -> None:
 
 
 class ProgressPrinter:
-    """While waiting: a live status line on a terminal; a plain line every so often in a CI log."""
+    """While waiting: a live status line on a terminal; a plain line every so often in a CI log. In the background
+    mode the fetch thread only remembers the latest progress, and the main thread prints it while an item waits."""
 
     def __init__(self, config: pytest.Config) -> None:
+        self.config = config
         self.reporter = config.pluginmanager.get_plugin("terminalreporter")
         self.live = bool(self.reporter is not None and self.reporter.isatty)
         self._last_plain = 0.0
         self._printed = False
+        self._latest: Progress | None = None
 
     def __call__(self, progress: Progress) -> None:
         if self.reporter is None:
             return
-        line = (
-            f"proton-sync: {progress.settled} settled, {progress.pending} pending, {progress.failed} failed, "
-            f"{progress.errors} errors; {progress.seconds_left:.0f} s left"
-        )
+        line = progress.line  # says which calls are under way, and for how long
         now = time.monotonic()
         if self.live:
             self.reporter.rewrite(line, erase=True)
@@ -523,6 +548,15 @@ class ProgressPrinter:
         elif now - self._last_plain >= NON_TTY_PROGRESS_EVERY or progress.pending == 0:
             self.reporter.write_line(line)
             self._last_plain = now
+
+    def remember(self, progress: Progress) -> None:
+        self._latest = progress
+
+    def print_latest(self) -> None:
+        latest, capture = self._latest, self.config.pluginmanager.get_plugin("capturemanager")
+        if latest is not None and self.reporter is not None:
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                self.reporter.write_line(latest.line)
 
     def finish(self) -> None:
         if self.reporter is not None and self.live and self._printed:
