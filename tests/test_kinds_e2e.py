@@ -3,6 +3,7 @@ CodeConnections, end to end through pytest and the bundled fake over HTTP."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -102,3 +103,84 @@ def test_xdist_asks_each_target_of_every_kind_exactly_once(pytester: pytest.Pyte
     result = pytester.runpytest("--proton-manifest", str(manifest), "-n", "2")
     result.assert_outcomes(passed=3, failed=3, errors=1)
     assert aws_env.total_calls() == 7
+
+
+BLOCKER = {"id": "7e1f2a3b-4c5d", "type": "AUTOMATED", "status": "ACTIVE",
+           "created_reason": "Stack app-db failed to update twice in a row", "created_at": "2026-09-30T16:25:00Z",
+           "contexts": {"StackName": "app-db"}}
+
+
+def blocked_state(**stack: Any) -> FakeState:
+    return FakeState.from_mapping({
+        "defaults": {"repository": dict(STACK_REPO)},
+        "stacks": [
+            {"name": "network", "synced": SHA_A},
+            {"name": "app-db", "synced": SHA_OLD,
+             "latest": {"status": "FAILED", "sha": SHA_A, "events": [{"type": "ERROR", "event": "update failed"}]},
+             **stack},
+        ],
+    }, source="<test>")
+
+
+def stacks_manifest(directory: Any) -> Any:
+    data = {"version": 1, "defaults": {"repository": dict(STACK_REPO), "sha": SHA_A, "region": "us-east-1"},
+            "stacks": [{"name": "network"}, {"name": "app-db"}]}
+    path = directory / "stacks.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_an_active_blocker_fails_its_stack_with_the_command_that_resolves_it(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    aws_env.set_state(blocked_state(blockers=[BLOCKER, {**BLOCKER, "id": "old", "status": "RESOLVED",
+                                                        "resolved_reason": "fixed"}]))
+    result = pytester.runpytest("--proton-manifest", str(stacks_manifest(pytester.path)), "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "STACK/app-db is not synced from the expected commit",
+        "  blocked: sync is blocked: AUTOMATED blocker 7e1f2a3b-4c5d, created 2026-09-30 16:25:00 UTC: Stack app-db "
+        "failed to update twice in a row",
+        "*StackName: app-db",
+        "  next: CloudFormation Git sync will not sync again until the blocker is resolved; once the cause is fixed: "
+        "aws codeconnections update-sync-blocker --id 7e1f2a3b-4c5d --resource-name app-db --sync-type "
+        "CFN_STACK_SYNC --resolved-reason*",
+    ])
+    assert "blocker old" not in result.stdout.str()  # a resolved blocker blocks nothing
+    # A passing target costs no blockers call; the failing one exactly one.
+    assert aws_env.calls.get("GetSyncBlockerSummary network", 0) == 0
+    assert aws_env.calls["GetSyncBlockerSummary app-db"] == 1
+
+
+def test_a_blocker_that_appears_while_waiting_ends_the_wait_at_once(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    # Syncing the expected commit, not done yet; on the second look a blocker is there.
+    aws_env.set_state(blocked_state(latest={"status": "IN_PROGRESS", "sha": SHA_A},
+                                    sequence=[{}, {"blockers": [BLOCKER]}]))
+    started = time.monotonic()
+    result = pytester.runpytest("--proton-manifest", str(stacks_manifest(pytester.path)), "--proton-wait", "60",
+                                "--proton-poll-interval", "0.2", "-p", "no:randomly")
+    seconds = time.monotonic() - started
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*blocked: sync is blocked: AUTOMATED blocker 7e1f2a3b-4c5d*"])
+    assert seconds < 20, seconds  # not the 60 s deadline
+    assert aws_env.calls["GetSyncBlockerSummary app-db"] == 2
+    assert aws_env.calls["GetResourceSyncStatus app-db"] == 2
+
+
+def test_a_blocked_service_instance_says_how_to_resolve_it_in_proton(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    aws_env.set_state(FakeState.from_mapping({
+        "defaults": {"repository": dict(REPO)},
+        "service_instances": [{"service": "web-svc", "name": "prod", "synced": SHA_OLD,
+                               "blockers": [{**BLOCKER, "id": "blk-9", "contexts": {}}]}],
+    }, source="<test>"))
+    data = {"version": 1, "defaults": {"repository": dict(REPO), "sha": SHA_A, "region": "us-east-1"},
+            "service_instances": [{"service": "web-svc", "name": "prod"}]}
+    manifest = pytester.path / "instances.yaml"
+    manifest.write_text(yaml.safe_dump(data))
+    result = pytester.runpytest("--proton-manifest", str(manifest))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*aws proton update-service-sync-blocker --id blk-9 --resolved-reason*"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import random
@@ -54,6 +55,7 @@ RETRYABLE_CODES = frozenset({
     "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
 })
 MAX_POLL_INTERVAL = 120.0
+_LOG = logging.getLogger("pytest_proton_sync.fetch")
 FAKE_CREDENTIALS = {"aws_access_key_id": "fake-access-key", "aws_secret_access_key": "fake-secret-key"}
 MESSAGE_LIMIT = 300  # characters of an API error message shown
 
@@ -657,9 +659,16 @@ _Outcome = tuple[SyncStatus | None, CheckError | None, bool]  # (status, error, 
 class Fetcher:
     """Asks the API about targets: each distinct target once per look, many at a time, each call bounded."""
 
-    def __init__(self, settings: FetchSettings, clients: ClientPool) -> None:
+    def __init__(
+        self,
+        settings: FetchSettings,
+        clients: ClientPool,
+        needs_blockers: Callable[[Target, SyncStatus], bool] | None = None,
+    ) -> None:
         self.settings = settings
         self.clients = clients
+        # Whether to ask for a target's sync blockers after its status (when it does not pass): the caller's judge.
+        self._needs_blockers = needs_blockers
         self.api_calls = 0  # looks that sent a request, not retries
         self._count_lock = threading.Lock()
         self._calls: dict[int, _Call] = {}  # thread ident -> call in progress
@@ -753,6 +762,10 @@ class Fetcher:
             if getattr(_THREAD, "sent_in_call", 0):
                 with self._count_lock:
                     self.api_calls += 1
+        status = outcome[0]
+        if status is not None and status.found and kind.blockers is not None and self._needs_blockers is not None \
+                and self._needs_blockers(target, status):
+            outcome = (self._with_blockers(target, kind, region, status), *outcome[1:])
         if answered:
             self._silent[endpoint_key] = 0
         elif outcome[1] is not None and outcome[1].code in ("DeadlineExceeded", "ReadTimeout") and \
@@ -761,6 +774,28 @@ class Fetcher:
             # endpoint costs one deadline, not one per --proton-concurrency targets.
             self._silent[endpoint_key] = self._silent.get(endpoint_key, 0) + 1
         return outcome
+
+    def _with_blockers(self, target: Target, kind: Kind, region: str, status: SyncStatus) -> SyncStatus:
+        """``status`` with the target's sync blockers: one call, within a call deadline of its own. A blockers call
+        that fails leaves the status as it is (the status call's verdict stands); it is logged, not hidden."""
+        blockers = kind.blockers
+        assert blockers is not None
+        call = _Call(target, time.monotonic() + self.settings.call_timeout, (kind.service, region))
+        ident = threading.get_ident()
+        with self._calls_lock:
+            self._calls[ident] = call
+        _THREAD.call, _THREAD.normalise = call, None  # no status normaliser for this answer's body
+        try:
+            client = self.clients.client(kind.service, region, target.account_spec)
+            response = getattr(client, blockers.operation)(**blockers.build_request(target))
+            return replace(status, blockers=blockers.normalise(response))
+        except Exception as exc:  # any failure: no blockers known, the status speaks alone
+            _LOG.info("%s for %s failed: %s", blockers.operation_name, target.id, clean(str(exc), MESSAGE_LIMIT))
+            return status
+        finally:
+            _THREAD.call = None
+            with self._calls_lock:
+                self._calls.pop(ident, None)
 
     def _unresponsive(self, kind: Kind, region: str, what: str, attempts: int) -> CheckError:
         return _fits(CheckError(

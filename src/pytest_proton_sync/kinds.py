@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import answers
-from .model import Expectation, SyncStatus, Target
+from .model import Expectation, SyncBlocker, SyncStatus, Target
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,17 @@ class Identity:
     id: str
     request: tuple[tuple[str, str], ...]
     keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BlockersCall:
+    """How to ask for a target's sync blockers, read the answer, and say how one is resolved."""
+
+    operation: str  # boto3 client method name (same service as the kind's status call)
+    operation_name: str  # for messages and IAM policies
+    build_request: Callable[[Target], dict[str, str]]
+    normalise: Callable[[Mapping[str, Any]], tuple[SyncBlocker, ...]]
+    resolve_command: Callable[[Target, SyncBlocker], str]
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ class Kind:
     files_named: Callable[[Mapping[str, Any], str], tuple[str, ...]] = lambda document, name: ()
     index_is_content: bool = False
     bundle_keys: str = ""  # what an entry must give for its files to be known, for messages
+    blockers: BlockersCall | None = None  # Template sync has no blockers API
 
     def provider_names(self) -> str:
         return ", ".join(dict.fromkeys(self.providers.values()))
@@ -173,6 +185,15 @@ SERVICE_INSTANCE = Kind(
     bundle=lambda fields, directory: tuple(p for p in (fields.get("spec"),) if p),
     index_file=lambda fields: None if fields.get("spec") else fields.get("ops_file"),
     bundle_keys="'spec' (or 'ops_file')",
+    blockers=BlockersCall(
+        operation="get_service_sync_blocker_summary",
+        operation_name="proton:GetServiceSyncBlockerSummary",
+        build_request=lambda target: {key: value for key, value in target.request},
+        normalise=answers.proton_sync_blockers,
+        resolve_command=lambda target, blocker: (
+            f"aws proton update-service-sync-blocker --id {blocker.id} --resolved-reason \"<why it is safe to "
+            "sync again>\""),
+    ),
     files_named=lambda document, name: _spec_of_instance(document, name),
 )
 
@@ -198,6 +219,15 @@ STACK = Kind(
     files_named=lambda document, name: _file_paths_of_deployment(document),
     index_is_content=True,
     bundle_keys="'config_file'",
+    blockers=BlockersCall(
+        operation="get_sync_blocker_summary",
+        operation_name="codeconnections:GetSyncBlockerSummary",
+        build_request=lambda target: {key: value for key, value in target.request},
+        normalise=answers.codeconnections_sync_blockers,
+        resolve_command=lambda target, blocker: (
+            f"aws codeconnections update-sync-blocker --id {blocker.id} --resource-name {target.name} "
+            "--sync-type CFN_STACK_SYNC --resolved-reason \"<why it is safe to sync again>\""),
+    ),
 )
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TEMPLATE, SERVICE_INSTANCE, STACK)}

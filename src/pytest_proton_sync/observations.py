@@ -39,19 +39,38 @@ class ObservationStore:
         self._stop = threading.Event()
         self.api_calls = 0  # looks at the API made by this process (polls count; botocore retries do not)
         self.fetched_here = False  # whether this process asked the API at all (under xdist: the controller)
+        self._judged: dict[int, tuple[SyncStatus, Verdict]] = {}
+        self._judged_lock = threading.Lock()
         self.on_wait: Callable[[], None] | None = None  # while an item waits for its answer (progress in CI logs)
         self.wait_report_every = 10.0
 
     # -- fetching -------------------------------------------------------------------------------------------
     def _assess(self, target: Target, status: SyncStatus) -> tuple[Verdict, bool]:
-        verdict = self._judge(target, status)
+        verdict = self._verdict_of(target, status)
         return verdict, is_settled(target, status, verdict)
+
+    def _verdict_of(self, target: Target, status: SyncStatus) -> Verdict:
+        """The judge's verdict on ``status``, made once per answer: the fetcher's worker thread asks (to decide
+        whether to ask for blockers), and the fetch loop's assessment then reuses it."""
+        with self._judged_lock:
+            known = self._judged.pop(id(status), None)
+        if known is not None and known[0] is status:
+            return known[1]
+        return self._judge(target, status)
+
+    def _needs_blockers(self, target: Target, status: SyncStatus) -> bool:
+        verdict = self._judge(target, status)
+        # Remembered for the assessment (it holds the status, so the id cannot be reused meanwhile). A passing
+        # target costs no extra call; a failing one gets its blockers, a new status, judged once more.
+        with self._judged_lock:
+            self._judged[id(status)] = (status, verdict)
+        return not verdict.passed
 
     def fetch(self, targets: Sequence[Target], progress: Callable[[Progress], None] | None = None) -> None:
         """Ask about ``targets`` now and return when every one has its final observation."""
         from .fetch import Fetcher, observe
 
-        fetcher = Fetcher(self._settings, self._clients())
+        fetcher = Fetcher(self._settings, self._clients(), self._needs_blockers)
         self.fetched_here = True
         try:
             found = observe(targets, fetcher, self._assess, progress, stop=self._stop)
@@ -67,7 +86,8 @@ class ObservationStore:
         """Start asking about ``targets`` in a thread; :meth:`get` waits for each one's own answer."""
         from .fetch import Fetcher, observe
 
-        fetcher = Fetcher(self._settings, self._clients())  # clients made here, before any worker thread
+        # Clients are made here, before any worker thread.
+        fetcher = Fetcher(self._settings, self._clients(), self._needs_blockers)
         self.fetched_here = True
         self._fetching = True
 
@@ -94,7 +114,7 @@ class ObservationStore:
         """Ask about ``target`` once more, now (a rerun of its test): the newer answer is what the run reports."""
         from .fetch import Fetcher, observe
 
-        fetcher = Fetcher(self._settings, self._clients())
+        fetcher = Fetcher(self._settings, self._clients(), self._needs_blockers)
         self.fetched_here = True
         try:
             found = observe([target], fetcher, self._assess, stop=self._stop)

@@ -103,11 +103,11 @@ def judge(target: Target, status: SyncStatus, compare_content: CompareContent | 
         return Verdict(FAILED, reasons=(f"no sync status exists for {target.id}",), hints=(kind.not_found_hint,))
     successful = status.latest_successful
     if successful is None:
-        return Verdict(
+        return _blocked(target, status, Verdict(
             FAILED,
             reasons=(f"the {kind.noun} has never synced successfully",),
             hints=_hints(target, status),
-        )
+        ))
     synced = successful.target_revision.sha
     by_content = expectation.match == "content" and _FULL_SHA.match(synced) and not sha_matches(expectation.sha, synced)
     reasons = revision_mismatches(expectation, successful.target_revision, check_sha=not by_content)
@@ -133,7 +133,26 @@ def judge(target: Target, status: SyncStatus, compare_content: CompareContent | 
                    *reasons)
     if not reasons:
         return Verdict(PASSED)
-    return Verdict(FAILED, reasons=reasons, hints=_hints(target, status), details=details)
+    return _blocked(target, status, Verdict(FAILED, reasons=reasons, hints=_hints(target, status), details=details))
+
+
+def _blocked(target: Target, status: SyncStatus, verdict: Verdict) -> Verdict:
+    """A failing verdict with the target's ACTIVE sync blockers first: syncing has stopped until someone resolves
+    them, so waiting cannot help (is_settled) and the way out is the resolve command."""
+    active = status.active_blockers
+    if not active:
+        return verdict
+    kind = kind_of(target)
+    reasons, details, hints = [], [], []
+    for blocker in active:
+        reasons.append(f"sync is blocked: {blocker.type} blocker {blocker.id}, created {_when(blocker.created_at)}: "
+                       f"{blocker.created_reason}")
+        details += [f"{key}: {value}" for key, value in blocker.contexts]
+        if kind.blockers is not None:
+            hints.append(f"{kind.syncer} will not sync again until the blocker is resolved; once the cause is fixed: "
+                         f"{kind.blockers.resolve_command(target, blocker)}")
+    return Verdict(FAILED, reasons=(*reasons, *verdict.reasons), hints=(*hints, *verdict.hints),
+                   details=(*details, *verdict.details))
 
 
 MISSING_HISTORY_FIX = (
@@ -167,11 +186,12 @@ def sync_failed_on_expected(expectation: Expectation, status: SyncStatus) -> boo
 
 
 def is_settled(target: Target, status: SyncStatus, verdict: Verdict) -> bool:
-    """Whether polling this target again is pointless: it passes, it cannot be judged, it cannot exist, or its sync
-    failed."""
+    """Whether polling this target again is pointless: it passes, it cannot be judged, its sync is blocked, it
+    cannot exist, or its sync of the expected commit failed."""
     return (
         verdict.passed
         or verdict.outcome == ERROR
+        or bool(status.active_blockers)
         or not status.found
         or sync_failed_on_expected(target.expectation, status)
     )
@@ -275,7 +295,8 @@ def describe_failure(observation: Observation, verdict: Verdict) -> str:
         if desired is not None and (successful is None or desired.sha != successful.target_revision.sha):
             lines.append(f"  {'desired state:':<{label}}sha {short(desired.sha)} (differs from last successful)")
     for reason in verdict.reasons:
-        lines.append(f"  mismatch: {reason}")
+        label = "blocked:" if reason.startswith("sync is blocked") else "mismatch:"
+        lines.append(f"  {label} {reason}")
     for detail in verdict.details:
         lines.append(f"    {detail}")
     if observation.wait_note:
