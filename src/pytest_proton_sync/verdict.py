@@ -295,8 +295,8 @@ def describe_failure(observation: Observation, verdict: Verdict) -> str:
         if desired is not None and (successful is None or desired.sha != successful.target_revision.sha):
             lines.append(f"  {'desired state:':<{label}}sha {short(desired.sha)} (differs from last successful)")
     for reason in verdict.reasons:
-        label = "blocked:" if reason.startswith("sync is blocked") else "mismatch:"
-        lines.append(f"  {label} {reason}")
+        word = "blocked:" if reason.startswith("sync is blocked") else "mismatch:"
+        lines.append(f"  {word} {reason}")
     for detail in verdict.details:
         lines.append(f"    {detail}")
     if observation.wait_note:
