@@ -31,7 +31,7 @@ import botocore.awsrequest
 import botocore.config
 import botocore.exceptions
 
-from . import __version__, cancel, foreign_answers
+from . import __version__, cancel, foreign_answers, options
 from .accounts import Account, Accounts, AccountUnavailable
 from .answers import MalformedAnswer
 from .kinds import Kind, kind_of
@@ -54,6 +54,7 @@ RETRYABLE_CODES = frozenset({
     "InternalServerException", "InternalFailure", "InternalError", "ServiceUnavailable", "ServiceUnavailableException",
     "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
 })
+_DEFAULTS = options.defaults()
 MAX_POLL_INTERVAL = 120.0
 _LOG = logging.getLogger("pytest_proton_sync.fetch")
 FAKE_CREDENTIALS = {"aws_access_key_id": "fake-access-key", "aws_secret_access_key": "fake-secret-key"}
@@ -62,19 +63,22 @@ MESSAGE_LIMIT = 300  # characters of an API error message shown
 
 @dataclass(frozen=True)
 class FetchSettings:
-    concurrency: int = 16
-    max_attempts: int = 10  # HTTP attempts per API call, retries included (throttles, 5xx, malformed, timeouts)
-    retry_mode: str = "standard"  # botocore's "standard" or "adaptive" (adaptive adds botocore's client-side pacing)
-    connect_timeout: float = 5.0  # per connection attempt
-    read_timeout: float = 20.0  # per socket read (botocore): a trickle never trips it, call_timeout does
-    max_rps: float | None = None
-    wait_seconds: float = 0.0
-    poll_interval: float = 10.0
+    """How to fetch. The defaults of what users can set are options.py's (the one place they live)."""
+
+    concurrency: int = _DEFAULTS.concurrency
+    max_attempts: int = _DEFAULTS.max_attempts  # HTTP attempts per API call, retries included
+    retry_mode: str = _DEFAULTS.retry_mode  # botocore's "standard" or "adaptive" (adaptive adds client-side pacing)
+    connect_timeout: float = _DEFAULTS.connect_timeout  # per connection attempt
+    read_timeout: float = _DEFAULTS.read_timeout  # per socket read: a trickle never trips it, call_timeout does
+    max_rps: float | None = _DEFAULTS.max_rps
+    wait_seconds: float = _DEFAULTS.wait
+    poll_interval: float = _DEFAULTS.poll_interval
     region: str | None = None  # --proton-region: used for entries that name none
     endpoint_url: str | None = None  # set by --proton-fake only; otherwise boto3's own chain decides
     use_fake_credentials: bool = False  # --proton-fake: a fresh machine has no credentials, and needs none
-    # -- bounds (issue 11) --
-    call_timeout: float = 30.0  # overall deadline of one API call: connect + read + every retry and backoff
+    # Overall deadline of one API call: connect + read + every retry and backoff.
+    call_timeout: float = _DEFAULTS.call_timeout
+    # -- internal bounds, not options --
     backoff_base: float = 0.25  # retry n sleeps uniform(0, min(backoff_cap, backoff_base * 2**n)) ("full jitter")
     backoff_cap: float = 5.0
     connect_attempts: int = 3  # attempts when the endpoint cannot be reached at all (refused, DNS, connect timeout)

@@ -61,7 +61,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("proton_call_timeout", "float", 30.0, metavar="SECONDS", minimum=0.001,
                help="deadline of one API call, whatever the bytes do: connect, read and retries"),
     OptionSpec("proton_retry_mode", "choice", "standard", metavar="MODE", choices=("standard", "adaptive"),
-               help="botocore retry mode"),
+               help="botocore retry mode; botocore makes one attempt per call (the plugin retries), so 'adaptive' "
+               "only adds botocore's client-side rate limiting"),
     OptionSpec("proton_connect_timeout", "float", 5.0, metavar="SECONDS", minimum=0.001, help="seconds to connect"),
     OptionSpec("proton_read_timeout", "float", 20.0, metavar="SECONDS", minimum=0.001,
                help="seconds to wait for an answer"),
