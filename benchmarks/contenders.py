@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fakesetup import Entry, write_manifest
+from runner import WITHOUT_PLUGIN
 
 THREAD_LOOP_WORKERS = 32
 HEAVY_MODULES = ("boto3", "botocore", "yaml", "jsonschema")
@@ -114,13 +115,13 @@ def contenders(python: str) -> list[Contender]:
         Contender(
             "sequential",
             "sequential pytest",
-            [python, "-m", "pytest", "test_sequential.py", "-q", "-p", "no:cacheprovider", "-p", "no:proton_sync"],
+            [python, "-m", "pytest", "test_sequential.py", "-q", "-p", "no:cacheprovider", "-p", WITHOUT_PLUGIN],
         ),
         Contender("loop", f"{THREAD_LOOP_WORKERS}-thread loop", [python, "thread_loop.py", "manifest.yaml"]),
         Contender(
             "floor",
             "pytest floor",
-            [python, "-m", "pytest", "test_floor.py", "-q", "-p", "no:cacheprovider", "-p", "no:proton_sync"],
+            [python, "-m", "pytest", "test_floor.py", "-q", "-p", "no:cacheprovider", "-p", WITHOUT_PLUGIN],
         ),
     ]
 

@@ -29,7 +29,7 @@ from contenders import (
     prepare_workdir,
 )
 from fakesetup import converging_state, in_sync_state, make_entries
-from runner import ChildRun, checked, child_environment, progress, run_child, timed_call_counted
+from runner import WITHOUT_PLUGIN, ChildRun, checked, child_environment, progress, run_child, timed_call_counted
 
 from pytest_proton_sync.fake import FakeServer
 
@@ -187,12 +187,12 @@ def idle(root: Path, python: str) -> IdleResult:
     with_plugin: list[float] = []
     without_plugin: list[float] = []
     checked(run_child(base, work, env), "idle warm-up")
-    checked(run_child([*base, "-p", "no:proton_sync"], work, env), "idle warm-up")
+    checked(run_child([*base, "-p", WITHOUT_PLUGIN], work, env), "idle warm-up")
     for repeat in range(1, IDLE_REPEATS + 1):
         progress(f"idle overhead: pair {repeat}/{IDLE_REPEATS}")
         with_plugin.append(checked(run_child(base, work, env), "idle with plugin").wall_seconds)
         without_plugin.append(
-            checked(run_child([*base, "-p", "no:proton_sync"], work, env), "idle without plugin").wall_seconds
+            checked(run_child([*base, "-p", WITHOUT_PLUGIN], work, env), "idle without plugin").wall_seconds
         )
 
     progress("idle: import-time and module probes")
@@ -341,6 +341,6 @@ def idle_pairs(root: Path, python: str, count: int) -> PairedResult:
     (work / "test_noop.py").write_text(FLOOR_TEST.format(count=IDLE_RATIO_TESTS), encoding="utf-8")
     base = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_noop.py"]
     with_plugin = Contender("with", "plugin installed", base)
-    without_plugin = Contender("without", "-p no:proton_sync", [*base, "-p", "no:proton_sync"])
+    without_plugin = Contender("without", "-p no:proton_sync", [*base, "-p", WITHOUT_PLUGIN])
     env = child_environment(None)
     return run_pairs(with_plugin, without_plugin, count, None, work, env, f"idle {IDLE_RATIO_TESTS} tests")

@@ -33,6 +33,11 @@ class ChildRun:
     output: str
 
 
+PLUGIN_MODULE = "pytest_proton_sync.plugin"
+# Loaded through PYTEST_PLUGINS (autoload is off), the plugin is blocked by its module name, not its entry point's.
+WITHOUT_PLUGIN = f"no:{PLUGIN_MODULE}"
+
+
 def child_environment(endpoint_url: str | None) -> dict[str, str]:
     """The caller's environment without anything that could change what AWS or pytest do, plus dummy creds."""
     env = {
@@ -49,6 +54,10 @@ def child_environment(endpoint_url: str | None) -> dict[str, str]:
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": missing,
             "AWS_SHARED_CREDENTIALS_FILE": missing,
+            # Only this plugin: the project's dev venv also holds the test extras' pytest plugins (hypothesis imports
+            # itself at configure, ~1 s with assertion rewriting), which are not the plugin's cost nor a user's.
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "PYTEST_PLUGINS": PLUGIN_MODULE,
         }
     )
     if endpoint_url is not None:

@@ -109,3 +109,17 @@ def test_pre_commit_hook_validates_manifests(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert f"{bad}:4:5: templates[0].shaa: unknown key 'shaa'" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_the_readme_options_table_lists_every_option_with_its_default() -> None:
+    """options.py is the one place defaults live; the README's table must say the same."""
+    from pytest_proton_sync.options import OPTIONS
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().split()[0].strip("`"): line for line in readme.splitlines()
+            if line.startswith("| `--proton-")}
+    for spec in OPTIONS:
+        assert spec.flag in rows, f"{spec.flag} is missing from the README's options table"
+        if spec.default is not None and spec.kind != "choice":
+            default = f"{spec.default:g}" if isinstance(spec.default, float) else str(spec.default)
+            assert f"| {default} " in rows[spec.flag] or f"| {default} (" in rows[spec.flag], rows[spec.flag]

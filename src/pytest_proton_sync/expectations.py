@@ -35,10 +35,6 @@ MISSING_FIX = (
 )
 
 
-def needs_checkout(target: Target) -> bool:
-    return target.expectation.rev is not None or target.expectation.match == "content"
-
-
 class Repository:
     """The checkouts a run reads, opened lazily (one per work tree) and closed by :meth:`close`. Thread-safe."""
 
@@ -75,7 +71,7 @@ class Repository:
         at it, and for a checkout that cannot be opened at all (git missing, no work tree).
         """
         targets = manifest.targets
-        wanted = [index for index, target in enumerate(targets) if needs_checkout(target)]
+        wanted = [index for index, target in enumerate(targets) if target.expectation.needs_checkout]
         if not wanted:
             return targets
         fields = entry_fields(targets)

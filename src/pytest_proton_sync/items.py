@@ -49,7 +49,9 @@ class ManifestFile(pytest.File):
         try:
             # Read with every other manifest of the run: a target declared in two of them is an error.
             manifest = self.session_plugin.manifest(self.path)
-            targets = self.session_plugin.repository.resolve(manifest, str(shown))
+            targets = manifest.targets
+            if any(target.expectation.needs_checkout for target in targets):  # git only when an entry needs it
+                targets = self.session_plugin.repository.resolve(manifest, str(shown))
         except ManifestError as exc:
             # CollectError shows just its message: every problem, one line each, no traceback.
             raise self.CollectError(f"invalid proton-sync manifest {shown}:\n{exc}") from None

@@ -44,6 +44,11 @@ class Expectation:
     # *error* with this text, and the API is not asked about it.
     history_problem: str | None = None
 
+    @property
+    def needs_checkout(self) -> bool:
+        """Whether the git checkout must say what is expected (a ``rev:``) or compare contents (``match: content``)."""
+        return self.rev is not None or self.match == "content"
+
 
 @dataclass(frozen=True)
 class AccountSpec:

@@ -9,6 +9,7 @@ store (fetching once), the xdist hand-over side, the results of every target and
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Generator, Sequence
@@ -406,7 +407,8 @@ class ProtonSyncSession:
         for index, path in enumerate(self.manifests):
             ranks.setdefault(str(_resolved(path)), index)
         rank = manifest_rank(ranks)
-        return self.results.ordered(lambda path: rank(str(_resolved(Path(path)))) if path else len(ranks))
+        resolved = functools.lru_cache(maxsize=None)(lambda path: str(_resolved(Path(path))))  # a few manifests
+        return self.results.ordered(lambda path: rank(resolved(path)) if path else len(ranks))
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         from . import outputs
