@@ -87,7 +87,11 @@ def test_every_kind_passes_fails_and_errors_in_one_run(pytester: pytest.Pytester
     assert calls["GetTemplateSyncStatus ENVIRONMENT/vpc-env@1"] == 1
     assert calls["GetServiceInstanceSyncStatus web-svc/prod"] == 1
     assert calls["GetResourceSyncStatus network"] == 1
-    assert aws_env.total_calls() == 7
+    status_operations = ("GetTemplateSyncStatus", "GetServiceInstanceSyncStatus", "GetResourceSyncStatus")
+    assert sum(aws_env.total_calls(operation=name) for name in status_operations) == 7
+    # Blockers only for the targets of kinds that have them and do not pass (found, not denied).
+    assert {key for key in calls if "Blocker" in key} == {"GetServiceSyncBlockerSummary web-svc/staging",
+                                                         "GetSyncBlockerSummary app-db"}
 
 
 def test_k_selects_by_kind_and_name(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
@@ -102,7 +106,7 @@ def test_xdist_asks_each_target_of_every_kind_exactly_once(pytester: pytest.Pyte
     manifest = write_mixed_manifest(pytester.path)
     result = pytester.runpytest("--proton-manifest", str(manifest), "-n", "2")
     result.assert_outcomes(passed=3, failed=3, errors=1)
-    assert aws_env.total_calls() == 7
+    assert aws_env.total_calls() == 7 + 2  # a status call per target, a blockers call per failing instance/stack
 
 
 BLOCKER = {"id": "7e1f2a3b-4c5d", "type": "AUTOMATED", "status": "ACTIVE",
