@@ -43,6 +43,11 @@ class Repository:
         self._lock = threading.Lock()
         self._checkouts: dict[Path, Checkout] = {}
         self._by_directory: dict[Path, Checkout] = {}
+        # Every resolved target's files, by the revision they were resolved at: a failure's "commits between" is
+        # then one walk per (synced commit, revision) for all targets, not one git process per target.
+        self._bundles_at: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._walks: dict[tuple[str, str], dict[str, tuple[list[tuple[str, str]], int]]] = {}
+        self._walk_lock = threading.Lock()
 
     def checkout_for(self, manifest: Path) -> Checkout:
         """--proton-git-dir if given, else the work tree holding the manifest. Raises GitError."""
@@ -120,6 +125,8 @@ class Repository:
                         f"cannot tell which commit last changed {', '.join(bundle)} at or before "
                         f"{target.expectation.rev} ({sha[:7]}): {change.reason}\n  fix: {SHALLOW_FIX}"))
                 resolved[index] = replace(target, expectation=expectation)
+                with self._walk_lock:
+                    self._bundles_at.setdefault(sha, {})[_bundle_key(target)] = bundle
         if problems:
             raise ManifestError(problems)
         return tuple(resolved)
@@ -135,6 +142,23 @@ class Repository:
         named = kind.files_named(document, target.name) if document is not None else ()
         own = (expectation.index_file,) if kind.index_is_content else ()
         return tuple(dict.fromkeys((*expectation.bundle, *own, *named)))
+
+    def _commits_since(
+        self, checkout: Checkout, target: Target, synced: str, expected: str, bundle: Sequence[str]
+    ) -> tuple[list[tuple[str, str]], int]:
+        """Commits between the synced and the expected commit that touch the target's files. For a ``rev:`` target
+        these are the commits after the synced one up to the revision (the expected commit is the last of them to
+        touch the files), found in one walk shared by every target resolved at that revision."""
+        rev_sha = target.expectation.rev_sha
+        with self._walk_lock:
+            bundles = self._bundles_at.get(rev_sha or "", {})
+            if rev_sha and _bundle_key(target) in bundles:
+                walk = self._walks.get((synced, rev_sha))
+                if walk is None and checkout.has_commit(synced):
+                    walk = self._walks[(synced, rev_sha)] = checkout.commits_touching(synced, rev_sha, bundles)
+                if walk is not None and walk.get(_bundle_key(target), ([], 0))[1]:
+                    return walk[_bundle_key(target)]
+        return _commits_either_way(checkout, synced, expected, bundle)
 
     # -- after the fetch ---------------------------------------------------------------------------------------
     def compare(self, target: Target, synced: str) -> ContentComparison:
@@ -154,11 +178,15 @@ class Repository:
             listed, count = checkout.changed_files(synced, expected, path, limit=10)
             changes += listed
             total += count
-        commits, commit_count = _commits_either_way(checkout, synced, expected, bundle)
+        commits, commit_count = self._commits_since(checkout, target, synced, expected, bundle)
         return ContentComparison(
             synced, expected, equal=False, changes=tuple(changes[:10]), more_changes=max(0, total - 10),
             commits=tuple(commits[:5]), more_commits=max(0, commit_count - 5),
         )
+
+
+def _bundle_key(target: Target) -> str:
+    return "\0".join(target.key)
 
 
 def _revision(target: Target) -> str:

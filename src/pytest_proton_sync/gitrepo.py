@@ -674,6 +674,58 @@ class Checkout:
         changes.sort(key=lambda change: change.path)
         return [(change.status, change.path) for change in changes[:limit]], len(changes)
 
+    def commits_touching(
+        self, since: str, until: str, bundles: Mapping[str, Sequence[str]], limit: int = 5
+    ) -> dict[str, tuple[list[tuple[str, str]], int]]:
+        """For every bundle (key -> its paths), the commits reachable from ``until`` but not from ``since`` that
+        changed one of its paths, newest first: up to ``limit`` of (short sha, subject), and how many in all.
+
+        Two git processes for all the bundles (one walk, one read of the subjects listed), where
+        :meth:`commits_between` takes one per bundle: a failure text for each of 500 targets must not start 500.
+        """
+        start, stop = _check_sha(since), _check_sha(until)
+        groups = {key: list(dict.fromkeys(paths)) for key, paths in bundles.items()}
+        directories = {path for paths in groups.values() for path in paths if path.endswith("/")}
+        files = {path for paths in groups.values() for path in paths if not path.endswith("/")}
+        keys_of: dict[str, list[str]] = {}
+        for key, paths in groups.items():
+            for path in paths:
+                keys_of.setdefault(path, []).append(key)
+        found: dict[str, list[str]] = {key: [] for key in groups}
+        totals = dict.fromkeys(groups, 0)
+        command = self._command("log", "-z", "--no-renames", "--name-only", "--no-color", "--no-decorate",
+                                "--format=%x01%H", f"{stop}", f"^{start}")
+        process = subprocess.Popen(command, cwd=self.root, env=self._environment, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL)
+        assert process.stdout is not None
+        try:
+            for commit, changed in _log_records(process.stdout):
+                hit_keys = {key for path in _bundles_of(changed, directories, files) for key in keys_of[path]}
+                for key in hit_keys:
+                    totals[key] += 1
+                    if len(found[key]) < limit:
+                        found[key].append(commit)
+        finally:
+            _stop(process)
+        wanted = sorted({commit for commits in found.values() for commit in commits})
+        subjects: dict[str, tuple[str, str]] = {}
+        if wanted:
+            completed = subprocess.run(
+                self._command("log", "--no-walk=unsorted", "--stdin", "-z", "--no-color", "--no-decorate",
+                              "--no-mailmap", "--encoding=UTF-8", "--format=%H %h %s"),
+                cwd=self.root, env=self._environment, input="\n".join(wanted).encode("ascii"), capture_output=True,
+                check=False,
+            )
+            for record in completed.stdout.decode("utf-8", "replace").split("\0"):
+                full, _, rest = record.strip("\n").partition(" ")
+                short, _, subject = rest.partition(" ")
+                if full:
+                    subjects[full] = (short, clean_text(subject))
+        return {
+            key: ([subjects.get(commit, (commit[:7], "")) for commit in commits], totals[key])
+            for key, commits in found.items()
+        }
+
     def commits_between(
         self, a: str, b: str, paths: Sequence[str], limit: int = 5
     ) -> tuple[list[tuple[str, str]], int]:
