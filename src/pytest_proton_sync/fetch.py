@@ -958,136 +958,160 @@ def observe(
     ``progress`` is called after each look, each second of a wait, and every ``progress_every`` seconds while
     calls are pending.
     """
-    settings = fetcher.settings
-    token = cancel.current()
-    tracks: dict[tuple[str, ...], _Track] = {}
-    for target in targets:
-        tracks.setdefault(target.key, _Track(target))
-    waiting = settings.wait_seconds > 0
-    started = time.monotonic()
-    deadline = started + max(0.0, settings.wait_seconds)
-    interval = max(0.01, settings.poll_interval)
-    interrupted = False
-    why = "stopped"  # set when interrupted: which signal, Ctrl-C, or the caller's ``stop``
+    return _Observer(targets, fetcher, assess, progress, on_final, stop).run()
 
-    def observation_of(track: _Track, elapsed: float) -> Observation:
+
+class _Observer:
+    """One :func:`observe` call: the targets' tracks, the rounds of looks, and the observations they end in."""
+
+    def __init__(
+        self,
+        targets: Iterable[Target],
+        fetcher: Fetcher,
+        assess: Assess,
+        progress: Callable[[Progress], None] | None,
+        on_final: Callable[[Observation], None] | None,
+        stop: threading.Event | None,
+    ) -> None:
+        self.fetcher, self.assess, self.progress, self.on_final, self.stop = fetcher, assess, progress, on_final, stop
+        self.settings = fetcher.settings
+        self.token = cancel.current()
+        self.tracks: dict[tuple[str, ...], _Track] = {}
+        for target in targets:
+            self.tracks.setdefault(target.key, _Track(target))
+        self.waiting = self.settings.wait_seconds > 0
+        self.started = time.monotonic()
+        self.deadline = self.started + max(0.0, self.settings.wait_seconds)
+        self.interval = max(0.01, self.settings.poll_interval)
+        self.interrupted = False
+        self.why = "stopped"  # set when interrupted: which signal, Ctrl-C, or the caller's ``stop``
+        self.last_report = time.monotonic()
+
+    def run(self) -> dict[tuple[str, ...], Observation]:
+        for key, setup_error in self.fetcher.prepare(t.target for t in self.tracks.values()).items():
+            self.tracks[key].error = setup_error
+            self.tracks[key].settled = True
+            self.final(self.tracks[key])
+        done: queue.SimpleQueue[tuple[_Track, _Outcome]] = queue.SimpleQueue()
+        due_count = sum(1 for t in self.tracks.values() if not t.settled)
+        workers = _Workers(min(max(1, self.settings.concurrency), max(1, due_count)), self.fetcher, done)
+        self.token.fetch_started()
+        try:
+            with self.fetcher.watching():
+                try:
+                    self.rounds(workers, done)
+                except KeyboardInterrupt:
+                    self.interrupted = True
+                    if self.token.requested:
+                        self.why = self.token.reason
+                    elif self.stop is None or not self.stop.is_set():
+                        self.why = "cancelled by SIGINT"  # Ctrl-C with no handler of ours: a KeyboardInterrupt
+                finally:
+                    if self.interrupted:
+                        self.fetcher.abort_all()  # requests in flight end now; their threads follow within the grace
+                    workers.stop(grace=2.0)
+        finally:
+            self.token.fetch_ended()
+        elapsed = time.monotonic() - self.started
+        return {key: self.observation_of(track, elapsed) for key, track in self.tracks.items()}
+
+    def rounds(self, workers: _Workers, done: queue.SimpleQueue[tuple[_Track, _Outcome]]) -> None:
+        """Look at every unsettled target; while waiting, again after each pause, until all settle or time is up."""
+        first = True
+        while True:
+            due = [t for t in self.tracks.values() if not t.settled]
+            if not due:
+                return
+            if not first:
+                pause = min(self.interval * random.uniform(0.9, 1.1), self.deadline - time.monotonic())
+                # The last pause ends at the deadline and is followed by one last look.
+                _sleep_with_progress(pause, self.report, self.stopped)
+                self.fetcher.new_round()
+            throttled = self.look(due, workers, done)
+            self.report()
+            first = False
+            if not self.waiting or time.monotonic() >= self.deadline:
+                return
+            if throttled:
+                self.interval = min(self.interval * 2, MAX_POLL_INTERVAL)
+
+    def look(self, due: list[_Track], workers: _Workers, done: queue.SimpleQueue[tuple[_Track, _Outcome]]) -> bool:
+        """One round: every due target asked once; each answer assessed as it arrives. Whether any was throttled."""
+        throttled = False
+        # Completed calls arrive on a queue: O(1) per answer however many are pending, and the short get() timeout
+        # keeps this thread responsive to Ctrl-C, cancellation and ``stop``.
+        for track in due:
+            workers.submit(track)
+        for _ in due:
+            track, (status, problem, was_throttled) = self.next_answer(done)
+            throttled = throttled or was_throttled
+            track.polls += 1
+            track.status, track.error = status, problem
+            if problem is not None:
+                track.settled = not (self.waiting and problem.code in TRANSIENT_CODES)
+            elif status is not None:
+                track.verdict, settled = self.assess(track.target, status)
+                track.settled = not self.waiting or settled
+            if track.settled:
+                self.final(track)
+        return throttled
+
+    def next_answer(self, done: queue.SimpleQueue[tuple[_Track, _Outcome]]) -> tuple[_Track, _Outcome]:
+        while True:
+            if self.stopped():
+                raise KeyboardInterrupt
+            try:
+                return done.get(timeout=0.1)
+            except queue.Empty:
+                if time.monotonic() - self.last_report >= self.settings.progress_every:
+                    self.report()
+
+    def stopped(self) -> bool:
+        return self.token.requested or (self.stop is not None and self.stop.is_set())
+
+    def final(self, track: _Track) -> None:
+        if self.on_final is not None and not self.waiting:
+            self.on_final(self.observation_of(track, 0.0))
+
+    def report(self) -> None:
+        self.last_report = time.monotonic()
+        if self.progress is None:
+            return
+        tracks = self.tracks.values()
+        settled = [t for t in tracks if t.settled]
+        flying = self.fetcher.in_flight()
+        self.progress(Progress(
+            settled=len(settled),
+            pending=len(self.tracks) - len(settled),
+            failed=sum(1 for t in settled if t.error is None and not t.passes),
+            errors=sum(1 for t in settled if t.error is not None),
+            seconds_left=max(0.0, self.deadline - time.monotonic()),
+            polls=max((t.polls for t in tracks), default=0),
+            in_flight=len(flying),
+            longest=flying[0][1] if flying else 0.0,
+            oldest=tuple(t.id for t, _ in flying[:3]),
+        ))
+
+    def observation_of(self, track: _Track, elapsed: float) -> Observation:
         note = None
         error = track.error
-        if not track.settled and (waiting or interrupted):
+        if not track.settled and (self.waiting or self.interrupted):
             note = wait_note(track.target, track.status, elapsed)
-            if interrupted:
-                detail = f"while waiting; last seen: {note}" if waiting and track.polls else "before the API answered"
-                note = f"{why}: {note}"
-                error = _cancelled_error(error.attempts if error else 0, detail, why)
+            if self.interrupted:
+                seen = self.waiting and track.polls
+                detail = f"while waiting; last seen: {note}" if seen else "before the API answered"
+                note = f"{self.why}: {note}"
+                error = _cancelled_error(error.attempts if error else 0, detail, self.why)
         return Observation(
             target=track.target,
             status=track.status,
             error=error,
-            region=fetcher.clients.region_for(track.target) or "",
+            region=self.fetcher.clients.region_for(track.target) or "",
             polls=track.polls,
-            waited_seconds=elapsed if waiting else 0.0,
+            waited_seconds=elapsed if self.waiting else 0.0,
             wait_note=note,
             verdict=track.verdict if track.status is not None and error is None else None,
         )
-
-    def final(track: _Track) -> None:
-        if on_final is not None and not waiting:
-            on_final(observation_of(track, 0.0))
-
-    for key, setup_error in fetcher.prepare(t.target for t in tracks.values()).items():
-        tracks[key].error = setup_error
-        tracks[key].settled = True
-        final(tracks[key])
-
-    last_report = time.monotonic()
-
-    def report() -> None:
-        nonlocal last_report
-        last_report = time.monotonic()
-        if progress is None:
-            return
-        settled = [t for t in tracks.values() if t.settled]
-        flying = fetcher.in_flight()
-        progress(
-            Progress(
-                settled=len(settled),
-                pending=len(tracks) - len(settled),
-                failed=sum(1 for t in settled if t.error is None and not t.passes),
-                errors=sum(1 for t in settled if t.error is not None),
-                seconds_left=max(0.0, deadline - time.monotonic()),
-                polls=max((t.polls for t in tracks.values()), default=0),
-                in_flight=len(flying),
-                longest=flying[0][1] if flying else 0.0,
-                oldest=tuple(t.id for t, _ in flying[:3]),
-            )
-        )
-
-    def stopped() -> bool:
-        return token.requested or (stop is not None and stop.is_set())
-
-    done: queue.SimpleQueue[tuple[_Track, _Outcome]] = queue.SimpleQueue()
-    due_count = sum(1 for t in tracks.values() if not t.settled)
-    workers = _Workers(min(max(1, settings.concurrency), max(1, due_count)), fetcher, done)
-    token.fetch_started()
-    try:
-        with fetcher.watching():
-            try:
-                first = True
-                while True:
-                    due = [t for t in tracks.values() if not t.settled]
-                    if not due:
-                        break
-                    if not first:
-                        pause = min(interval * random.uniform(0.9, 1.1), deadline - time.monotonic())
-                        # The last pause ends at the deadline and is followed by one last look.
-                        _sleep_with_progress(pause, report, stopped)
-                        fetcher.new_round()
-                    throttled = False
-                    # Completed calls arrive on a queue: O(1) per answer however many are pending, and the short
-                    # get() timeout keeps this thread responsive to Ctrl-C, cancellation and ``stop``.
-                    for track in due:
-                        workers.submit(track)
-                    for _ in due:
-                        while True:
-                            if stopped():
-                                raise KeyboardInterrupt
-                            try:
-                                track, (status, problem, was_throttled) = done.get(timeout=0.1)
-                                break
-                            except queue.Empty:
-                                if time.monotonic() - last_report >= settings.progress_every:
-                                    report()
-                        throttled = throttled or was_throttled
-                        track.polls += 1
-                        track.status, track.error = status, problem
-                        if problem is not None:
-                            track.settled = not (waiting and problem.code in TRANSIENT_CODES)
-                        elif status is not None:
-                            track.verdict, settled = assess(track.target, status)
-                            track.settled = not waiting or settled
-                        if track.settled:
-                            final(track)
-                    report()
-                    first = False
-                    if not waiting or time.monotonic() >= deadline:
-                        break
-                    if throttled:
-                        interval = min(interval * 2, MAX_POLL_INTERVAL)
-            except KeyboardInterrupt:
-                interrupted = True
-                if token.requested:
-                    why = token.reason
-                elif stop is None or not stop.is_set():
-                    why = "cancelled by SIGINT"  # Ctrl-C with no handler of ours: the default KeyboardInterrupt
-            finally:
-                if interrupted:
-                    fetcher.abort_all()  # requests in flight end now; their threads follow within the grace
-                workers.stop(grace=2.0)
-    finally:
-        token.fetch_ended()
-
-    elapsed = time.monotonic() - started
-    return {key: observation_of(track, elapsed) for key, track in tracks.items()}
 
 
 def _sleep_with_progress(seconds: float, report: Callable[[], None], stopped: Callable[[], bool]) -> None:
