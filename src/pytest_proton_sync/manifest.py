@@ -19,7 +19,6 @@ This module imports neither pytest nor boto3, and imports yaml and jsonschema on
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import json
 import os
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_proton_sync.kinds import BY_SECTION, Kind, make_target
+from pytest_proton_sync.messages import closest, describe_value, show_text
 from pytest_proton_sync.model import AccountSpec, Expectation, RepositorySpec, Target
 
 if TYPE_CHECKING:
@@ -361,7 +361,7 @@ class _ManifestReader:
         if not isinstance(document.value, dict):
             if not document.issues:
                 self.whole_file(
-                    f"the top level must be {_subschema(()).get('x-expected')}, not {_a(document.value)}",
+                    f"the top level must be {_subschema(()).get('x-expected')}, not {describe_value(document.value)}",
                     document.locations.get(()),
                 )
             return ()
@@ -452,7 +452,7 @@ def _expand(text: str, environ: Mapping[str, str]) -> tuple[str, str | None]:
         close = text.find("}", dollar + 2)
         if close < 0:
             return text, (
-                f"{_show(text)} has '${{' without a closing '}}'; write ${{NAME}}, ${{NAME:-default}}, "
+                f"{show_text(text)} has '${{' without a closing '}}'; write ${{NAME}}, ${{NAME:-default}}, "
                 "or '$$' for a literal '$'"
             )
         reference = text[dollar + 2 : close]
@@ -543,7 +543,7 @@ def _key_findings(document: Document, object_paths: set[FieldPath]) -> Iterator[
         for key in mapping:
             if key in allowed or (*path, key) in document.reported:
                 continue
-            suggestion = _closest(key, allowed)
+            suggestion = closest(key, allowed)
             if suggestion:
                 meant.add(suggestion)
             hint = f"did you mean {suggestion!r}? " if suggestion else ""
@@ -568,16 +568,6 @@ def _missing_message(path: FieldPath, key: str) -> str:
     return f"missing required key {key!r}: {what}" if what else f"missing required key {key!r}"
 
 
-def _closest(word: str, choices: Sequence[str]) -> str | None:
-    """The choice a typo most likely meant: same letters in another case first, then difflib."""
-    if len(word) > 100:  # no typo of a short word; and difflib's cost grows with the length
-        return None
-    for choice in choices:
-        if choice.lower() == word.lower():
-            return choice
-    lowered = {choice.lower(): choice for choice in choices}
-    matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return lowered[matches[0]] if matches else None
 
 
 def _value_at(value: YamlValue, path: FieldPath) -> YamlValue:
@@ -617,7 +607,7 @@ def _value_message(document: Document, error: ValidationError, path: FieldPath) 
             return f"unsupported manifest version {shown}; this plugin reads version {_SUPPORTED_VERSION}"
         choices = error.validator_value
         allowed = [str(choice) for choice in choices] if isinstance(choices, list) else []
-        suggestion = _closest(instance, allowed) if isinstance(instance, str) else None
+        suggestion = closest(instance, allowed) if isinstance(instance, str) else None
         hint = f"did you mean {suggestion!r}? " if suggestion else ""
         return f"{shown} is not allowed; {hint}allowed: {', '.join(allowed)}"
     if "x-rule" in schema and isinstance(instance, str):
@@ -649,23 +639,11 @@ def _shown(document: Document, path: FieldPath, instance: object) -> str:
         return "nothing (null)" if scalar is None or scalar.text in ("", "~", "null") else f"null {scalar.text}"
     if isinstance(instance, bool):
         return f"boolean {scalar.text if scalar else str(instance).lower()}"
-    return _a(instance)
+    return describe_value(instance)
 
 
-def _show(text: str) -> str:
-    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
-def _a(value: object) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "nothing (null)"
-    return f"text {_show(str(value))}"
 
 
 # --- checks beyond the schema ----------------------------------------------------------------------------
@@ -789,7 +767,7 @@ def _entry_findings(
     if isinstance(account, str) and account not in accounts:
         where = (*entry_path, "account") if "account" in entry else ("defaults", "account")
         declared = f"declared: {', '.join(accounts)}" if accounts else "the manifest declares no 'accounts'"
-        suggestion = _closest(account, accounts)
+        suggestion = closest(account, accounts)
         hint = f"did you mean {suggestion!r}? " if suggestion else ""
         yield _Finding(where, document.locations.get(where, location), f"unknown account {account!r}; {hint}{declared}")
 
@@ -800,7 +778,7 @@ def _lacks_sha(kind: Kind, entry: dict[str, YamlValue], defaults: dict[str, Yaml
     if any(key in source for key in ("sha", "rev") for source in (entry, defaults)):
         return False
     allowed = _allowed_keys((kind.section, 0))
-    return not any(_closest(key, allowed) in ("sha", "rev") for key in entry if key not in allowed)
+    return not any(closest(key, allowed) in ("sha", "rev") for key in entry if key not in allowed)
 
 
 def _missing_sha(document: Document, entry_path: FieldPath) -> _Finding:

@@ -16,18 +16,18 @@ Every problem names file, line, column and field. The only exception leaving thi
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from ..messages import closest, describe_value, show_text
 from .state import (
     CONNECTIONS_PROVIDERS,
     DEFAULT_SYNCED_AT,
@@ -374,7 +374,7 @@ class _Reader:
         if not isinstance(typed, dict):
             self.whole_file(
                 "the top level must be a mapping with 'templates:', 'service_instances:' and/or 'stacks:', "
-                f"not {_a(typed)}",
+                f"not {describe_value(typed)}",
                 self.locations.get(()),
             )
             raise self.fail()
@@ -433,11 +433,11 @@ class _Reader:
         for key in mapping:
             if not allowed or key in allowed or self.suppressed((*path, key)):
                 continue
-            suggestion = _closest(key, allowed)
+            suggestion = closest(key, allowed)
             if suggestion:
                 meant.add(suggestion)
             hint = f"did you mean {suggestion!r}? " if suggestion else ""
-            self.add((*path, key), f"unknown key {_show(key)}; {hint}allowed: {', '.join(allowed)}", at_key=True)
+            self.add((*path, key), f"unknown key {show_text(key)}; {hint}allowed: {', '.join(allowed)}", at_key=True)
         for key in sorted(set(required) - meant):
             self.add((*path, key), f"missing required key {key!r}")
 
@@ -461,7 +461,7 @@ class _Reader:
             return message + allowed
         if validator == "enum":
             choices = [str(choice) for choice in schema.get("enum", [])]
-            suggestion = _closest(instance, choices) if isinstance(instance, str) else None
+            suggestion = closest(instance, choices) if isinstance(instance, str) else None
             hint = f"did you mean {suggestion!r}? " if suggestion else ""
             return f"{shown} is not allowed; {hint}allowed: {', '.join(choices)}"
         if validator in ("minimum", "exclusiveMinimum"):
@@ -482,10 +482,10 @@ class _Reader:
         if isinstance(instance, bool):
             return f"boolean {self.scalar_text.get(path, str(instance).lower())}"
         if isinstance(instance, str):
-            return _show(instance)
+            return show_text(instance)
         if isinstance(instance, (int, float)):
             return _text(instance)
-        return _a(instance)
+        return describe_value(instance)
 
     def semantic_findings(self, root: dict[str, Any]) -> None:
         """Rules the schema cannot state: repository names, duplicates, Proton's providers, calendar dates."""
@@ -546,7 +546,7 @@ class _Reader:
                     try:
                         _timestamp(item)
                     except ValueError as error:
-                        self.add((*path, key), f"{_show(item)} is not a real date and time: {error}")
+                        self.add((*path, key), f"{show_text(item)} is not a real date and time: {error}")
                 else:
                     self.timestamp_findings(item, (*path, key))
         elif isinstance(value, list):
@@ -613,33 +613,10 @@ def _timestamp(text: str) -> datetime:
     )
 
 
-def _closest(word: str, choices: Sequence[str]) -> str | None:
-    if len(word) > 100:
-        return None
-    for choice in choices:
-        if choice.lower() == word.lower():
-            return choice
-    lowered: dict[str, str] = {}
-    for choice in choices:
-        lowered.setdefault(choice.lower(), choice)  # the first spelling listed wins
-    matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return lowered[matches[0]] if matches else None
 
 
-def _show(text: str) -> str:
-    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
-def _a(value: object) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "nothing (null)"
-    return f"text {_show(str(value))}"
 
 
 # --- building ----------------------------------------------------------------------------------------------

@@ -1,0 +1,40 @@
+"""Words shared by the messages about YAML files (the manifest and the fake's state file): "did you mean", a value
+quoted short, what a value is. Pure standard library, imported by modules that must stay cheap to import."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+
+def closest(word: str, choices: Sequence[str]) -> str | None:
+    """The choice a typo most likely meant, for "did you mean": same letters in another case first (the first
+    spelling listed wins), then difflib. A long word is no typo of a short key, and difflib's cost grows with it."""
+    if len(word) > 100:
+        return None
+    for choice in choices:
+        if choice.lower() == word.lower():
+            return choice
+    lowered: dict[str, str] = {}
+    for choice in choices:
+        lowered.setdefault(choice.lower(), choice)
+    matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[matches[0]] if matches else None
+
+
+def show_text(text: str) -> str:
+    """A value quoted for a message, short enough for one line."""
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def describe_value(value: object) -> str:
+    """What a walked value is, for "expected X, got ..." messages: a list, a mapping, text '...'."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "nothing (null)"
+    return f"text {show_text(str(value))}"
