@@ -193,3 +193,18 @@ def test_check_command_compares_the_manifest_with_the_checkout_without_aws(
     missing_entry = manifest(path, env("vpc-env"))
     assert cli.main(["check", str(missing_entry)]) == 1
     assert "ENVIRONMENT/eks-env@1: a bundle at templates/eks-env/v1/, but no manifest entry" in capsys.readouterr().err
+
+
+def test_a_checkout_of_another_repository_is_said_once_as_a_warning(
+    pytester: pytest.Pytester, aws_env: FakeServer, repo: tuple[Path, dict[str, str]]
+) -> None:
+    path, commits = repo
+    aws_env.set_state(fake_state(env("vpc-env", synced=commits["c2"])))
+    target = manifest(path, env("vpc-env"))
+    git(path, "remote", "add", "origin", "https://github.com/acme/something-else.git")
+    result = pytester.runpytest("--proton-manifest", str(target), "-p", "no:randomly")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*proton-sync: the checkout * has remotes https://github.com/acme/something-else.git,"
+                                 " none of them acme/platform-templates*"])
+    git(path, "remote", "set-url", "origin", "git@github.com:acme/platform-templates.git")
+    pytester.runpytest("--proton-manifest", str(target), "-p", "no:randomly").assert_outcomes(passed=1, warnings=0)

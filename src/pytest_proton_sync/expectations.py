@@ -48,6 +48,7 @@ class Repository:
         self._bundles_at: dict[str, dict[str, tuple[str, ...]]] = {}
         self._walks: dict[tuple[str, str], dict[str, tuple[list[tuple[str, str]], int]]] = {}
         self._walk_lock = threading.Lock()
+        self.notes: list[str] = []  # things a person should know, said once (a checkout of another repository)
 
     def checkout_for(self, manifest: Path) -> Checkout:
         """--proton-git-dir if given, else the work tree holding the manifest. Raises GitError."""
@@ -129,7 +130,25 @@ class Repository:
                     self._bundles_at.setdefault(sha, {})[_bundle_key(target)] = bundle
         if problems:
             raise ManifestError(problems)
+        self._note_foreign_remotes(checkout, [targets[index] for index in wanted])
         return tuple(resolved)
+
+    def _note_foreign_remotes(self, checkout: Checkout, targets: Sequence[Target]) -> None:
+        """Say so when no remote of the checkout looks like the repository the entries name: the expected commits
+        then come from another repository's history (a manifest kept apart from the templates needs sha:, or
+        --proton-git-dir pointing at the templates' checkout)."""
+        from .bundles import repository_from_url
+
+        remotes = checkout.remote_urls()
+        known = {found[1].lower() for url in remotes.values() if (found := repository_from_url(url))}
+        if not known:
+            return  # no remote that names an owner/repo (a local clone, a file:// remote): nothing to compare
+        for name in sorted({target.expectation.repository.name for target in targets}):
+            note = (f"the checkout {checkout.root} has remotes {', '.join(sorted(remotes.values()))}, none of them "
+                    f"{name}, which the manifest's rev:/match: content entries name; expected commits come from "
+                    "this checkout's history (point --proton-git-dir at a checkout of that repository)")
+            if name.lower() not in known and note not in self.notes:
+                self.notes.append(note)
 
     def bundle(self, checkout: Checkout, target: Target, commit: str) -> tuple[str, ...]:
         """The target's files at ``commit``: its kind's bundle, plus the files its index file names there (a

@@ -51,7 +51,11 @@ class ManifestFile(pytest.File):
             manifest = self.session_plugin.manifest(self.path)
             targets = manifest.targets
             if any(target.expectation.needs_checkout for target in targets):  # git only when an entry needs it
-                targets = self.session_plugin.repository.resolve(manifest, str(shown))
+                repository = self.session_plugin.repository
+                said = len(repository.notes)
+                targets = repository.resolve(manifest, str(shown))
+                for note in repository.notes[said:]:
+                    self.warn(pytest.PytestWarning(f"proton-sync: {note}"))
         except ManifestError as exc:
             # CollectError shows just its message: every problem, one line each, no traceback.
             raise self.CollectError(f"invalid proton-sync manifest {shown}:\n{exc}") from None

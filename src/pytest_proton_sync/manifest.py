@@ -670,6 +670,7 @@ def _semantic_findings(document: Document, earlier: list[_Finding]) -> list[_Fin
     declared_accounts = tuple(accounts) if isinstance(accounts, dict) else ()
     findings: list[_Finding] = []
     findings += _account_findings(document, accounts)
+    findings += _unused_accounts(document, root, defaults)
     if "sha" in defaults and "rev" in defaults:
         findings.append(_Finding(("defaults", "rev"), document.locations.get(("defaults", "rev")), _SHA_AND_REV))
         return findings
@@ -704,6 +705,29 @@ def _semantic_findings(document: Document, earlier: list[_Finding]) -> list[_Fin
             elif location is not None:
                 first_line[key] = location.line
     return findings
+
+
+def _unused_accounts(
+    document: Document, root: dict[str, YamlValue], defaults: dict[str, YamlValue]
+) -> Iterator[_Finding]:
+    """An alias no entry names (nor the defaults) is a leftover. While an entry names an alias that is not declared,
+    that message says it (with the declared ones): the alias it meant is not reported as unused too."""
+    accounts = root.get("accounts")
+    if not isinstance(accounts, dict):
+        return
+    named = {defaults.get("account")}
+    for section in _SECTIONS:
+        entries = root.get(section)
+        if isinstance(entries, list):
+            named |= {entry.get("account") for entry in entries if isinstance(entry, dict)}
+    if any(isinstance(alias, str) and alias not in accounts for alias in named):
+        return
+    for alias in accounts:
+        if alias not in named:
+            path: FieldPath = ("accounts", alias)
+            yield _Finding(path, document.key_locations.get(path, document.locations.get(path)),
+                           f"account {alias!r} is declared but no entry uses it; name it with 'account: {alias}' in "
+                           "the entries (or defaults) it is for, or remove it")
 
 
 _ROLE_ONLY = ("external_id", "session_name", "duration_seconds", "source_profile")
