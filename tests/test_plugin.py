@@ -364,6 +364,11 @@ def test_a_gate_run_does_not_load_the_unit_tests_conftest(pytester: pytest.Pytes
                                              "least 1, not '0'"),
         ([], "proton_retry_mode = eager", "ERROR: --proton-retry-mode (ini proton_retry_mode) is one of standard, "
                                           "adaptive, not 'eager'"),
+        (["--proton-region", "US EAST 1"], "", "ERROR: --proton-region (ini proton_region) takes an AWS region name "
+                                               "such as us-east-1, not 'US EAST 1'"),
+        (["--proton-max-rps", "0"], "", "ERROR: --proton-max-rps (ini proton_max_rps) must be more than 0, not '0'"),
+        (["--proton-call-timeout", "nan"], "", "ERROR: --proton-call-timeout (ini proton_call_timeout) takes a finite "
+                                               "number, not 'nan'"),
     ],
 )
 def test_bad_option_values_are_usage_errors(
