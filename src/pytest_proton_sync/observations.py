@@ -39,7 +39,7 @@ class ObservationStore:
         self._stop = threading.Event()
         self.api_calls = 0  # looks at the API made by this process (polls count; botocore retries do not)
         self.fetched_here = False  # whether this process asked the API at all (under xdist: the controller)
-        self._judged: dict[int, tuple[SyncStatus, Verdict]] = {}
+        self._judged: dict[Key, tuple[SyncStatus, Verdict]] = {}
         self._judged_lock = threading.Lock()
         self.on_wait: Callable[[], None] | None = None  # while an item waits for its answer (progress in CI logs)
         self.wait_report_every = 10.0
@@ -53,17 +53,17 @@ class ObservationStore:
         """The judge's verdict on ``status``, made once per answer: the fetcher's worker thread asks (to decide
         whether to ask for blockers), and the fetch loop's assessment then reuses it."""
         with self._judged_lock:
-            known = self._judged.pop(id(status), None)
+            known = self._judged.pop(target.key, None)
         if known is not None and known[0] is status:
             return known[1]
         return self._judge(target, status)
 
     def _needs_blockers(self, target: Target, status: SyncStatus) -> bool:
         verdict = self._judge(target, status)
-        # Remembered for the assessment (it holds the status, so the id cannot be reused meanwhile). A passing
-        # target costs no extra call; a failing one gets its blockers, a new status, judged once more.
+        # Remembered for the assessment, one entry per target (the next answer replaces it): a passing target
+        # costs no extra call; a failing one gets its blockers, a new status, judged once more.
         with self._judged_lock:
-            self._judged[id(status)] = (status, verdict)
+            self._judged[target.key] = (status, verdict)
         return not verdict.passed
 
     def fetch(self, targets: Sequence[Target], progress: Callable[[Progress], None] | None = None) -> None:
