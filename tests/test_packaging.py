@@ -20,7 +20,7 @@ import yaml
 import pytest_proton_sync
 from pytest_proton_sync import cli
 from pytest_proton_sync.jsonreport import report_schema
-from pytest_proton_sync.manifest import manifest_schema
+from pytest_proton_sync.manifest import editor_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,13 +68,33 @@ def test_readme_reads_right_on_a_package_index() -> None:
 def test_schema_command_prints_the_manifest_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["schema"]) == cli.EXIT_OK
     printed = json.loads(capsys.readouterr().out)
-    assert printed == manifest_schema()
+    assert printed == editor_schema()
     jsonschema.Draft202012Validator.check_schema(printed)
-    # The schema describes a manifest after ${VAR} interpolation (docs/manifest.md): interpolate as the loader would.
-    text = (ROOT / "examples" / "proton-sync.yaml").read_text()
-    text = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)  # its one variable has a default
-    example = yaml.safe_load(text)
-    jsonschema.Draft202012Validator(printed).validate(example)
+
+
+# Every manifest a user may copy: the examples and the good test manifests.
+EXAMPLE_MANIFESTS = sorted(
+    path for path in [*(ROOT / "examples").glob("*.yaml"), *(ROOT / "tests" / "manifests" / "good").glob("*.yaml")]
+    if not path.name.startswith("fake-")
+)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_MANIFESTS, ids=lambda path: path.name)
+def test_every_example_manifest_is_valid_as_an_editor_sees_it(path: Path) -> None:
+    """The raw YAML, ${VAR} and all, against the published schema, as the YAML language server checks a file."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    errors = [f"{'.'.join(map(str, error.absolute_path))}: {error.message}"
+              for error in jsonschema.Draft202012Validator(editor_schema()).iter_errors(document)]
+    assert errors == []
+
+
+def test_the_published_schema_still_checks_what_interpolation_does_not_touch() -> None:
+    validator = jsonschema.Draft202012Validator(editor_schema())
+    entry = {"name": "vpc", "type": "ENVIRONMENT", "version": "1", "repository": "acme/templates"}
+    assert validator.is_valid({"version": 1, "templates": [{**entry, "sha": "${DEPLOY_SHA:-0123456}"}]})
+    assert not validator.is_valid({"version": 1, "templates": [{**entry, "sha": "not-a-sha"}]})
+    assert not validator.is_valid({"version": 1, "templates": [{**entry, "sha": "0123456", "type": "NETWORK"}]})
+    assert not validator.is_valid({"version": 1, "templates": [{**entry, "sha": "0123456", "shaa": "x"}]})
 
 
 def test_schema_command_prints_the_report_schema(capsys: pytest.CaptureFixture[str]) -> None:
