@@ -21,6 +21,8 @@ import pytest
 from pytest_proton_sync import awsfacts
 from pytest_proton_sync.manifest import ManifestError, editor_schema, parse_manifest
 
+pytestmark = pytest.mark.integration  # the command and the plugin in subprocesses
+
 FUTURE_PROVIDER = "GitHubOnTheMoon"  # a provider no botocore has (yet)
 SRC = Path(awsfacts.__file__).resolve().parent.parent
 

@@ -12,6 +12,7 @@ Imports botocore's model loader only (neither boto3 nor pytest); each model is r
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -38,11 +39,12 @@ def botocore_version() -> str:
 
 @functools.cache
 def _shapes(service: str) -> Mapping[str, Any]:
-    import botocore.session
     from botocore.exceptions import UnknownServiceError
+    from botocore.loaders import create_loader
 
-    # The session's loader, so that AWS_DATA_PATH (extra or newer models) counts here as it does for the clients.
-    loader = botocore.session.get_session().get_component("data_loader")
+    # AWS_DATA_PATH (extra or newer models) counts here as it does for the clients. Not through a botocore session:
+    # that would read the user's AWS config file, which a hermetic run (--proton-fake) must never depend on.
+    loader = create_loader(os.environ.get("AWS_DATA_PATH"))
     try:
         model = loader.load_service_model(service, "service-2")
     except UnknownServiceError:

@@ -250,8 +250,9 @@ class ProtonSyncSession:
         ):
             from .items import TargetItem
 
-            # A target whose expectation the checkout cannot give is an error without asking the API.
-            targets = [item.target for item in session.items
+            # A target whose expectation the checkout cannot give is an error without asking the API. An xdist
+            # controller collects nothing (pytest 7 does not even set session.items): it fetched for the workers.
+            targets = [item.target for item in getattr(session, "items", ())
                        if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
             if targets:
                 if self.options.wait > 0:
