@@ -143,3 +143,33 @@ def test_the_readme_options_table_lists_every_option_with_its_default() -> None:
         if spec.default is not None and spec.kind != "choice":
             default = f"{spec.default:g}" if isinstance(spec.default, float) else str(spec.default)
             assert f"| {default} " in rows[spec.flag] or f"| {default} (" in rows[spec.flag], rows[spec.flag]
+
+
+def test_ci_runs_exactly_the_readmes_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**(b) Run the test suite**", 1)[1]
+    command = section.split("```sh\n", 1)[1].split("\n```", 1)[0].strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert command in ci, "README (b) and .ci/run differ"
+
+
+def test_the_supported_versions_table_is_what_the_matrix_pins() -> None:
+    from packaging.version import Version
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Supported versions", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(): line
+            for line in table.splitlines() if line.startswith("| ") and "---" not in line}
+    for name, python in (("oldest", "3.10"), ("middle", "3.12"), ("newest", "3.13")):
+        pins = dict(line.split("==", 1) for line in
+                    (ROOT / ".ci" / "constraints" / f"{name}-py{python}.txt").read_text().splitlines()
+                    if "==" in line and not line.startswith("#"))
+        cells = [cell.strip() for cell in rows[name].split("|")[2:-1]]
+        assert cells == [python, pins["pytest"], pins["pluggy"], f"{pins['boto3']} / {pins['botocore']}",
+                         pins["pyyaml"], pins["jsonschema"], pins["cbor2"], pins["pytest-xdist"]]
+    floors = {requirement.split(">=")[0]: requirement.split(">=")[1] for requirement in pyproject()["project"]
+              ["dependencies"]}
+    oldest = dict(line.split("==", 1) for line in (ROOT / ".ci" / "constraints" / "oldest-py3.10.txt").read_text()
+                  .splitlines() if "==" in line and not line.startswith("#"))
+    for package, floor in floors.items():  # the oldest row installs exactly the declared floors
+        assert Version(oldest[package.lower()]) == Version(floor), package
