@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import replace
@@ -436,8 +437,12 @@ class ProtonSyncSession:
 TIMEOUT_BANNER = "+ Timeout +"
 
 
+# pytest-timeout's pytest.fail() text: "Timeout >0.3s" (2.2), "Timeout (>0.3s) from pytest-timeout." (2.3 and later)
+_TIMEOUT_MESSAGE = re.compile(r"Timeout \(?>[0-9.e+-]+s\)?( from pytest-timeout\.)?\Z")
+
+
 def _is_timeout(exception: BaseException) -> bool:
-    return str(exception).startswith("Timeout") and "pytest-timeout" in str(exception)
+    return isinstance(exception, pytest.fail.Exception) and _TIMEOUT_MESSAGE.match(str(exception)) is not None
 
 
 def _report_path(config: pytest.Config, value: str | None) -> Path | None:
