@@ -216,3 +216,26 @@ def test_the_recipes_use_only_the_actions_inputs() -> None:
         assert set(step.get("with") or {}) <= set(ACTION["inputs"]), step
         assert step.get("with", {}).get("mode", "gate") in ("gate", "check")
     assert "vars." not in (ROOT / "examples" / "github-actions.yml").read_text(encoding="utf-8")
+
+
+def test_the_other_recipes_work_as_written(workspace: Path) -> None:
+    """The Jenkinsfile builds the change under test in a venv and names its plugins; GitLab's merge request
+    pipeline is not promised a JUnit report; the manifest example's own "Try it" line runs and passes."""
+    jenkinsfile = (ROOT / "examples" / "Jenkinsfile").read_text(encoding="utf-8")
+    assert "branches: scm.branches" in jenkinsfile and "[name: 'main']" not in jenkinsfile
+    commands = re.findall(r"sh '([^']*)'", jenkinsfile)
+    programs = [part.split()[0] for command in commands for part in command.split("&&")]
+    assert programs and all(program == "python3" or program.startswith(".venv/bin/") for program in programs)
+    assert "Pipeline: AWS Steps" in jenkinsfile and "withAWS" in jenkinsfile
+    gitlab = yaml.safe_load((ROOT / "examples" / "gitlab-ci.yml").read_text(encoding="utf-8"))
+    merge_request_jobs = [job for job in gitlab.values() if isinstance(job, dict)
+                          and "merge_request_event" in str(job.get("rules"))]
+    assert merge_request_jobs and all("junit" not in str(job) for job in merge_request_jobs)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "merge request widget" not in readme
+    header = (ROOT / "examples" / "proton-sync.yaml").read_text(encoding="utf-8")
+    try_it = re.search(r"# Try it: +(pytest .*)", header)
+    assert try_it is not None
+    done = subprocess.run([sys.executable, "-m", *try_it.group(1).split(), "-p", "no:randomly", "-q"],
+                          cwd=workspace, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
