@@ -156,12 +156,14 @@ def _schema_type(contents: bytes | None) -> str:
     return "has neither environment_input_type nor service_input_type, cannot tell ENVIRONMENT from SERVICE"
 
 
-def compare_manifest_with_checkout(declared: Iterable[tuple[str, str, str, str]], found: Iterable[Bundle]) -> list[str]:
+def compare_manifest_with_checkout(declared: Iterable[tuple[str, str, str, str]], found: Iterable[Bundle],
+                                   *, report_missing: bool = True) -> list[str]:
     """One line per disagreement between manifest entries and bundles found, sorted by path.
 
     ``declared`` holds ``(type, name, major, path)`` for each template entry of the manifest, ``path`` being the
     bundle path the entry implies (``{directory}/{name}/v{major}/``). Reports bundles no entry declares, entries
-    with no bundle, and entries whose type differs from the schema's.
+    with no bundle (unless ``report_missing`` is false: the caller has said so at the entry's line already), and
+    entries whose type differs from the schema's.
     """
     bundles = {_directory_key(bundle.path): bundle for bundle in found}
     lines: list[tuple[str, str]] = []
@@ -174,10 +176,12 @@ def compare_manifest_with_checkout(declared: Iterable[tuple[str, str, str, str]]
         entry = clean_text(f"{kind}/{name}@{major}")
         bundle = bundles.get(key)
         if bundle is None:
-            lines.append((key, f"{entry}: in the manifest, but there is no bundle at {clean_text(key)}"))
+            if report_missing:
+                lines.append((key, f"{entry}: in the manifest, but there is no bundle at {clean_text(key)}"))
         elif bundle.type != kind:
+            article = "an" if bundle.type[:1] in ("A", "E", "I", "O", "U") else "a"
             lines.append((key, f"{entry}: the manifest says {kind}, but {clean_text(key)}schema/schema.yaml is "
-                               f"a {bundle.type} schema"))  # fmt: skip
+                               f"{article} {bundle.type} schema"))  # fmt: skip
     for key, bundle in bundles.items():
         if key not in seen:
             lines.append((key, f"{bundle.id}: a bundle at {clean_text(key)}, but no manifest entry"))

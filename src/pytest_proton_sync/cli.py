@@ -183,6 +183,8 @@ def _validate(arguments: argparse.Namespace) -> int:
 
 
 def _check(arguments: argparse.Namespace) -> int:
+    """Every problem of every manifest at once: the manifest's own, each entry's at --rev, and each disagreement
+    between template entries and the bundles found, so that fixing one does not uncover the next."""
     from dataclasses import replace
 
     from .bundles import compare_manifest_with_checkout, discover_bundles
@@ -200,33 +202,42 @@ def _check(arguments: argparse.Namespace) -> int:
     lines: list[str] = []
     try:
         for manifest in manifests:
+            try:
+                checkout = repository.checkout_for(manifest.path)
+                rev_sha = checkout.resolve([arguments.rev])[arguments.rev]
+            except GitError as error:
+                # The checkout's own wording names the plugin's --proton-git-dir; this command's option is --git-dir.
+                fix = ("run it in the repository's checkout, or give --git-dir PATH"
+                       if "not inside a git repository" in error.problem else error.fix)
+                lines.append(f"{manifest.path}: {error.problem}\nfix: {fix}")
+                continue
+            if rev_sha is None:
+                lines.append(f"{manifest.path}: --rev {arguments.rev} does not name a commit in {checkout.root}")
+                continue
             # Every entry as if it said `rev: <--rev>`: its bundle must exist at that revision.
             at_rev = Manifest(manifest.path, tuple(
                 replace(target, expectation=replace(target.expectation, rev=arguments.rev, match="content"))
                 for target in manifest.targets))
             try:
-                targets = repository.resolve(at_rev, str(manifest.path))
+                repository.resolve(at_rev, str(manifest.path))
             except ManifestError as error:
                 lines += [str(problem) for problem in error.problems]
-                continue
-            checkout = repository.checkout_for(manifest.path)
-            templates = [t for t in targets if t.kind == "template"]
-            directories = sorted({t.expectation.repository.directory or "" for t in templates})
-            for directory in directories:
+            # The bundles are compared even when an entry has none: a bundle with no entry is a problem too.
+            templates = [t for t in manifest.targets if t.kind == "template" and t.expectation.bundle]
+            for directory in sorted({t.expectation.repository.directory or "" for t in templates}):
                 declared = [
                     (request["templateType"], t.name, request["templateVersion"], t.expectation.bundle[0])
                     for t in templates if (t.expectation.repository.directory or "") == directory
                     for request in [dict(t.request)]
                 ]
-                rev_sha = next(t.expectation.rev_sha for t in templates if t.expectation.rev_sha)
-                assert rev_sha is not None
-                discovery = discover_bundles(checkout, rev_sha, directory)
-                lines += [f"{manifest.path}: {line}" for line in compare_manifest_with_checkout(declared,
-                                                                                               discovery.bundles)]
+                try:
+                    discovery = discover_bundles(checkout, rev_sha, directory)
+                except GitError as error:
+                    lines.append(f"{manifest.path}: {error.problem}")
+                    continue
+                lines += [f"{manifest.path}: {line}" for line in compare_manifest_with_checkout(
+                    declared, discovery.bundles, report_missing=False)]
                 lines += [f"{manifest.path}: {line}" for line in discovery.problems]
-    except GitError as error:
-        print(f"pytest-proton-sync check: {error}", file=sys.stderr)
-        return EXIT_USAGE
     finally:
         repository.close()
     for line in lines:
@@ -234,7 +245,7 @@ def _check(arguments: argparse.Namespace) -> int:
     if lines:
         return EXIT_INVALID
     count = sum(len(manifest.targets) for manifest in manifests)
-    print(f"OK: {count} entr{'y' if count == 1 else 'ies'} match the checkout at {arguments.rev}")
+    print(f"OK: {count} {'entry matches' if count == 1 else 'entries match'} the checkout at {arguments.rev}")
     return EXIT_OK
 
 
