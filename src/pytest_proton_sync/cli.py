@@ -5,7 +5,8 @@
     pytest-proton-sync validate proton-sync.yaml [more.yaml ...]
     pytest-proton-sync schema [--report] > proton-sync.schema.json
     pytest-proton-sync fake-server examples/fake-account.yaml [--host 127.0.0.1] [--port 0] [--log-requests]
-    pytest-proton-sync init [--directory templates] [--repository owner/repo] [--output proton-sync.yaml] [--force]
+    pytest-proton-sync init [--directory templates] [--repository owner/repo] [--region us-east-1]
+                            [--output proton-sync.yaml] [--force]
 
 Exit codes: 0 success; 1 a manifest has problems; 2 bad usage or a state file the fake cannot use.
 """
@@ -93,13 +94,18 @@ def _add_fake(commands: Any) -> None:
 def _add_init(commands: Any) -> None:
     init = commands.add_parser(
         "init",
-        help="write a starter manifest listing every template bundle in the git checkout",
+        help="write a starter manifest listing every template bundle and stack deployment file in the checkout",
         description=(
             "Find every {directory}/{name}/v{major}/schema/schema.yaml at the checkout's HEAD commit (the type "
-            "comes from the schema) and write a manifest expecting each to be synced from `rev: HEAD`."
+            "comes from the schema) and every CloudFormation Git sync deployment file (a YAML file with "
+            "template-file-path), and write a manifest expecting each to be synced from `rev: HEAD`."
         ),
     )
-    init.add_argument("--directory", default="templates", help="where the bundles are (default: %(default)s)")
+    init.add_argument("--directory", help="where the template bundles are (default: templates, if it exists)")
+    init.add_argument(
+        "--region", help="the AWS region of the syncs (default: AWS_REGION or AWS_DEFAULT_REGION; else a comment "
+        "in the manifest says to set it)"
+    )
     init.add_argument(
         "--repository", metavar="OWNER/REPO", help="repository name as the sync knows it (default: from origin)"
     )
@@ -308,8 +314,19 @@ def _fake_server(arguments: argparse.Namespace) -> int:
 
 
 def _init(arguments: argparse.Namespace) -> int:
-    from .bundles import discover_bundles, is_repository_name, repository_from_url, starter_manifest
+    import os
+    import re
+
+    from .bundles import (
+        Discovery,
+        discover_bundles,
+        discover_stacks,
+        is_repository_name,
+        repository_from_url,
+        starter_manifest,
+    )
     from .gitrepo import Checkout, GitError
+    from .manifest import manifest_schema
 
     def fail(message: str, code: int = EXIT_USAGE) -> int:
         print(f"pytest-proton-sync init: {message}", file=sys.stderr)
@@ -320,6 +337,13 @@ def _init(arguments: argparse.Namespace) -> int:
         return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
     if arguments.repository is not None and not is_repository_name(arguments.repository):
         return fail(f"--repository {arguments.repository!r} is not owner/repo\nfix: e.g. --repository acme/templates")
+    # The region the first run needs: the option, else the environment the run will see; never a guess.
+    region_source = next((name for name in ("AWS_REGION", "AWS_DEFAULT_REGION") if os.environ.get(name)), None)
+    region = arguments.region or (os.environ[region_source] if region_source else None)
+    region_rule = manifest_schema()["$defs"]["region"]
+    if region is not None and not re.fullmatch(region_rule["pattern"], region):
+        given = "--region" if arguments.region else region_source
+        return fail(f"{given} {region!r} is not an AWS region\nfix: {region_rule['x-rule']}")
     try:
         with Checkout.open(Path(arguments.git_dir)) as checkout:
             head = checkout.resolve(["HEAD"])["HEAD"]
@@ -336,19 +360,26 @@ def _init(arguments: argparse.Namespace) -> int:
                         f"{f' ({origin})' if origin else ' (there is none)'}\nfix: give --repository OWNER/REPO"
                     )
                 provider, repository = inferred
-            discovery = discover_bundles(checkout, head, arguments.directory)
+            stacks, stack_problems = discover_stacks(checkout, head)
+            directory = arguments.directory if arguments.directory is not None else "templates"
+            if arguments.directory is None and checkout.tree(head, directory) is None:
+                discovery = Discovery(head, "", (), ())  # no templates/ and none asked for: stacks only
+            else:
+                discovery = discover_bundles(checkout, head, directory)
     except GitError as error:
         return fail(str(error))
-    for problem in discovery.problems:
+    for problem in [*discovery.problems, *stack_problems]:
         print(f"warning: {problem}", file=sys.stderr)
-    if not discovery.bundles:
-        where = f"{discovery.directory}/" if discovery.directory else "the repository root"
+    if not discovery.bundles and not stacks:
+        where = f"{discovery.directory}/" if discovery.directory else f"{directory}/"
         return fail(
-            f"no template bundles ({where}<name>/v<major>/schema/schema.yaml) at HEAD {head[:12]}\n"
-            "fix: give the directory holding them with --directory",
+            f"no template bundles ({where}<name>/v<major>/schema/schema.yaml) and no stack deployment files "
+            f"(YAML with template-file-path) at HEAD {head[:12]}\n"
+            "fix: give the directory holding the template bundles with --directory",
             EXIT_INVALID,
         )
-    text = starter_manifest(discovery, repository, provider, rev="HEAD")
+    text = starter_manifest(discovery, repository, provider, rev="HEAD", region=region, stacks=stacks,
+                            stack_problems=stack_problems)
     try:
         with output.open("w" if arguments.force else "x", encoding="utf-8") as stream:
             stream.write(text)
@@ -356,9 +387,16 @@ def _init(arguments: argparse.Namespace) -> int:
         return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
     except OSError as error:
         return fail(f"cannot write {output}: {error.strerror or error}")
-    count = len(discovery.bundles)
-    where = f"{discovery.directory}/" if discovery.directory else "the repository root"
-    print(f"wrote {output}: {count} template{'' if count == 1 else 's'} from {where} at {head[:12]}")
+    found = []
+    if discovery.bundles:
+        count = len(discovery.bundles)
+        where = f"{discovery.directory}/" if discovery.directory else "the repository root"
+        found.append(f"{count} template{'' if count == 1 else 's'} from {where}")
+    if stacks:
+        found.append(f"{len(stacks)} stack{'' if len(stacks) == 1 else 's'}")
+    print(f"wrote {output}: {' and '.join(found)} at {head[:12]}")
+    if region is None:
+        print(f"{output} names no region: set `region:` in its defaults (or AWS_REGION) before the first run")
     return EXIT_OK
 
 
