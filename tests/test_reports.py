@@ -304,7 +304,7 @@ def test_pytest_timeout_in_setup_is_counted_and_short(pytester: pytest.Pytester,
         "ENVIRONMENT/*@1 could not be checked: Timeout (>0.3s) from pytest-timeout.",
         "  no answer before pytest-timeout's limit (see --proton-read-timeout)",
     ])
-    result.stdout.fnmatch_lines(["3 targets: 3 error"])
+    result.stdout.fnmatch_lines(["3 targets: 3 errors"])
     output = "\n".join(result.outlines)
     assert "Stack of" not in output and "_multicall" not in output and "Traceback" not in output
     assert len(result.outlines) < 45, output
@@ -386,3 +386,12 @@ def test_run_results_outcomes_reruns_and_manifest_order() -> None:
         ("X", "passed", 0, None),
     ]
     assert counts(ordered) == {"error": 3, "passed": 2}
+
+
+def test_counts_read_as_english() -> None:
+    from pytest_proton_sync.messages import plural, tally
+
+    assert plural(1, "sync-status call") == "1 sync-status call"
+    assert plural(3, "sync-status call") == "3 sync-status calls"
+    assert tally({"error": 2}) == "2 errors"
+    assert tally({"error": 1, "failed": 2, "passed": 1}) == "1 error, 2 failed, 1 passed"

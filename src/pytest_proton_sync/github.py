@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from .messages import tally
+
 # GitHub shows at most 10 error annotations per step (and 50 per job); more are dropped without a word.
 MAX_ANNOTATIONS = 10
 # Rows of the step summary's table of targets that did not pass; the rest are counted.
@@ -113,10 +115,10 @@ def first_line(text: str) -> str:
 def step_summary(counts: Mapping[str, int], problems: Sequence[Problem], *, total: int,
                  limit: int = MAX_SUMMARY_ROWS) -> str:
     """The Markdown appended to ``$GITHUB_STEP_SUMMARY``: outcome counts, then the targets that did not pass."""
-    tally = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    tallied = tally(dict(counts))
     noun = "target" if total == 1 else "targets"
     verdict = "all passed" if not problems and total else "did not pass" if problems else "nothing checked"
-    lines = [f"### proton-sync: {verdict}", "", f"{total} {noun}: {tally or 'none'}", ""]
+    lines = [f"### proton-sync: {verdict}", "", f"{total} {noun}: {tallied or 'none'}", ""]
     if problems:
         lines += ["| target | outcome | manifest | why |", "| --- | --- | --- | --- |"]
         for problem in problems[:limit]:

@@ -412,13 +412,14 @@ class ProtonSyncSession:
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         from . import outputs
+        from .messages import plural
 
         results = self.ordered_results()
         lines = outputs.summary_lines(results, show_passed=config.option.verbose > 0)
         if lines:
             calls = self.api_calls()
             if calls is not None:
-                lines.append(f"{calls} sync-status calls (one per target and poll; retries not counted)"
+                lines.append(f"{plural(calls, 'sync-status call')} (one per target and poll; retries not counted)"
                              if calls else "no sync-status call was sent (each target stopped before a request)")
             terminalreporter.write_sep("=", "proton sync")
             for line in lines:
