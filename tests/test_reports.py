@@ -395,3 +395,61 @@ def test_counts_read_as_english() -> None:
     assert plural(3, "sync-status call") == "3 sync-status calls"
     assert tally({"error": 2}) == "2 errors"
     assert tally({"error": 1, "failed": 2, "passed": 1}) == "1 error, 2 failed, 1 passed"
+
+
+# -- manifest problems on GitHub ----------------------------------------------------------------------------------
+TYPO_MANIFEST = """version: 1
+defaults: {region: us-east-1, repository: acme/platform-templates}
+templates:
+  - name: vpc-env
+    type: ENVIRONMENT
+    version: 1
+    revision: HEAD
+  - {name: x, type: NETWORK, version: 1, sha: 3f2a9c1}
+"""
+TYPO_ANNOTATIONS = [
+    "::error file=gates/typo.yaml,line=7,col=5,title=proton-sync%3A invalid manifest::templates[0].revision: "
+    "unknown key 'revision'; did you mean 'rev'? allowed: name, type, version, sha, rev, match, repository, region, "
+    "account",
+    "::error file=gates/typo.yaml,line=8,col=21,title=proton-sync%3A invalid manifest::templates[1].type: "
+    "'NETWORK' is not allowed; allowed: ENVIRONMENT, SERVICE",
+]
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_manifest_problems_are_annotated_at_their_line_and_column_and_summarised(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: bool
+) -> None:
+    summary = github_env(monkeypatch, pytester)
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "typo.yaml").write_text(TYPO_MANIFEST)
+    result = pytester.runpytest("--proton-manifest", "gates/typo.yaml", *(["-n", "2"] if xdist else []))
+    # pytest says 2 for a collection error; pytest-xdist's controller says 1 (its own choice, not the plugin's)
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if xdist else pytest.ExitCode.INTERRUPTED)
+    assert [line for line in result.outlines if line.startswith("::")] == TYPO_ANNOTATIONS
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n### proton-sync: invalid manifest\n\n2 problems in 1 manifest; nothing "
+                           "was asked of AWS.\n")
+    assert "| gates/typo\\.yaml\\:7\\:5 | templates\\[0\\]\\.revision | unknown key 'revision'; did you mean 'rev'?" \
+        in text
+    assert "nothing checked" not in text
+
+
+def test_validate_and_check_annotate_manifest_problems(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_proton_sync import cli
+
+    summary = github_env(monkeypatch, pytester)
+    monkeypatch.chdir(pytester.path)
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "typo.yaml").write_text(TYPO_MANIFEST)
+    for command in ("validate", "check"):
+        assert cli.main([command, "gates/typo.yaml"]) == cli.EXIT_INVALID
+        out, err = capsys.readouterr()
+        assert out.splitlines() == TYPO_ANNOTATIONS, command
+        assert "gates/typo.yaml:7:5: templates[0].revision: unknown key" in err
+    assert summary.read_text().count("### proton-sync: invalid manifest") == 2
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    assert cli.main(["validate", "gates/typo.yaml"]) == cli.EXIT_INVALID
+    assert "::" not in capsys.readouterr().out

@@ -23,9 +23,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .messages import plural
 
 if TYPE_CHECKING:
-    from .manifest import Manifest
+    from .manifest import Manifest, Problem
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -150,42 +151,62 @@ def _validate(arguments: argparse.Namespace) -> int:
         print(f"pytest-proton-sync validate: cannot load the manifest reader: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    from .manifest import load_manifests
+    from .manifest import Problem, load_manifests
     from .manifest_paths import path_problem
 
     paths: Sequence[str] = arguments.manifests
-    all_valid = True
+    problems: list[Problem] = []
     valid: dict[str, Manifest] = {}
     for path in paths:
         # A directory, a FIFO or /dev/zero: said before anything opens it (a FIFO would block, /dev/zero not end).
         unusable = path_problem(Path(path), path)
         if unusable is not None:
-            all_valid = False
-            print(unusable, file=sys.stderr)
+            problems.append(_whole_file(path, unusable))
             continue
         try:
             valid[path] = load_manifest(path)
         except ManifestError as error:
-            all_valid = False
-            for problem in error.problems:
-                print(problem, file=sys.stderr)
-            if not error.problems:  # never leave a failure without a line saying why
-                print(f"{path}: {error}", file=sys.stderr)
+            # never leave a failure without a line saying why
+            problems += error.problems or (Problem(path, None, None, "", str(error)),)
         except OSError as error:
-            all_valid = False
-            print(f"{path}: cannot read the manifest: {error.strerror or error}", file=sys.stderr)
+            problems.append(Problem(path, None, None, "", f"cannot read the manifest: {error.strerror or error}"))
     # Then as one set, as a pytest run reads them: a target declared in two files is a problem of the second.
     try:
         load_manifests(list(valid))
     except ManifestError as error:
-        all_valid = False
+        problems += error.problems
         for problem in error.problems:
-            print(problem, file=sys.stderr)
             valid.pop(problem.file, None)
+    _tell_problems(problems)
     for path, manifest in valid.items():
-        count = len(manifest.targets)
-        print(f"OK {path}: {count} target{'' if count == 1 else 's'}")
-    return EXIT_OK if all_valid else EXIT_INVALID
+        print(f"OK {path}: {plural(len(manifest.targets), 'target')}")
+    return EXIT_INVALID if problems else EXIT_OK
+
+
+def _whole_file(path: str, text: str) -> Problem:
+    """A problem of a whole file, from a message that may already start with the path."""
+    from .manifest import Problem
+
+    message = text[len(path) + 2:] if text.startswith(f"{path}: ") else text
+    return Problem(path, None, None, "", message)
+
+
+def _tell_problems(problems: Sequence[Problem]) -> None:
+    """Each problem on stderr; under GitHub Actions also an ``::error file=,line=,col=`` annotation each (on
+    stdout, where the runner reads workflow commands) and a table in the job summary."""
+    import os
+
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems or os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    from . import github
+
+    for line in github.manifest_annotation_lines(problems, os.environ.get("GITHUB_WORKSPACE")):
+        print(line, flush=True)
+    failure = github.append_to_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), github.manifest_summary(problems))
+    if failure:
+        print(f"warning: {failure}", file=sys.stderr)
 
 
 def _check(arguments: argparse.Namespace) -> int:
@@ -196,16 +217,15 @@ def _check(arguments: argparse.Namespace) -> int:
     from .bundles import compare_manifest_with_checkout, discover_bundles
     from .expectations import Repository
     from .gitrepo import GitError
-    from .manifest import Manifest, ManifestError, load_manifests
+    from .manifest import Manifest, ManifestError, Problem, load_manifests
 
     try:
         manifests = load_manifests(arguments.manifests)
     except ManifestError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
+        _tell_problems(error.problems)
         return EXIT_INVALID
     repository = Repository(arguments.git_dir)
-    lines: list[str] = []
+    lines: list[Problem] = []
     try:
         for manifest in manifests:
             try:
@@ -215,10 +235,11 @@ def _check(arguments: argparse.Namespace) -> int:
                 # The checkout's own wording names the plugin's --proton-git-dir; this command's option is --git-dir.
                 fix = ("run it in the repository's checkout, or give --git-dir PATH"
                        if "not inside a git repository" in error.problem else error.fix)
-                lines.append(f"{manifest.path}: {error.problem}\nfix: {fix}")
+                lines.append(Problem(str(manifest.path), None, None, "", f"{error.problem}\nfix: {fix}"))
                 continue
             if rev_sha is None:
-                lines.append(f"{manifest.path}: --rev {arguments.rev} does not name a commit in {checkout.root}")
+                lines.append(Problem(str(manifest.path), None, None, "",
+                                     f"--rev {arguments.rev} does not name a commit in {checkout.root}"))
                 continue
             # Every entry as if it said `rev: <--rev>`: its bundle must exist at that revision.
             at_rev = Manifest(manifest.path, tuple(
@@ -227,7 +248,7 @@ def _check(arguments: argparse.Namespace) -> int:
             try:
                 repository.resolve(at_rev, str(manifest.path))
             except ManifestError as error:
-                lines += [str(problem) for problem in error.problems]
+                lines += error.problems
             # The bundles are compared even when an entry has none: a bundle with no entry is a problem too.
             templates = [t for t in manifest.targets if t.kind == "template" and t.expectation.bundle]
             for directory in sorted({t.expectation.repository.directory or "" for t in templates}):
@@ -239,15 +260,14 @@ def _check(arguments: argparse.Namespace) -> int:
                 try:
                     discovery = discover_bundles(checkout, rev_sha, directory)
                 except GitError as error:
-                    lines.append(f"{manifest.path}: {error.problem}")
+                    lines.append(Problem(str(manifest.path), None, None, "", error.problem))
                     continue
-                lines += [f"{manifest.path}: {line}" for line in compare_manifest_with_checkout(
-                    declared, discovery.bundles, report_missing=False)]
-                lines += [f"{manifest.path}: {line}" for line in discovery.problems]
+                found = [*compare_manifest_with_checkout(declared, discovery.bundles, report_missing=False),
+                         *discovery.problems]
+                lines += [Problem(str(manifest.path), None, None, "", line) for line in found]
     finally:
         repository.close()
-    for line in lines:
-        print(line, file=sys.stderr)
+    _tell_problems(lines)
     if lines:
         return EXIT_INVALID
     count = sum(len(manifest.targets) for manifest in manifests)

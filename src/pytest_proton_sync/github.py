@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from .messages import tally
+from .messages import plural, tally
 
 # GitHub shows at most 10 error annotations per step (and 50 per job); more are dropped without a word.
 MAX_ANNOTATIONS = 10
@@ -58,6 +59,73 @@ class Problem:
     manifest_path: str  # absolute
     line: int  # 1-based; 0 when unknown
     text: str  # the failure or error text
+
+
+class Located(Protocol):
+    """A manifest problem as the manifest reader gives it (``manifest.Problem``): where, which field, what."""
+
+    @property
+    def file(self) -> str: ...
+    @property
+    def line(self) -> int | None: ...
+    @property
+    def column(self) -> int | None: ...
+    @property
+    def field(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+def manifest_annotation(problem: Located, workspace: str | None) -> str:
+    """``::error file=…,line=…,col=…`` for one manifest problem: GitHub shows it on that line of the diff."""
+    properties = [f"file={escape_property(workspace_relative(os.path.abspath(problem.file), workspace))}"]
+    if problem.line:
+        properties.append(f"line={problem.line}")
+        if problem.column:
+            properties.append(f"col={problem.column}")
+    properties.append(f"title={escape_property('proton-sync: invalid manifest')}")
+    message = f"{problem.field}: {problem.message}" if problem.field else problem.message
+    return f"::error {','.join(properties)}::{escape_data(message)}"
+
+
+def manifest_annotation_lines(problems: Sequence[Located], workspace: str | None,
+                              limit: int = MAX_ANNOTATIONS) -> list[str]:
+    lines = [manifest_annotation(problem, workspace) for problem in problems[:limit]]
+    more = len(problems) - limit
+    if more > 0:
+        message = (f"{plural(more, 'more manifest problem')} (GitHub shows {limit} error annotations per step): "
+                   "see the job summary or the log")
+        lines.append(f"::warning title={escape_property('proton-sync: more manifest problems')}::"
+                     f"{escape_data(message)}")
+    return lines
+
+
+def manifest_summary(problems: Sequence[Located], limit: int = MAX_SUMMARY_ROWS) -> str:
+    """The Markdown section listing manifest problems (nothing was asked of AWS)."""
+    files = len({problem.file for problem in problems})
+    lines = ["### proton-sync: invalid manifest", "",
+             f"{plural(len(problems), 'problem')} in {plural(files, 'manifest')}; nothing was asked of AWS.", "",
+             "| where | field | problem |", "| --- | --- | --- |"]
+    for problem in problems[:limit]:
+        where = problem.file + (f":{problem.line}" if problem.line else "") + (
+            f":{problem.column}" if problem.line and problem.column else "")
+        lines.append(f"| {markdown_text(where)} | {markdown_text(problem.field or '-')} | "
+                     f"{markdown_text(problem.message)} |")
+    if len(problems) > limit:
+        lines += ["", f"... and {len(problems) - limit} more: see the log."]
+    return "\n".join(lines) + "\n\n"
+
+
+def append_to_step_summary(path: str | None, text: str) -> str | None:
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY``; the problem as one line, else None."""
+    if not path:
+        return None
+    try:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(text)
+    except OSError as error:
+        return f"cannot append to GITHUB_STEP_SUMMARY {path}: {error.strerror or error}"
+    return None
 
 
 def workspace_relative(path: str, workspace: str | None) -> str:

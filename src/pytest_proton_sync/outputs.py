@@ -95,17 +95,16 @@ def errors_first(found: Sequence[github.Problem]) -> list[github.Problem]:
     return sorted(found, key=lambda problem: problem.outcome != "error")  # stable: manifest order within each
 
 
-def append_step_summary(path: str | None, results: Sequence[TargetResult]) -> str | None:
-    """Append the Markdown summary to ``$GITHUB_STEP_SUMMARY``; the problem as one line, else None."""
+def append_step_summary(path: str | None, results: Sequence[TargetResult],
+                        manifest_problems: Sequence[github.Located] = ()) -> str | None:
+    """Append the Markdown summary to ``$GITHUB_STEP_SUMMARY``: the manifest problems if any (nothing was asked),
+    then the targets (unless none was checked because of them). The problem as one line, else None."""
     if not path:
         return None
-    text = github.step_summary(counts(list(results)), errors_first(problems(results)), total=len(results))
-    try:
-        with open(path, "a", encoding="utf-8") as summary:
-            summary.write(text)
-    except OSError as error:
-        return f"cannot append to GITHUB_STEP_SUMMARY {path}: {error.strerror or error}"
-    return None
+    text = github.manifest_summary(manifest_problems) if manifest_problems else ""
+    if results or not manifest_problems:
+        text += github.step_summary(counts(list(results)), errors_first(problems(results)), total=len(results))
+    return github.append_to_step_summary(path, text)
 
 
 def other_annotator_active(config: Any) -> bool:

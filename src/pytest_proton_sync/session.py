@@ -65,6 +65,9 @@ class ProtonSyncSession:
         self._unredact: Any = None
         self._repository: Repository | None = None
         self._manifests: dict[Path, Manifest | ManifestError] | None = None
+        # Each manifest's problems as its collection found them (resolved path -> problems; () when valid).
+        self._manifest_problems: dict[Path, tuple[Problem, ...]] = {}
+        self._collection_failed = False
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -178,6 +181,36 @@ class ProtonSyncSession:
             except ManifestError:
                 return None
         return targets
+
+    def record_manifest_problems(self, path: Path, problems: Sequence[Problem]) -> None:
+        """What collecting ``path`` found wrong (``()``: nothing), for the GitHub annotations and summary."""
+        self._manifest_problems[_resolved(path)] = tuple(problems)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:  # here or, under xdist, a worker's collection handed to the controller
+            self._collection_failed = True
+
+    def manifest_problems(self) -> list[Problem]:
+        """Every manifest problem of the run, in manifest order. A manifest this process did not collect (the
+        xdist controller's: workers collect) is read here, and only when some collection failed."""
+        from .manifest import ManifestError
+
+        problems: list[Problem] = []
+        for path in self.manifests:
+            resolved = _resolved(self.config.invocation_params.dir / path)
+            found = self._manifest_problems.get(resolved)
+            if found is None and self._collection_failed:
+                found = ()
+                try:
+                    manifest = self.manifest(self.config.invocation_params.dir / path)
+                    if any(target.expectation.needs_checkout for target in manifest.targets):
+                        from .manifest_paths import shown_path
+
+                        self.repository.resolve(manifest, str(shown_path(resolved, self.config.invocation_params.dir)))
+                except ManifestError as error:
+                    found = error.problems
+            problems += found or ()
+        return problems
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
@@ -392,7 +425,8 @@ class ProtonSyncSession:
                 if session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            problem = outputs.append_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), results)
+            problem = outputs.append_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), results,
+                                                  self.manifest_problems())
             if problem:
                 _warn(self.config, problem)
 
@@ -427,8 +461,13 @@ class ProtonSyncSession:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             # Workflow commands on stdout, one per line. Beside pytest-github-actions-annotate-failures, which
             # annotates failures (not setup errors) itself, only errors are annotated here: never twice.
+            from .github import manifest_annotation_lines
+
+            workspace = os.environ.get("GITHUB_WORKSPACE")
+            for line in manifest_annotation_lines(self.manifest_problems(), workspace):
+                terminalreporter.write_line(line)
             other = outputs.other_annotator_active(config)
-            for line in outputs.github_annotations(results, os.environ.get("GITHUB_WORKSPACE"), errors_only=other):
+            for line in outputs.github_annotations(results, workspace, errors_only=other):
                 terminalreporter.write_line(line)
 
 
