@@ -185,15 +185,54 @@ def test_github_annotations_for_failures_and_errors_escaped_and_capped(
 
     text = summary.read_text()
     assert text.startswith(
-        "# earlier step\n### proton-sync: did not pass\n\n15 targets: 1 error, 13 failed, 1 passed\n")
-    rows = text.split("| --- | --- | --- | --- |\n", 1)[1].splitlines()
-    assert rows[0].startswith(f"| ENVIRONMENT/denied\\@1 | error | ci/proton-sync\\.yaml\\:{line_of['denied']} | "
+        "# earlier step\n### proton-sync: did not pass\n\n**15 targets: 1 error, 13 failed, 1 passed**\n")
+    rows = text.split("| --- | --- | --- | --- | --- | --- |\n", 1)[1].splitlines()
+    assert rows[0].startswith(f"| ENVIRONMENT/denied\\@1 | error | AccessDeniedException | fix the setup \\(see the "
+                              f"error\\), then re-run | ci/proton-sync\\.yaml\\:{line_of['denied']} | "
                               "AccessDeniedException\\: ")
-    assert rows[1] == (f"| ENVIRONMENT/evil\\@1 | failed | ci/proton-sync\\.yaml\\:{line_of['evil']} | "
+    assert rows[1] == (f"| ENVIRONMENT/evil\\@1 | failed | FAILED | fix and push | "
+                       f"ci/proton-sync\\.yaml\\:{line_of['evil']} | "
                        "sha 1b2c3d4e5f60 is not the expected 3f2a9c1d8e7b |")
-    assert len([row for row in rows if row.startswith("| ")]) == 14
+    assert len([row for row in rows if " | failed | " in row or " | error | " in row]) == 14
+    # The passed target is folded away.
+    assert "<details>\n<summary>1 passed</summary>\n\n| target | outcome | latest sync | manifest |" in text
     evil_row = next(line for line in text.splitlines() if "evil" in line)
     assert "\n" not in evil_row and "::add-mask" not in evil_row
+
+
+def test_step_summary_says_wait_or_fix_and_links_the_manifest_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drifted example: IN_PROGRESS reads 'wait', FAILED 'fix and push', a sync from another repository 'fix the
+    manifest ...'; each manifest cell links to the line at the commit under test."""
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent
+    shutil.copytree(root / "examples", pytester.path / "examples")
+    summary = github_env(monkeypatch, pytester)
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/platform-templates")
+    monkeypatch.setenv("GITHUB_SHA", SHA_A)
+    result = pytester.runpytest("--proton-manifest", "examples/proton-sync.yaml",
+                                "--proton-fake", "examples/fake-account-drifted.yaml")
+    result.assert_outcomes(passed=1, failed=4)
+    text = summary.read_text()
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    assert rows["ENVIRONMENT/eks-env\\@2"][2:4] == ["IN\\_PROGRESS", "wait \\(--proton-wait\\)"]
+    assert rows["SERVICE/web-svc\\@1"][2:4] == ["FAILED", "fix and push"]
+    assert rows["SERVICE/batch-svc\\@1"][2:4] == ["SUCCEEDED", "fix the manifest or the sync configuration"]
+    line = 1 + next(i for i, text in enumerate((root / "examples" / "proton-sync.yaml").read_text().splitlines())
+                    if "name: eks-env" in text)
+    assert rows["ENVIRONMENT/eks-env\\@2"][4] == (
+        f"[examples/proton-sync\\.yaml\\:{line}](https://github.example.com/acme/platform-templates/blob/{SHA_A}/"
+        f"examples/proton-sync.yaml#L{line})")
+    assert "<summary>1 passed</summary>" in text
+    # Without the runner's variables, no link.
+    monkeypatch.delenv("GITHUB_SHA")
+    summary.write_text("")
+    pytester.runpytest("--proton-manifest", "examples/proton-sync.yaml",
+                       "--proton-fake", "examples/fake-account-drifted.yaml")
+    assert "](" not in summary.read_text()
 
 
 def test_github_beside_annotate_failures_each_target_is_annotated_once(
@@ -453,3 +492,24 @@ def test_validate_and_check_annotate_manifest_problems(
     monkeypatch.delenv("GITHUB_ACTIONS")
     assert cli.main(["validate", "gates/typo.yaml"]) == cli.EXIT_INVALID
     assert "::" not in capsys.readouterr().out
+
+
+def test_a_blocked_stack_reads_resolve_the_blocker(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples", pytester.path / "examples")
+    summary = github_env(monkeypatch, pytester)
+    pytester.runpytest("--proton-manifest", "examples/stacks.yaml", "--proton-fake", "examples/fake-stacks.yaml")
+    row = next(line for line in summary.read_text().splitlines() if line.startswith("| STACK/app-db "))
+    assert row.split(" | ")[2:4] == ["blocked", "resolve the blocker"]
+
+
+def test_source_links_only_from_what_the_runner_says() -> None:
+    environ = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/infra", "GITHUB_SHA": "abc"}
+    assert github.source_link("/w/gates/m.yaml", 7, "/w", environ) == \
+        "https://github.com/acme/infra/blob/abc/gates/m.yaml#L7"
+    assert github.source_link("/elsewhere/m.yaml", 7, "/w", environ) is None  # outside the workspace
+    assert github.source_link("/w/m.yaml", 7, None, environ) is None
+    assert github.source_link("/w/m.yaml", 7, "/w", {**environ, "GITHUB_SERVER_URL": "javascript:x"}) is None
+    assert github.source_link("/w/m.yaml", 7, "/w", {**environ, "GITHUB_REPOSITORY": "a/b) [x](y"}) is None
+    assert github.source_link("/w/a b.yaml", 0, "/w", environ) == "https://github.com/acme/infra/blob/abc/a%20b.yaml"

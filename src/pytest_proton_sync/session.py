@@ -426,7 +426,7 @@ class ProtonSyncSession:
                     session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if os.environ.get("GITHUB_ACTIONS") == "true":
             problem = outputs.append_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), results,
-                                                  self.manifest_problems())
+                                                  self.manifest_problems(), os.environ.get("GITHUB_WORKSPACE"))
             if problem:
                 _warn(self.config, problem)
 
