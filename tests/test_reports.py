@@ -513,3 +513,48 @@ def test_source_links_only_from_what_the_runner_says() -> None:
     assert github.source_link("/w/m.yaml", 7, "/w", {**environ, "GITHUB_SERVER_URL": "javascript:x"}) is None
     assert github.source_link("/w/m.yaml", 7, "/w", {**environ, "GITHUB_REPOSITORY": "a/b) [x](y"}) is None
     assert github.source_link("/w/a b.yaml", 0, "/w", environ) == "https://github.com/acme/infra/blob/abc/a%20b.yaml"
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_junit_message_is_the_first_reason_and_the_next_step(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: bool
+) -> None:
+    """What Jenkins shows as "Error Message" (the message attribute) says what is wrong and what to do; the
+    element text keeps the whole report. Under xdist too, where the JUnit XML is written by the controller."""
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples", pytester.path / "examples")
+    pytester.runpytest("--proton-manifest", "examples/proton-sync.yaml", "--proton-fake",
+                       "examples/fake-account-drifted.yaml", "--junitxml=out.xml", *(["-n", "2"] if xdist else []))
+    cases = {case.get("name"): case for case in ET.parse(pytester.path / "out.xml").getroot().iter("testcase")}
+    failure = cases["ENVIRONMENT/eks-env@2"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == (
+        "ENVIRONMENT/eks-env@2 is not synced from the expected commit\n"
+        "sha 1b2c3d4e5f60 is not the expected 3f2a9c1\n"
+        "next: The expected commit is syncing now: re-run later, or wait for it with --proton-wait SECONDS.")
+    assert failure.text is not None and failure.text.startswith("ENVIRONMENT/eks-env@2 is not synced")
+    assert "  latest attempt:  IN_PROGRESS on sha 3f2a9c1d8e7b" in failure.text
+    worker = cases["SERVICE/worker-svc@3"].find("failure")
+    assert worker is not None and worker.get("message", "").splitlines() == [
+        "SERVICE/worker-svc@3 has never synced successfully",  # not said twice
+        "next: The sync of the expected commit FAILED (events above): fix the template and push a new commit, then "
+        "update the expected sha."]
+
+
+def test_junit_error_message_names_the_error_and_its_fix(pytester: pytest.Pytester,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import xml.etree.ElementTree as ET
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    manifest = write_manifest(pytester.path, template("vpc-env", SHA_A))
+    pytester.runpytest("--proton-manifest", str(manifest), "--proton-region", "us-east-1", "--junitxml=out.xml")
+    error = ET.parse(pytester.path / "out.xml").getroot().find(".//error")
+    assert error is not None
+    assert error.get("message") == (
+        'failed on setup with "ENVIRONMENT/vpc-env@1 could not be checked: NoCredentials\n'
+        "no AWS credentials found\n"
+        "next: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), run in a role, or try the bundled "
+        'fake with --proton-fake STATE."')

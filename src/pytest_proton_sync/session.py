@@ -385,6 +385,12 @@ class ProtonSyncSession:
         writer = self.junit_writer()
         if writer is not None:
             junit.set_classname(writer, report, junit.classname(facts))
+            if report.failed and isinstance(report.longrepr, str):
+                # JUnit's message attribute: the first reason and the next step, not the first lines of the text
+                # (which stop before the mismatch); the element text keeps the whole report.
+                # pytest types longrepr with its own (non-public) TerminalRepr; this one is read the same way.
+                report.longrepr = junit.ShortMessage(  # type: ignore[assignment]
+                    report.longrepr, junit.short_message(facts, report.longrepr))
 
     def junit_writer(self) -> Any:
         if not self._junit_writer_looked_up:  # pytest's is registered in pytest_configure, maybe after this session
