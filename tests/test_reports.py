@@ -392,6 +392,7 @@ def test_xdist_and_randomly_summary_in_manifest_order(pytester: pytest.Pytester,
     suite = next(iter(JUnitXml.fromfile(str(pytester.path / "out.xml"))))
     assert {case.classname for case in suite} == {"proton_sync.proton-sync.ENVIRONMENT"}
     assert {p.name: p.value for p in suite.properties()}["proton.sync_status_calls"] == "12"
+    assert [case.name for case in suite] == MANIFEST_ORDER  # JUnit too, though reports arrived in any order
 
 
 # -- the pure parts ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ among the registered plugins rather than through a ``_pytest`` import.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -64,9 +64,12 @@ def junit_writer(config: pytest.Config) -> Any | None:
     return None
 
 
-def set_classname(writer: Any, report: pytest.TestReport, name: str) -> None:
-    """Before pytest's writer sees ``report``: the testcase's classname (kept by every family)."""
-    writer.node_reporter(report).add_attribute("classname", name)
+def set_classname(writer: Any, report: pytest.TestReport, name: str) -> Any:
+    """Before pytest's writer sees ``report``: the testcase's classname (kept by every family). Returns the
+    writer's testcase object (for :func:`order_testcases`)."""
+    testcase = writer.node_reporter(report)
+    testcase.add_attribute("classname", name)
+    return testcase
 
 
 # Characters of the message's reason and next step: what Jenkins' "Error Message" column and junit2html's summary
@@ -128,6 +131,22 @@ class _Crash:
         self.message = message
         self.path = ""
         self.lineno = 0
+
+
+def order_testcases(writer: Any, nodeids: Sequence[str], nodeid_of: Mapping[int, str]) -> None:
+    """Put the targets' testcases in manifest order (``nodeids``), as every other output lists them: under
+    pytest-xdist the writer keeps them in the order reports arrived. Other tests keep their places; the targets
+    fill the places targets held. ``nodeid_of`` maps ``id()`` of each testcase object :func:`set_classname`
+    returned to its node id (the writer empties finished testcases). The writer's list of testcases
+    (``node_reporters_ordered``) is what it writes from; if a pytest ever lacks it, the order is left as it is."""
+    testcases = getattr(writer, "node_reporters_ordered", None)
+    if not isinstance(testcases, list):
+        return
+    rank = {nodeid: index for index, nodeid in enumerate(nodeids)}
+    places = [index for index, testcase in enumerate(testcases) if nodeid_of.get(id(testcase)) in rank]
+    ours = sorted((testcases[index] for index in places), key=lambda testcase: rank[nodeid_of[id(testcase)]])
+    for index, testcase in zip(places, ours, strict=True):
+        testcases[index] = testcase
 
 
 def add_suite_properties(writer: Any, properties: Mapping[str, str]) -> None:

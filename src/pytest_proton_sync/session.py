@@ -68,6 +68,7 @@ class ProtonSyncSession:
         # Each manifest's problems as its collection found them (resolved path -> problems; () when valid).
         self._manifest_problems: dict[Path, tuple[Problem, ...]] = {}
         self._collection_failed = False
+        self._testcases: dict[int, str] = {}  # id() of the JUnit writer's testcase objects -> node id
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -384,7 +385,8 @@ class ProtonSyncSession:
         self.results.record(report.nodeid, report.when, report.outcome, facts, text, report.duration)
         writer = self.junit_writer()
         if writer is not None:
-            junit.set_classname(writer, report, junit.classname(facts))
+            testcase = junit.set_classname(writer, report, junit.classname(facts))
+            self._testcases[id(testcase)] = report.nodeid  # the writer empties it once written; kept alive by it
             if report.failed and isinstance(report.longrepr, str):
                 # JUnit's message attribute: the first reason and the next step, not the first lines of the text
                 # (which stop before the mismatch); the element text keeps the whole report.
@@ -422,6 +424,7 @@ class ProtonSyncSession:
         writer = self.junit_writer()
         if writer is not None:
             junit.add_suite_properties(writer, outputs.suite_properties(self.manifests, results, self.api_calls()))
+            junit.order_testcases(writer, [result.nodeid for result in results], self._testcases)
         if self.report_path is not None:
             problem = outputs.write_json_report(
                 self.report_path, started_at=self._started, manifests=self.manifests, api_calls=self.api_calls(),
