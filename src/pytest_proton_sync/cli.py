@@ -26,7 +26,8 @@ from . import __version__
 from .messages import plural
 
 if TYPE_CHECKING:
-    from .manifest import Manifest, Problem
+    from .github import Located
+    from .manifest import Manifest
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -155,7 +156,7 @@ def _validate(arguments: argparse.Namespace) -> int:
     from .manifest_paths import path_problem
 
     paths: Sequence[str] = arguments.manifests
-    problems: list[Problem] = []
+    problems: list[Located] = []
     valid: dict[str, Manifest] = {}
     for path in paths:
         # A directory, a FIFO or /dev/zero: said before anything opens it (a FIFO would block, /dev/zero not end).
@@ -183,15 +184,21 @@ def _validate(arguments: argparse.Namespace) -> int:
     return EXIT_INVALID if problems else EXIT_OK
 
 
-def _whole_file(path: str, text: str) -> Problem:
-    """A problem of a whole file, from a message that may already start with the path."""
-    from .manifest import Problem
+class _WholeFileProblem:
+    """A problem of a whole file (a directory, a FIFO) whose message names the file itself: shown as it is."""
 
-    message = text[len(path) + 2:] if text.startswith(f"{path}: ") else text
-    return Problem(path, None, None, "", message)
+    def __init__(self, path: str, text: str) -> None:
+        self.file, self.line, self.column, self.field, self.message = path, None, None, "", text
+
+    def __str__(self) -> str:
+        return self.message
 
 
-def _tell_problems(problems: Sequence[Problem]) -> None:
+def _whole_file(path: str, text: str) -> Located:
+    return _WholeFileProblem(path, text)
+
+
+def _tell_problems(problems: Sequence[Located]) -> None:
     """Each problem on stderr; under GitHub Actions also an ``::error file=,line=,col=`` annotation each (on
     stdout, where the runner reads workflow commands) and a table in the job summary."""
     import os
