@@ -154,11 +154,15 @@ def test_init_writes_a_starter_manifest(
     git(path, "remote", "add", "origin", "git@github.com:acme/platform-templates.git")
     assert _init(path, monkeypatch) == cli.EXIT_OK
     out, err = capsys.readouterr()
-    assert out == f"wrote proton-sync.yaml: 3 templates from templates/ at {shas['two'][:12]}\n"
+    assert out == (f"wrote proton-sync.yaml: 3 templates from templates/ at {shas['two'][:12]}\n"
+                   "proton-sync.yaml names no region: set `region:` in its defaults (or AWS_REGION) before the "
+                   "first run\n")
     assert "warning: templates/odd/v1/schema/schema.yaml: has neither" in err
     text = (path / "proton-sync.yaml").read_text()
     assert text.startswith("# pytest-proton-sync manifest")
     assert f"at commit {shas['two']}" in text
+    assert "match: content" not in text  # the default for rev: entries; saying so only confuses
+    assert "defaults:\n  # region: us-east-1   # set the AWS region of the syncs here" in text
     assert "#   templates/both/v1/schema/schema.yaml: has both" in text  # problems listed, not entries
     assert yaml.safe_load(text) == {
         "version": 1,
@@ -248,3 +252,70 @@ def test_starter_manifest_at_the_root_has_no_directory() -> None:
     data = yaml.safe_load(starter_manifest(discovery, "acme/t"))
     assert data["defaults"] == {"repository": {"name": "acme/t"}, "rev": "HEAD"}
     assert data["templates"] == [{"name": "top", "type": "ENVIRONMENT", "version": "1"}]
+
+
+def test_init_writes_the_region_from_the_option_or_the_environment(
+    templates_repo: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = templates_repo
+    assert _init(path, monkeypatch, "--repository", "acme/t", "--region", "eu-west-1") == cli.EXIT_OK
+    assert yaml.safe_load((path / "proton-sync.yaml").read_text())["defaults"]["region"] == "eu-west-1"
+    assert "names no region" not in capsys.readouterr().out
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    assert _init(path, monkeypatch, "--repository", "acme/t", "--force") == cli.EXIT_OK
+    assert yaml.safe_load((path / "proton-sync.yaml").read_text())["defaults"]["region"] == "ap-south-1"
+    monkeypatch.setenv("AWS_REGION", "us-west-2")  # boto3's order: AWS_REGION first
+    assert _init(path, monkeypatch, "--repository", "acme/t", "--force") == cli.EXIT_OK
+    assert yaml.safe_load((path / "proton-sync.yaml").read_text())["defaults"]["region"] == "us-west-2"
+    assert _init(path, monkeypatch, "--repository", "acme/t", "--force", "--region", "Mars") == cli.EXIT_USAGE
+    assert "--region 'Mars' is not an AWS region\nfix: use an AWS region name such as us-east-1" in \
+        capsys.readouterr().err
+
+
+def test_init_adds_the_stacks_of_the_checkout_and_check_agrees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deployment files (YAML with template-file-path) become stack entries; the result loads, and `check`
+    finds the manifest and the checkout in agreement, templates and stacks alike."""
+    from pytest_proton_sync.manifest import load_manifest
+
+    path = tmp_path / "repo"
+    History().commit("one", {
+        **environment_bundle("vpc"),
+        "deploy/network.yaml": "template-file-path: cfn/network.yaml\nparameters: {Cidr: 10.0.0.0/16}\n",
+        "deploy/app-db.yml": "template-file-path: cfn/db.yaml\n",
+        "deploy/not_a_stack.yaml": "template-file-path: cfn/x.yaml\n",
+        "deploy/values.yaml": "replicas: 3\n",
+        "cfn/network.yaml": "Resources: {}\n",
+        "cfn/db.yaml": "Resources: {}\n",
+        "cfn/x.yaml": "Resources: {}\n",
+        ".github/deploy.yaml": "template-file-path: ignored.yaml\n",
+    }).build(path)
+    assert _init(path, monkeypatch, "--repository", "acme/infra", "--region", "us-east-1") == cli.EXIT_OK
+    out, err = capsys.readouterr()
+    assert "1 template from templates/ and 2 stacks at" in out
+    assert "warning: deploy/not_a_stack.yaml: a deployment file, but 'not_a_stack' is not a stack name" in err
+    text = (path / "proton-sync.yaml").read_text()
+    data = yaml.safe_load(text)
+    assert data["stacks"] == [{"name": "app-db", "config_file": "deploy/app-db.yml"},
+                              {"name": "network", "config_file": "deploy/network.yaml"}]
+    # The templates' directory is theirs: the stacks do not inherit it.
+    assert "directory" not in data["defaults"]["repository"]
+    assert data["templates"] == [{"name": "vpc", "type": "ENVIRONMENT", "version": "1",
+                                  "repository": {"directory": "templates"}}]
+    loaded = load_manifest(str(path / "proton-sync.yaml"))
+    assert {target.id: target.expectation.repository.directory for target in loaded.targets} == {
+        "ENVIRONMENT/vpc@1": "templates", "STACK/app-db": None, "STACK/network": None}
+    assert cli.main(["check", str(path / "proton-sync.yaml")]) == cli.EXIT_OK
+    assert "OK: 3 entries match the checkout at HEAD" in capsys.readouterr().out
+
+
+def test_init_with_stacks_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "repo"
+    History().commit("one", {"network.yaml": "template-file-path: network-template.yaml\n",
+                             "network-template.yaml": "Resources: {}\n"}).build(path)
+    assert _init(path, monkeypatch, "--repository", "acme/infra") == cli.EXIT_OK
+    data = yaml.safe_load((path / "proton-sync.yaml").read_text())
+    assert "templates" not in data and data["stacks"] == [{"name": "network", "config_file": "network.yaml"}]
+    assert "1 stack at" in capsys.readouterr().out

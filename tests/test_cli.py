@@ -20,6 +20,7 @@ from botocore.config import Config
 
 import pytest_proton_sync
 from pytest_proton_sync import cli
+from pytest_proton_sync.manifest import Problem  # the real record, imported before a stub replaces the module
 
 pytestmark = pytest.mark.integration  # the command and the plugin in subprocesses
 
@@ -160,6 +161,7 @@ def stub_manifest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     module.load_manifest = load_manifest  # type: ignore[attr-defined]
     module.load_manifests = lambda paths: tuple(map(load_manifest, paths))  # type: ignore[attr-defined]
     module.ManifestError = StubManifestError  # type: ignore[attr-defined]
+    module.Problem = Problem  # type: ignore[attr-defined]  # the plain record the CLI builds for whole-file problems
     monkeypatch.setitem(sys.modules, "pytest_proton_sync.manifest", module)
     monkeypatch.setattr(pytest_proton_sync, "manifest", module, raising=False)
 

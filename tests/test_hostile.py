@@ -309,7 +309,7 @@ def test_a_signal_during_the_fetch_ends_the_run_promptly_with_summary_and_junit(
         outcome, text = cases[f"ENVIRONMENT/{name}@1"]
         assert outcome == "error"
         assert f"could not be checked: Cancelled\n  cancelled by {sig.name} before the API answered" in text
-    assert "7 targets: 6 error, 1 passed" in out, out
+    assert "7 targets: 6 errors, 1 passed" in out, out
     assert f"cancelled by {sig.name}" in out
     assert not group_alive(process.pid)  # no worker, no straggler
     assert not list(temp.glob("pytest-proton-sync-*"))  # xdist's hand-over directory is gone

@@ -610,3 +610,13 @@ def test_entries_without_account_have_no_account_settings() -> None:
                               "sha: 3f2a9c1, repository: acme/x}]\n", "m.yaml")
     assert manifest.accounts == {}
     assert manifest.targets[0].account_spec is None
+
+
+def test_did_you_mean_prefers_the_key_a_typo_starts_with() -> None:
+    from pytest_proton_sync.messages import closest
+
+    allowed = ["name", "type", "version", "sha", "rev", "match", "repository", "region", "account"]
+    assert closest("revision", allowed) == "rev"  # not 'region', which merely looks alike
+    assert closest("names", allowed) == "name"
+    assert closest("shaa", allowed) == "sha"
+    assert closest("regoin", allowed) == "region"

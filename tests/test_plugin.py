@@ -244,6 +244,25 @@ def test_missing_region_is_an_error_that_says_how_to_set_one(
     result = pytester.runpytest("--proton-manifest", str(manifest))
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*could not be checked: NoRegion*", "*fix: set AWS_REGION*"])
+    assert "no AWS credentials" not in result.stdout.str()  # this test's environment has credentials
+
+
+def test_missing_region_and_credentials_are_said_in_one_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No call is made without a region, so missing credentials would only show on the next run: both at once."""
+    for name in ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    manifest = write_manifest(pytester.path, template("vpc-env", SHA_A))
+    result = pytester.runpytest("--proton-manifest", str(manifest))
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*could not be checked: NoRegion*",
+        "*no AWS region, and no AWS credentials either",
+        "*fix: set AWS_REGION (or AWS_DEFAULT_REGION)*",
+        "*fix: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)*",
+    ])
 
 
 def test_proton_fake_works_without_any_aws_configuration(

@@ -185,15 +185,54 @@ def test_github_annotations_for_failures_and_errors_escaped_and_capped(
 
     text = summary.read_text()
     assert text.startswith(
-        "# earlier step\n### proton-sync: did not pass\n\n15 targets: 1 error, 13 failed, 1 passed\n")
-    rows = text.split("| --- | --- | --- | --- |\n", 1)[1].splitlines()
-    assert rows[0].startswith(f"| ENVIRONMENT/denied\\@1 | error | ci/proton-sync\\.yaml\\:{line_of['denied']} | "
+        "# earlier step\n### proton-sync: did not pass\n\n**15 targets: 1 error, 13 failed, 1 passed**\n")
+    rows = text.split("| --- | --- | --- | --- | --- | --- |\n", 1)[1].splitlines()
+    assert rows[0].startswith(f"| ENVIRONMENT/denied\\@1 | error | AccessDeniedException | fix the setup \\(see the "
+                              f"error\\), then re-run | ci/proton-sync\\.yaml\\:{line_of['denied']} | "
                               "AccessDeniedException\\: ")
-    assert rows[1] == (f"| ENVIRONMENT/evil\\@1 | failed | ci/proton-sync\\.yaml\\:{line_of['evil']} | "
+    assert rows[1] == (f"| ENVIRONMENT/evil\\@1 | failed | FAILED | fix and push | "
+                       f"ci/proton-sync\\.yaml\\:{line_of['evil']} | "
                        "sha 1b2c3d4e5f60 is not the expected 3f2a9c1d8e7b |")
-    assert len([row for row in rows if row.startswith("| ")]) == 14
+    assert len([row for row in rows if " | failed | " in row or " | error | " in row]) == 14
+    # The passed target is folded away.
+    assert "<details>\n<summary>1 passed</summary>\n\n| target | outcome | latest sync | manifest |" in text
     evil_row = next(line for line in text.splitlines() if "evil" in line)
     assert "\n" not in evil_row and "::add-mask" not in evil_row
+
+
+def test_step_summary_says_wait_or_fix_and_links_the_manifest_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drifted example: IN_PROGRESS reads 'wait', FAILED 'fix and push', a sync from another repository 'fix the
+    manifest ...'; each manifest cell links to the line at the commit under test."""
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent
+    shutil.copytree(root / "examples", pytester.path / "examples")
+    summary = github_env(monkeypatch, pytester)
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/platform-templates")
+    monkeypatch.setenv("GITHUB_SHA", SHA_A)
+    result = pytester.runpytest("--proton-manifest", "examples/proton-sync.yaml",
+                                "--proton-fake", "examples/fake-account-drifted.yaml")
+    result.assert_outcomes(passed=1, failed=4)
+    text = summary.read_text()
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    assert rows["ENVIRONMENT/eks-env\\@2"][2:4] == ["IN\\_PROGRESS", "wait \\(--proton-wait\\)"]
+    assert rows["SERVICE/web-svc\\@1"][2:4] == ["FAILED", "fix and push"]
+    assert rows["SERVICE/batch-svc\\@1"][2:4] == ["SUCCEEDED", "fix the manifest or the sync configuration"]
+    line = 1 + next(i for i, text in enumerate((root / "examples" / "proton-sync.yaml").read_text().splitlines())
+                    if "name: eks-env" in text)
+    assert rows["ENVIRONMENT/eks-env\\@2"][4] == (
+        f"[examples/proton-sync\\.yaml\\:{line}](https://github.example.com/acme/platform-templates/blob/{SHA_A}/"
+        f"examples/proton-sync.yaml#L{line})")
+    assert "<summary>1 passed</summary>" in text
+    # Without the runner's variables, no link.
+    monkeypatch.delenv("GITHUB_SHA")
+    summary.write_text("")
+    pytester.runpytest("--proton-manifest", "examples/proton-sync.yaml",
+                       "--proton-fake", "examples/fake-account-drifted.yaml")
+    assert "](" not in summary.read_text()
 
 
 def test_github_beside_annotate_failures_each_target_is_annotated_once(
@@ -306,7 +345,7 @@ def test_pytest_timeout_in_setup_is_counted_and_short(pytester: pytest.Pytester,
         "ENVIRONMENT/*@1 could not be checked: Timeout*>0.3s*",  # pytest-timeout 2.2 and 2.3+ word it apart
         "  no answer before pytest-timeout's limit (see --proton-read-timeout)",
     ])
-    result.stdout.fnmatch_lines(["3 targets: 3 error"])
+    result.stdout.fnmatch_lines(["3 targets: 3 errors"])
     output = "\n".join(result.outlines)
     assert "Stack of" not in output and "_multicall" not in output and "Traceback" not in output
     assert len(result.outlines) < 45, output
@@ -355,6 +394,7 @@ def test_xdist_and_randomly_summary_in_manifest_order(pytester: pytest.Pytester,
     suite = next(iter(JUnitXml.fromfile(str(pytester.path / "out.xml"))))
     assert {case.classname for case in suite} == {"proton_sync.proton-sync.ENVIRONMENT"}
     assert {p.name: p.value for p in suite.properties()}["proton.sync_status_calls"] == "12"
+    assert [case.name for case in suite] == MANIFEST_ORDER  # JUnit too, though reports arrived in any order
 
 
 # -- the pure parts ---------------------------------------------------------------------------------------------
@@ -388,3 +428,136 @@ def test_run_results_outcomes_reruns_and_manifest_order() -> None:
         ("X", "passed", 0, None),
     ]
     assert counts(ordered) == {"error": 3, "passed": 2}
+
+
+def test_counts_read_as_english() -> None:
+    from pytest_proton_sync.messages import plural, tally
+
+    assert plural(1, "sync-status call") == "1 sync-status call"
+    assert plural(3, "sync-status call") == "3 sync-status calls"
+    assert tally({"error": 2}) == "2 errors"
+    assert tally({"error": 1, "failed": 2, "passed": 1}) == "1 error, 2 failed, 1 passed"
+
+
+# -- manifest problems on GitHub ----------------------------------------------------------------------------------
+TYPO_MANIFEST = """version: 1
+defaults: {region: us-east-1, repository: acme/platform-templates}
+templates:
+  - name: vpc-env
+    type: ENVIRONMENT
+    version: 1
+    revision: HEAD
+  - {name: x, type: NETWORK, version: 1, sha: 3f2a9c1}
+"""
+TYPO_ANNOTATIONS = [
+    "::error file=gates/typo.yaml,line=7,col=5,title=proton-sync%3A invalid manifest::templates[0].revision: "
+    "unknown key 'revision'; did you mean 'rev'? allowed: name, type, version, sha, rev, match, repository, region, "
+    "account",
+    "::error file=gates/typo.yaml,line=8,col=21,title=proton-sync%3A invalid manifest::templates[1].type: "
+    "'NETWORK' is not allowed; allowed: ENVIRONMENT, SERVICE",
+]
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_manifest_problems_are_annotated_at_their_line_and_column_and_summarised(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: bool
+) -> None:
+    summary = github_env(monkeypatch, pytester)
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "typo.yaml").write_text(TYPO_MANIFEST)
+    result = pytester.runpytest("--proton-manifest", "gates/typo.yaml", *(["-n", "2"] if xdist else []))
+    # pytest says 2 for a collection error; pytest-xdist's controller says 1 (its own choice, not the plugin's)
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if xdist else pytest.ExitCode.INTERRUPTED)
+    assert [line for line in result.outlines if line.startswith("::")] == TYPO_ANNOTATIONS
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n### proton-sync: invalid manifest\n\n2 problems in 1 manifest; nothing "
+                           "was asked of AWS.\n")
+    assert "| gates/typo\\.yaml\\:7\\:5 | templates\\[0\\]\\.revision | unknown key 'revision'; did you mean 'rev'?" \
+        in text
+    assert "nothing checked" not in text
+
+
+def test_validate_and_check_annotate_manifest_problems(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_proton_sync import cli
+
+    summary = github_env(monkeypatch, pytester)
+    monkeypatch.chdir(pytester.path)
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "typo.yaml").write_text(TYPO_MANIFEST)
+    for command in ("validate", "check"):
+        assert cli.main([command, "gates/typo.yaml"]) == cli.EXIT_INVALID
+        out, err = capsys.readouterr()
+        assert out.splitlines() == TYPO_ANNOTATIONS, command
+        assert "gates/typo.yaml:7:5: templates[0].revision: unknown key" in err
+    assert summary.read_text().count("### proton-sync: invalid manifest") == 2
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    assert cli.main(["validate", "gates/typo.yaml"]) == cli.EXIT_INVALID
+    assert "::" not in capsys.readouterr().out
+
+
+def test_a_blocked_stack_reads_resolve_the_blocker(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples", pytester.path / "examples")
+    summary = github_env(monkeypatch, pytester)
+    pytester.runpytest("--proton-manifest", "examples/stacks.yaml", "--proton-fake", "examples/fake-stacks.yaml")
+    row = next(line for line in summary.read_text().splitlines() if line.startswith("| STACK/app-db "))
+    assert row.split(" | ")[2:4] == ["blocked", "resolve the blocker"]
+
+
+def test_source_links_only_from_what_the_runner_says() -> None:
+    environ = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/infra", "GITHUB_SHA": "abc"}
+    assert github.source_link("/w/gates/m.yaml", 7, "/w", environ) == \
+        "https://github.com/acme/infra/blob/abc/gates/m.yaml#L7"
+    assert github.source_link("/elsewhere/m.yaml", 7, "/w", environ) is None  # outside the workspace
+    assert github.source_link("/w/m.yaml", 7, None, environ) is None
+    assert github.source_link("/w/m.yaml", 7, "/w", {**environ, "GITHUB_SERVER_URL": "javascript:x"}) is None
+    assert github.source_link("/w/m.yaml", 7, "/w", {**environ, "GITHUB_REPOSITORY": "a/b) [x](y"}) is None
+    assert github.source_link("/w/a b.yaml", 0, "/w", environ) == "https://github.com/acme/infra/blob/abc/a%20b.yaml"
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_junit_message_is_the_first_reason_and_the_next_step(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: bool
+) -> None:
+    """What Jenkins shows as "Error Message" (the message attribute) says what is wrong and what to do; the
+    element text keeps the whole report. Under xdist too, where the JUnit XML is written by the controller."""
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples", pytester.path / "examples")
+    pytester.runpytest("--proton-manifest", "examples/proton-sync.yaml", "--proton-fake",
+                       "examples/fake-account-drifted.yaml", "--junitxml=out.xml", *(["-n", "2"] if xdist else []))
+    cases = {case.get("name"): case for case in ET.parse(pytester.path / "out.xml").getroot().iter("testcase")}
+    failure = cases["ENVIRONMENT/eks-env@2"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == (
+        "ENVIRONMENT/eks-env@2 is not synced from the expected commit\n"
+        "sha 1b2c3d4e5f60 is not the expected 3f2a9c1\n"
+        "next: The expected commit is syncing now: re-run later, or wait for it with --proton-wait SECONDS.")
+    assert failure.text is not None and failure.text.startswith("ENVIRONMENT/eks-env@2 is not synced")
+    assert "  latest attempt:  IN_PROGRESS on sha 3f2a9c1d8e7b" in failure.text
+    worker = cases["SERVICE/worker-svc@3"].find("failure")
+    assert worker is not None and worker.get("message", "").splitlines() == [
+        "SERVICE/worker-svc@3 has never synced successfully",  # not said twice
+        "next: The sync of the expected commit FAILED (events above): fix the template and push a new commit, then "
+        "update the expected sha."]
+
+
+def test_junit_error_message_names_the_error_and_its_fix(pytester: pytest.Pytester,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import xml.etree.ElementTree as ET
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    manifest = write_manifest(pytester.path, template("vpc-env", SHA_A))
+    pytester.runpytest("--proton-manifest", str(manifest), "--proton-region", "us-east-1", "--junitxml=out.xml")
+    error = ET.parse(pytester.path / "out.xml").getroot().find(".//error")
+    assert error is not None
+    assert error.get("message") == (
+        'failed on setup with "ENVIRONMENT/vpc-env@1 could not be checked: NoCredentials\n'
+        "no AWS credentials found\n"
+        "next: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), run in a role, or try the bundled "
+        'fake with --proton-fake STATE."')

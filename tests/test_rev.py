@@ -187,12 +187,33 @@ def test_check_command_compares_the_manifest_with_the_checkout_without_aws(
 
     wrong_type = manifest(path, env("vpc-env"), {"name": "eks-env", "type": "SERVICE", "version": 1})
     assert cli.main(["check", str(wrong_type)]) == 1
-    assert "SERVICE/eks-env@1: the manifest says SERVICE, but templates/eks-env/v1/schema/schema.yaml is a " \
+    assert "SERVICE/eks-env@1: the manifest says SERVICE, but templates/eks-env/v1/schema/schema.yaml is an " \
            "ENVIRONMENT schema" in capsys.readouterr().err
 
     missing_entry = manifest(path, env("vpc-env"))
     assert cli.main(["check", str(missing_entry)]) == 1
     assert "ENVIRONMENT/eks-env@1: a bundle at templates/eks-env/v1/, but no manifest entry" in capsys.readouterr().err
+
+    # Every problem at once: an entry with no bundle does not hide a bundle with no entry.
+    both = manifest(path, env("vpc-env"), env("web-env"))
+    assert cli.main(["check", str(both)]) == 1
+    problems = capsys.readouterr().err
+    assert "templates[1].rev: templates/web-env/v1/ does not exist at HEAD" in problems
+    assert "ENVIRONMENT/eks-env@1: a bundle at templates/eks-env/v1/, but no manifest entry" in problems
+    assert "in the manifest, but there is no bundle" not in problems  # said once, at the entry's line
+
+    # Outside a checkout, check names its own option.
+    outside = pytester.path / "outside"
+    outside.mkdir()
+    assert cli.main(["check", str(complete), "--git-dir", str(outside)]) == 1
+    problems = capsys.readouterr().err
+    assert "is not inside a git repository\nfix: run it in the repository's checkout, or give --git-dir PATH" \
+        in problems
+    assert "--proton-git-dir" not in problems
+
+    single = manifest(path, env("vpc-env"))
+    assert cli.main(["check", str(single), "--rev", "nope"]) == 1
+    assert "--rev nope does not name a commit" in capsys.readouterr().err
 
 
 def test_a_checkout_of_another_repository_is_said_once_as_a_warning(

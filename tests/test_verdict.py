@@ -260,3 +260,64 @@ def test_any_mutation_of_a_matching_answer_that_is_not_a_normalisation_never_pas
     mutated = original[:at] + insert + original[at + delete:]
     passed = judge(target(), synced(**{field: mutated})).passed  # type: ignore[arg-type]
     assert passed == _allowed_equal(field, original, mutated)
+
+
+# -- what a person reads next (issue: hints that mislead) ----------------------------------------------------------
+
+def content_target(directory: str = "templates", kind_fields: dict[str, str] | None = None) -> Target:
+    fields = kind_fields or {"name": "vpc-env", "type": "ENVIRONMENT", "version": "1"}
+    expectation = Expectation(SHA, RepositorySpec("acme/platform-templates", "GITHUB", "main", directory),
+                              rev="HEAD", match="content", bundle=("templates/vpc-env/v1/",))
+    return make_target(TEMPLATE, fields, expectation)
+
+
+def test_identical_files_synced_from_another_directory_get_the_directory_hint() -> None:
+    """rev: HEAD, a later commit with the same files synced, but from another directory: the sha is not the
+    problem (content matches), so the hint is about the directory, not 'Proton has not seen ...'."""
+    from pytest_proton_sync.model import ContentComparison
+
+    status = synced(OLD, directory="old-templates")
+    verdict = judge(content_target(), status, lambda target, sha: ContentComparison(sha, SHA, equal=True))
+    assert not verdict.passed
+    assert verdict.reasons == ("directory old-templates is not the expected templates",)
+    assert verdict.hints[0].startswith("The expected commit synced, but from another repository, branch or directory")
+
+
+def test_files_that_differ_follow_the_content_mismatch_not_the_last_one() -> None:
+    from pytest_proton_sync.model import ContentComparison
+
+    comparison = ContentComparison(OLD, SHA, equal=False, changes=(("modified", "templates/vpc-env/v1/x.yaml"),))
+    status = synced(OLD, directory="old-templates")
+    verdict = judge(content_target(), status, lambda target, sha: comparison)
+    text = describe_failure(Observation(content_target(), status), verdict).splitlines()
+    content = next(i for i, line in enumerate(text) if "differ from the expected" in line)
+    assert text[content + 1].strip().startswith("files that differ")
+    assert text[content + 2].strip() == "modified templates/vpc-env/v1/x.yaml"
+    assert text[content + 3].startswith("  mismatch: directory old-templates")
+
+
+def test_blocker_details_are_under_the_blocker() -> None:
+    from pytest_proton_sync.kinds import STACK
+    from pytest_proton_sync.model import SyncBlocker
+
+    stack = make_target(STACK, {"name": "app-db"}, Expectation(SHA, RepositorySpec("acme/infra")))
+    blocker = SyncBlocker("b-1", "AUTOMATED", "ACTIVE", "failed twice", WHEN,
+                          contexts=(("StackName", "app-db"), ("FailedCommit", SHA)))
+    status = SyncStatus(True, revision(SHA), attempt("SUCCEEDED", OLD), attempt("FAILED", SHA), (blocker,))
+    verdict = judge(stack, status)
+    lines = describe_failure(Observation(stack, status), verdict).splitlines()
+    blocked = next(i for i, line in enumerate(lines) if line.startswith("  blocked: "))
+    assert lines[blocked + 1:blocked + 3] == ["    StackName: app-db", f"    FailedCommit: {SHA}"]
+    assert lines[blocked + 3].startswith("  mismatch: sha ")
+    assert not lines[blocked + 4].startswith("    ")
+
+
+def test_the_unseen_commit_hint_says_each_thing_once() -> None:
+    from pytest_proton_sync.kinds import STACK
+
+    stack = make_target(STACK, {"name": "app-db"}, Expectation(SHA, RepositorySpec("acme/infra", branch="main")))
+    status = SyncStatus(True, revision(OLD), attempt("SUCCEEDED", OLD), attempt("SUCCEEDED", OLD))
+    (hint,) = judge(stack, status).hints
+    assert hint.count("deployment file") == 1, hint
+    assert hint.startswith("CloudFormation Git sync has not seen 3f2a9c1d8e7b: check that it is pushed to branch "
+                           "main of acme/infra and changes the stack's deployment file or the files it names")

@@ -11,7 +11,7 @@ it finds is what a sync of that commit would see. Imports neither pytest nor bot
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,7 +19,8 @@ import yaml
 
 from .gitrepo import Checkout, GitError, TreeEntry, clean_text
 
-__all__ = ["Bundle", "Discovery", "compare_manifest_with_checkout", "discover_bundles", "normal_directory"]
+__all__ = ["Bundle", "Discovery", "StackFile", "compare_manifest_with_checkout", "discover_bundles", "discover_stacks",
+           "normal_directory", "starter_manifest"]
 
 SCHEMA_LIMIT = 1 << 20  # bytes; a larger schema.yaml is reported, not parsed
 _NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
@@ -49,6 +50,72 @@ class Discovery:
     directory: str
     bundles: tuple[Bundle, ...]
     problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StackFile:
+    """A CloudFormation Git sync deployment file found in the repository: a YAML mapping with
+    ``template-file-path``. ``name`` is a guess from the file name (the stack's name lives in its sync
+    configuration, not in the file)."""
+
+    name: str
+    path: str
+    template: str
+
+
+_STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+_DEPLOYMENT_SUFFIXES = (".yaml", ".yml", ".json")
+DEPLOYMENT_FILE_LIMIT = 64 * 1024  # a deployment file is a few lines; a larger YAML file is something else
+MAX_FILES_LOOKED_AT = 20_000  # a huge monorepo: init lists what it found so far and says it stopped
+
+
+def discover_stacks(checkout: Checkout, commit: str) -> tuple[tuple[StackFile, ...], tuple[str, ...]]:
+    """Every deployment file (a YAML mapping with a string ``template-file-path``) at ``commit``, outside
+    dot-directories, sorted by path; and one line per file that looks like one but cannot be listed."""
+    root = checkout.tree(commit, "")
+    if root is None:
+        return (), ()
+    pending: list[tuple[str, dict[str, TreeEntry]]] = [("", root)]
+    candidates: list[tuple[str, str]] = []  # (path, blob id)
+    looked_at = 0
+    problems: list[str] = []
+    while pending and looked_at < MAX_FILES_LOOKED_AT:
+        subtrees: list[tuple[str, TreeEntry]] = []
+        for prefix, entries in pending:
+            for entry in entries.values():
+                looked_at += 1
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_tree:
+                    subtrees.append((f"{prefix}{entry.name}/", entry))
+                elif entry.mode.startswith("100") and entry.name.endswith(_DEPLOYMENT_SUFFIXES):
+                    candidates.append((f"{prefix}{entry.name}", entry.oid))
+        trees = checkout.trees(entry.oid for _, entry in subtrees)
+        pending = [(prefix, trees[entry.oid]) for prefix, entry in subtrees]
+    if pending:
+        problems.append(f"stopped looking for deployment files after {MAX_FILES_LOOKED_AT} files")
+    contents = checkout.blobs((oid for _, oid in candidates), limit=DEPLOYMENT_FILE_LIMIT)
+    stacks: list[StackFile] = []
+    for path, oid in candidates:
+        text = contents[oid]
+        if text is None or b"template-file-path" not in text:
+            continue
+        try:
+            document = yaml.load(text, Loader=_YAML_LOADER)  # a safe loader: C or pure Python
+        except yaml.YAMLError:
+            problems.append(f"{clean_text(path)}: names template-file-path but is not readable YAML")
+            continue
+        template = document.get("template-file-path") if isinstance(document, dict) else None
+        if not isinstance(template, str) or not template.strip():
+            continue
+        stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        if not _STACK_NAME.fullmatch(stem):
+            problems.append(f"{clean_text(path)}: a deployment file, but {clean_text(stem)!r} is not a stack name "
+                            "(letters, digits and '-', starting with a letter): add its entry by hand")
+            continue
+        stacks.append(StackFile(stem, path, clean_text(template.strip())))
+    stacks.sort(key=lambda stack: stack.path)
+    return tuple(stacks), tuple(sorted(problems))
 
 
 def normal_directory(directory: str) -> str:
@@ -156,12 +223,14 @@ def _schema_type(contents: bytes | None) -> str:
     return "has neither environment_input_type nor service_input_type, cannot tell ENVIRONMENT from SERVICE"
 
 
-def compare_manifest_with_checkout(declared: Iterable[tuple[str, str, str, str]], found: Iterable[Bundle]) -> list[str]:
+def compare_manifest_with_checkout(declared: Iterable[tuple[str, str, str, str]], found: Iterable[Bundle],
+                                   *, report_missing: bool = True) -> list[str]:
     """One line per disagreement between manifest entries and bundles found, sorted by path.
 
     ``declared`` holds ``(type, name, major, path)`` for each template entry of the manifest, ``path`` being the
     bundle path the entry implies (``{directory}/{name}/v{major}/``). Reports bundles no entry declares, entries
-    with no bundle, and entries whose type differs from the schema's.
+    with no bundle (unless ``report_missing`` is false: the caller has said so at the entry's line already), and
+    entries whose type differs from the schema's.
     """
     bundles = {_directory_key(bundle.path): bundle for bundle in found}
     lines: list[tuple[str, str]] = []
@@ -174,10 +243,12 @@ def compare_manifest_with_checkout(declared: Iterable[tuple[str, str, str, str]]
         entry = clean_text(f"{kind}/{name}@{major}")
         bundle = bundles.get(key)
         if bundle is None:
-            lines.append((key, f"{entry}: in the manifest, but there is no bundle at {clean_text(key)}"))
+            if report_missing:
+                lines.append((key, f"{entry}: in the manifest, but there is no bundle at {clean_text(key)}"))
         elif bundle.type != kind:
+            article = "an" if bundle.type[:1] in ("A", "E", "I", "O", "U") else "a"
             lines.append((key, f"{entry}: the manifest says {kind}, but {clean_text(key)}schema/schema.yaml is "
-                               f"a {bundle.type} schema"))  # fmt: skip
+                               f"{article} {bundle.type} schema"))  # fmt: skip
     for key, bundle in bundles.items():
         if key not in seen:
             lines.append((key, f"{bundle.id}: a bundle at {clean_text(key)}, but no manifest entry"))
@@ -218,34 +289,55 @@ def is_repository_name(name: str) -> bool:
 
 
 def starter_manifest(
-    discovery: Discovery, repository: str, provider: str | None = None, rev: str = "HEAD", source: str = ""
+    discovery: Discovery, repository: str, provider: str | None = None, rev: str = "HEAD", source: str = "",
+    *, region: str | None = None, stacks: Sequence[StackFile] = (), stack_problems: Sequence[str] = (),
 ) -> str:
-    """A manifest (YAML text, with a comment header) listing every bundle of ``discovery`` with ``rev`` as the
-    expectation for all of them. Problems of the discovery are listed as comments, not entries."""
+    """A manifest (YAML text, with a comment header) listing every bundle of ``discovery`` and every deployment
+    file in ``stacks`` with ``rev`` as the expectation for all of them. Problems are listed as comments, not
+    entries. Without ``region``, a commented ``region:`` line says to set one (the first run would otherwise end
+    in NoRegion)."""
     repository_fields: dict[str, str] = {}
     if provider:
         repository_fields["provider"] = provider
     repository_fields["name"] = repository
-    if discovery.directory:
+    # The templates' directory is their sync configuration's subdirectory; a stack's sync has none. With both
+    # kinds the directory goes on each template entry, so the stacks do not inherit it.
+    per_entry_directory = bool(stacks) and bool(discovery.directory)
+    if discovery.directory and not per_entry_directory:
         repository_fields["directory"] = discovery.directory
-    data = {
-        "version": 1,
-        "defaults": {"repository": repository_fields, "rev": rev},
-        "templates": [
-            {"name": bundle.name, "type": bundle.type, "version": bundle.major} for bundle in discovery.bundles
-        ],
-    }
+    defaults: dict[str, Any] = {}
+    if region:
+        defaults["region"] = region
+    defaults.update({"repository": repository_fields, "rev": rev})
+    data: dict[str, Any] = {"version": 1, "defaults": defaults}
+    if discovery.bundles:
+        data["templates"] = [
+            {"name": bundle.name, "type": bundle.type, "version": bundle.major,
+             **({"repository": {"directory": discovery.directory}} if per_entry_directory else {})}
+            for bundle in discovery.bundles
+        ]
+    if stacks:
+        data["stacks"] = [{"name": stack.name, "config_file": stack.path} for stack in stacks]
+    where = f"{discovery.directory + '/' if discovery.directory else ''}<name>/v<major>/"
     header = [
-        "# pytest-proton-sync manifest: one pytest test per entry, each asking AWS whether the template major",
-        "# version was synced from the last commit at or before `rev` that changed its bundle",
-        f"# ({discovery.directory + '/' if discovery.directory else ''}<name>/v<major>/).",
+        "# pytest-proton-sync manifest: one pytest test per entry, each asking AWS whether the target was synced",
+        "# from the last commit at or before `rev` that changed its files (compared by content), a template's",
+        f"# bundle ({where}), a stack's deployment file and the template it names.",
         f"# Written by `pytest-proton-sync init`{f' from {source}' if source else ''} at commit {discovery.commit}.",
-        "# Add `branch:` under repository if your sync watches one branch; `match: content` compares bundle",
-        "# contents instead of commit ids. Check it with `pytest-proton-sync validate`, run it with",
-        "# `pytest --proton-manifest <this file>`.",
+        "# Add `branch:` under repository if your syncs follow one branch. Check it with",
+        "# `pytest-proton-sync validate`, run it with `pytest --proton-manifest <this file>`.",
     ]
-    if discovery.problems:
+    if discovery.directory:
+        header.append(f"# `directory: {discovery.directory}` must be the template sync configuration's subdirectory.")
+    if stacks:
+        header.append("# Stack names are guessed from the deployment file names: make each the stack's name in its "
+                      "sync configuration.")
+    problems = [*discovery.problems, *stack_problems]
+    if problems:
         header.append("# Not listed (fix them, then run init again or add entries by hand):")
-        header.extend(f"#   {problem}" for problem in discovery.problems)
+        header.extend(f"#   {problem}" for problem in problems)
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=False, width=1000)
+    if not region:
+        body = body.replace("defaults:\n", "defaults:\n  # region: us-east-1   # set the AWS region of the syncs "
+                            "here (or AWS_REGION, or --proton-region)\n", 1)
     return "\n".join(header) + "\n" + body

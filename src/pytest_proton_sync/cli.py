@@ -5,7 +5,8 @@
     pytest-proton-sync validate proton-sync.yaml [more.yaml ...]
     pytest-proton-sync schema [--report] > proton-sync.schema.json
     pytest-proton-sync fake-server examples/fake-account.yaml [--host 127.0.0.1] [--port 0] [--log-requests]
-    pytest-proton-sync init [--directory templates] [--repository owner/repo] [--output proton-sync.yaml] [--force]
+    pytest-proton-sync init [--directory templates] [--repository owner/repo] [--region us-east-1]
+                            [--output proton-sync.yaml] [--force]
 
 Exit codes: 0 success; 1 a manifest has problems; 2 bad usage or a state file the fake cannot use.
 """
@@ -22,8 +23,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .messages import plural
 
 if TYPE_CHECKING:
+    from .github import Located
     from .manifest import Manifest
 
 EXIT_OK = 0
@@ -93,13 +96,18 @@ def _add_fake(commands: Any) -> None:
 def _add_init(commands: Any) -> None:
     init = commands.add_parser(
         "init",
-        help="write a starter manifest listing every template bundle in the git checkout",
+        help="write a starter manifest listing every template bundle and stack deployment file in the checkout",
         description=(
             "Find every {directory}/{name}/v{major}/schema/schema.yaml at the checkout's HEAD commit (the type "
-            "comes from the schema) and write a manifest expecting each to be synced from `rev: HEAD`."
+            "comes from the schema) and every CloudFormation Git sync deployment file (a YAML file with "
+            "template-file-path), and write a manifest expecting each to be synced from `rev: HEAD`."
         ),
     )
-    init.add_argument("--directory", default="templates", help="where the bundles are (default: %(default)s)")
+    init.add_argument("--directory", help="where the template bundles are (default: templates, if it exists)")
+    init.add_argument(
+        "--region", help="the AWS region of the syncs (default: AWS_REGION or AWS_DEFAULT_REGION; else a comment "
+        "in the manifest says to set it)"
+    )
     init.add_argument(
         "--repository", metavar="OWNER/REPO", help="repository name as the sync knows it (default: from origin)"
     )
@@ -144,97 +152,133 @@ def _validate(arguments: argparse.Namespace) -> int:
         print(f"pytest-proton-sync validate: cannot load the manifest reader: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    from .manifest import load_manifests
+    from .manifest import Problem, load_manifests
     from .manifest_paths import path_problem
 
     paths: Sequence[str] = arguments.manifests
-    all_valid = True
+    problems: list[Located] = []
     valid: dict[str, Manifest] = {}
     for path in paths:
         # A directory, a FIFO or /dev/zero: said before anything opens it (a FIFO would block, /dev/zero not end).
         unusable = path_problem(Path(path), path)
         if unusable is not None:
-            all_valid = False
-            print(unusable, file=sys.stderr)
+            problems.append(_whole_file(path, unusable))
             continue
         try:
             valid[path] = load_manifest(path)
         except ManifestError as error:
-            all_valid = False
-            for problem in error.problems:
-                print(problem, file=sys.stderr)
-            if not error.problems:  # never leave a failure without a line saying why
-                print(f"{path}: {error}", file=sys.stderr)
+            # never leave a failure without a line saying why
+            problems += error.problems or (Problem(path, None, None, "", str(error)),)
         except OSError as error:
-            all_valid = False
-            print(f"{path}: cannot read the manifest: {error.strerror or error}", file=sys.stderr)
+            problems.append(Problem(path, None, None, "", f"cannot read the manifest: {error.strerror or error}"))
     # Then as one set, as a pytest run reads them: a target declared in two files is a problem of the second.
     try:
         load_manifests(list(valid))
     except ManifestError as error:
-        all_valid = False
+        problems += error.problems
         for problem in error.problems:
-            print(problem, file=sys.stderr)
             valid.pop(problem.file, None)
+    _tell_problems(problems)
     for path, manifest in valid.items():
-        count = len(manifest.targets)
-        print(f"OK {path}: {count} target{'' if count == 1 else 's'}")
-    return EXIT_OK if all_valid else EXIT_INVALID
+        print(f"OK {path}: {plural(len(manifest.targets), 'target')}")
+    return EXIT_INVALID if problems else EXIT_OK
+
+
+class _WholeFileProblem:
+    """A problem of a whole file (a directory, a FIFO) whose message names the file itself: shown as it is."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.file, self.line, self.column, self.field, self.message = path, None, None, "", text
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _whole_file(path: str, text: str) -> Located:
+    return _WholeFileProblem(path, text)
+
+
+def _tell_problems(problems: Sequence[Located]) -> None:
+    """Each problem on stderr; under GitHub Actions also an ``::error file=,line=,col=`` annotation each (on
+    stdout, where the runner reads workflow commands) and a table in the job summary."""
+    import os
+
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems or os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    from . import github
+
+    for line in github.manifest_annotation_lines(problems, os.environ.get("GITHUB_WORKSPACE")):
+        print(line, flush=True)
+    failure = github.append_to_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), github.manifest_summary(problems))
+    if failure:
+        print(f"warning: {failure}", file=sys.stderr)
 
 
 def _check(arguments: argparse.Namespace) -> int:
+    """Every problem of every manifest at once: the manifest's own, each entry's at --rev, and each disagreement
+    between template entries and the bundles found, so that fixing one does not uncover the next."""
     from dataclasses import replace
 
     from .bundles import compare_manifest_with_checkout, discover_bundles
     from .expectations import Repository
     from .gitrepo import GitError
-    from .manifest import Manifest, ManifestError, load_manifests
+    from .manifest import Manifest, ManifestError, Problem, load_manifests
 
     try:
         manifests = load_manifests(arguments.manifests)
     except ManifestError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
+        _tell_problems(error.problems)
         return EXIT_INVALID
     repository = Repository(arguments.git_dir)
-    lines: list[str] = []
+    lines: list[Problem] = []
     try:
         for manifest in manifests:
+            try:
+                checkout = repository.checkout_for(manifest.path)
+                rev_sha = checkout.resolve([arguments.rev])[arguments.rev]
+            except GitError as error:
+                # The checkout's own wording names the plugin's --proton-git-dir; this command's option is --git-dir.
+                fix = ("run it in the repository's checkout, or give --git-dir PATH"
+                       if "not inside a git repository" in error.problem else error.fix)
+                lines.append(Problem(str(manifest.path), None, None, "", f"{error.problem}\nfix: {fix}"))
+                continue
+            if rev_sha is None:
+                lines.append(Problem(str(manifest.path), None, None, "",
+                                     f"--rev {arguments.rev} does not name a commit in {checkout.root}"))
+                continue
             # Every entry as if it said `rev: <--rev>`: its bundle must exist at that revision.
             at_rev = Manifest(manifest.path, tuple(
                 replace(target, expectation=replace(target.expectation, rev=arguments.rev, match="content"))
                 for target in manifest.targets))
             try:
-                targets = repository.resolve(at_rev, str(manifest.path))
+                repository.resolve(at_rev, str(manifest.path))
             except ManifestError as error:
-                lines += [str(problem) for problem in error.problems]
-                continue
-            checkout = repository.checkout_for(manifest.path)
-            templates = [t for t in targets if t.kind == "template"]
-            directories = sorted({t.expectation.repository.directory or "" for t in templates})
-            for directory in directories:
+                lines += error.problems
+            # The bundles are compared even when an entry has none: a bundle with no entry is a problem too.
+            templates = [t for t in manifest.targets if t.kind == "template" and t.expectation.bundle]
+            for directory in sorted({t.expectation.repository.directory or "" for t in templates}):
                 declared = [
                     (request["templateType"], t.name, request["templateVersion"], t.expectation.bundle[0])
                     for t in templates if (t.expectation.repository.directory or "") == directory
                     for request in [dict(t.request)]
                 ]
-                rev_sha = next(t.expectation.rev_sha for t in templates if t.expectation.rev_sha)
-                assert rev_sha is not None
-                discovery = discover_bundles(checkout, rev_sha, directory)
-                lines += [f"{manifest.path}: {line}" for line in compare_manifest_with_checkout(declared,
-                                                                                               discovery.bundles)]
-                lines += [f"{manifest.path}: {line}" for line in discovery.problems]
-    except GitError as error:
-        print(f"pytest-proton-sync check: {error}", file=sys.stderr)
-        return EXIT_USAGE
+                try:
+                    discovery = discover_bundles(checkout, rev_sha, directory)
+                except GitError as error:
+                    lines.append(Problem(str(manifest.path), None, None, "", error.problem))
+                    continue
+                found = [*compare_manifest_with_checkout(declared, discovery.bundles, report_missing=False),
+                         *discovery.problems]
+                lines += [Problem(str(manifest.path), None, None, "", line) for line in found]
     finally:
         repository.close()
-    for line in lines:
-        print(line, file=sys.stderr)
+    _tell_problems(lines)
     if lines:
         return EXIT_INVALID
     count = sum(len(manifest.targets) for manifest in manifests)
-    print(f"OK: {count} entr{'y' if count == 1 else 'ies'} match the checkout at {arguments.rev}")
+    print(f"OK: {count} {'entry matches' if count == 1 else 'entries match'} the checkout at {arguments.rev}")
     return EXIT_OK
 
 
@@ -297,8 +341,19 @@ def _fake_server(arguments: argparse.Namespace) -> int:
 
 
 def _init(arguments: argparse.Namespace) -> int:
-    from .bundles import discover_bundles, is_repository_name, repository_from_url, starter_manifest
+    import os
+    import re
+
+    from .bundles import (
+        Discovery,
+        discover_bundles,
+        discover_stacks,
+        is_repository_name,
+        repository_from_url,
+        starter_manifest,
+    )
     from .gitrepo import Checkout, GitError
+    from .manifest import manifest_schema
 
     def fail(message: str, code: int = EXIT_USAGE) -> int:
         print(f"pytest-proton-sync init: {message}", file=sys.stderr)
@@ -309,6 +364,13 @@ def _init(arguments: argparse.Namespace) -> int:
         return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
     if arguments.repository is not None and not is_repository_name(arguments.repository):
         return fail(f"--repository {arguments.repository!r} is not owner/repo\nfix: e.g. --repository acme/templates")
+    # The region the first run needs: the option, else the environment the run will see; never a guess.
+    region_source = next((name for name in ("AWS_REGION", "AWS_DEFAULT_REGION") if os.environ.get(name)), None)
+    region = arguments.region or (os.environ[region_source] if region_source else None)
+    region_rule = manifest_schema()["$defs"]["region"]
+    if region is not None and not re.fullmatch(region_rule["pattern"], region):
+        given = "--region" if arguments.region else region_source
+        return fail(f"{given} {region!r} is not an AWS region\nfix: {region_rule['x-rule']}")
     try:
         with Checkout.open(Path(arguments.git_dir)) as checkout:
             head = checkout.resolve(["HEAD"])["HEAD"]
@@ -325,19 +387,26 @@ def _init(arguments: argparse.Namespace) -> int:
                         f"{f' ({origin})' if origin else ' (there is none)'}\nfix: give --repository OWNER/REPO"
                     )
                 provider, repository = inferred
-            discovery = discover_bundles(checkout, head, arguments.directory)
+            stacks, stack_problems = discover_stacks(checkout, head)
+            directory = arguments.directory if arguments.directory is not None else "templates"
+            if arguments.directory is None and checkout.tree(head, directory) is None:
+                discovery = Discovery(head, "", (), ())  # no templates/ and none asked for: stacks only
+            else:
+                discovery = discover_bundles(checkout, head, directory)
     except GitError as error:
         return fail(str(error))
-    for problem in discovery.problems:
+    for problem in [*discovery.problems, *stack_problems]:
         print(f"warning: {problem}", file=sys.stderr)
-    if not discovery.bundles:
-        where = f"{discovery.directory}/" if discovery.directory else "the repository root"
+    if not discovery.bundles and not stacks:
+        where = f"{discovery.directory}/" if discovery.directory else f"{directory}/"
         return fail(
-            f"no template bundles ({where}<name>/v<major>/schema/schema.yaml) at HEAD {head[:12]}\n"
-            "fix: give the directory holding them with --directory",
+            f"no template bundles ({where}<name>/v<major>/schema/schema.yaml) and no stack deployment files "
+            f"(YAML with template-file-path) at HEAD {head[:12]}\n"
+            "fix: give the directory holding the template bundles with --directory",
             EXIT_INVALID,
         )
-    text = starter_manifest(discovery, repository, provider, rev="HEAD")
+    text = starter_manifest(discovery, repository, provider, rev="HEAD", region=region, stacks=stacks,
+                            stack_problems=stack_problems)
     try:
         with output.open("w" if arguments.force else "x", encoding="utf-8") as stream:
             stream.write(text)
@@ -345,9 +414,16 @@ def _init(arguments: argparse.Namespace) -> int:
         return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
     except OSError as error:
         return fail(f"cannot write {output}: {error.strerror or error}")
-    count = len(discovery.bundles)
-    where = f"{discovery.directory}/" if discovery.directory else "the repository root"
-    print(f"wrote {output}: {count} template{'' if count == 1 else 's'} from {where} at {head[:12]}")
+    found = []
+    if discovery.bundles:
+        count = len(discovery.bundles)
+        where = f"{discovery.directory}/" if discovery.directory else "the repository root"
+        found.append(f"{count} template{'' if count == 1 else 's'} from {where}")
+    if stacks:
+        found.append(f"{len(stacks)} stack{'' if len(stacks) == 1 else 's'}")
+    print(f"wrote {output}: {' and '.join(found)} at {head[:12]}")
+    if region is None:
+        print(f"{output} names no region: set `region:` in its defaults (or AWS_REGION) before the first run")
     return EXIT_OK
 
 

@@ -609,11 +609,7 @@ def _classify_error(exc: BaseException, kind: Kind, region: str, settings: Fetch
             )
         return CheckError(code, message, attempts)
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return CheckError(
-            "NoCredentials",
-            "no AWS credentials found\n  fix: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), "
-            "run in a role, or try the bundled fake with --proton-fake STATE.",
-        )
+        return CheckError("NoCredentials", f"no AWS credentials found\n  fix: {_NO_CREDENTIALS_FIX}")
     if isinstance(exc, botocore.exceptions.NoRegionError):
         return CheckError("NoRegion", _NO_REGION)
     if isinstance(exc, botocore.exceptions.ReadTimeoutError):
@@ -652,10 +648,22 @@ def _cancelled_error(attempts: int, detail: str = "before the API answered", rea
     return CheckError("Cancelled", f"{reason or cancel.current().reason} {detail}", attempts)
 
 
-_NO_REGION = (
-    "no AWS region\n  fix: set AWS_REGION (or AWS_DEFAULT_REGION), give `region:` in the manifest's defaults, "
-    "or pass --proton-region."
-)
+_NO_REGION_FIX = ("set AWS_REGION (or AWS_DEFAULT_REGION), give `region:` in the manifest's defaults, or pass "
+                  "--proton-region.")
+_NO_REGION = f"no AWS region\n  fix: {_NO_REGION_FIX}"
+_NO_CREDENTIALS_FIX = ("set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), run in a role, or try "
+                       "the bundled fake with --proton-fake STATE.")
+# With no region no call is made, so missing credentials would only show on the next run: both are said at once.
+_NO_REGION_NOR_CREDENTIALS = (f"no AWS region, and no AWS credentials either\n  fix: {_NO_REGION_FIX}\n"
+                              f"  fix: {_NO_CREDENTIALS_FIX}")
+
+
+def default_credentials_missing() -> bool:
+    """Whether boto3's standard chain finds no credentials (asked only when no call will be made anyway)."""
+    try:
+        return boto3.session.Session().get_credentials() is None
+    except botocore.exceptions.BotoCoreError:
+        return False  # a broken profile: the call's own error says what is wrong once the region is set
 
 _Outcome = tuple[SyncStatus | None, CheckError | None, bool]  # (status, error, throttled on the way)
 
@@ -684,12 +692,17 @@ class Fetcher:
     def prepare(self, targets: Iterable[Target]) -> dict[tuple[str, ...], CheckError]:
         """Create every client in this thread before any worker runs; returns set-up errors per target key."""
         problems: dict[tuple[str, ...], CheckError] = {}
+        no_credentials: bool | None = None  # asked once, and only if some target of the standard chain lacks a region
         for target in targets:
             kind = kind_of(target)
             try:
                 region = self.clients.region_for(target)
                 if region is None:
-                    problems[target.key] = CheckError("NoRegion", _NO_REGION)
+                    standard_chain = target.account_spec is None and not self.settings.use_fake_credentials
+                    if standard_chain and no_credentials is None:
+                        no_credentials = default_credentials_missing()
+                    message = _NO_REGION_NOR_CREDENTIALS if standard_chain and no_credentials else _NO_REGION
+                    problems[target.key] = CheckError("NoRegion", message)
                     continue
                 self.clients.client(kind.service, region, target.account_spec)
             except Exception as exc:

@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
+
+from .messages import plural, tally
 
 # GitHub shows at most 10 error annotations per step (and 50 per job); more are dropped without a word.
 MAX_ANNOTATIONS = 10
@@ -56,6 +59,73 @@ class Problem:
     manifest_path: str  # absolute
     line: int  # 1-based; 0 when unknown
     text: str  # the failure or error text
+
+
+class Located(Protocol):
+    """A manifest problem as the manifest reader gives it (``manifest.Problem``): where, which field, what."""
+
+    @property
+    def file(self) -> str: ...
+    @property
+    def line(self) -> int | None: ...
+    @property
+    def column(self) -> int | None: ...
+    @property
+    def field(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+def manifest_annotation(problem: Located, workspace: str | None) -> str:
+    """``::error file=…,line=…,col=…`` for one manifest problem: GitHub shows it on that line of the diff."""
+    properties = [f"file={escape_property(workspace_relative(os.path.abspath(problem.file), workspace))}"]
+    if problem.line:
+        properties.append(f"line={problem.line}")
+        if problem.column:
+            properties.append(f"col={problem.column}")
+    properties.append(f"title={escape_property('proton-sync: invalid manifest')}")
+    message = f"{problem.field}: {problem.message}" if problem.field else problem.message
+    return f"::error {','.join(properties)}::{escape_data(message)}"
+
+
+def manifest_annotation_lines(problems: Sequence[Located], workspace: str | None,
+                              limit: int = MAX_ANNOTATIONS) -> list[str]:
+    lines = [manifest_annotation(problem, workspace) for problem in problems[:limit]]
+    more = len(problems) - limit
+    if more > 0:
+        message = (f"{plural(more, 'more manifest problem')} (GitHub shows {limit} error annotations per step): "
+                   "see the job summary or the log")
+        lines.append(f"::warning title={escape_property('proton-sync: more manifest problems')}::"
+                     f"{escape_data(message)}")
+    return lines
+
+
+def manifest_summary(problems: Sequence[Located], limit: int = MAX_SUMMARY_ROWS) -> str:
+    """The Markdown section listing manifest problems (nothing was asked of AWS)."""
+    files = len({problem.file for problem in problems})
+    lines = ["### proton-sync: invalid manifest", "",
+             f"{plural(len(problems), 'problem')} in {plural(files, 'manifest')}; nothing was asked of AWS.", "",
+             "| where | field | problem |", "| --- | --- | --- |"]
+    for problem in problems[:limit]:
+        where = problem.file + (f":{problem.line}" if problem.line else "") + (
+            f":{problem.column}" if problem.line and problem.column else "")
+        lines.append(f"| {markdown_text(where)} | {markdown_text(problem.field or '-')} | "
+                     f"{markdown_text(problem.message)} |")
+    if len(problems) > limit:
+        lines += ["", f"... and {len(problems) - limit} more: see the log."]
+    return "\n".join(lines) + "\n\n"
+
+
+def append_to_step_summary(path: str | None, text: str) -> str | None:
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY``; the problem as one line, else None."""
+    if not path:
+        return None
+    try:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(text)
+    except OSError as error:
+        return f"cannot append to GITHUB_STEP_SUMMARY {path}: {error.strerror or error}"
+    return None
 
 
 def workspace_relative(path: str, workspace: str | None) -> str:
@@ -110,25 +180,85 @@ def first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
-def step_summary(counts: Mapping[str, int], problems: Sequence[Problem], *, total: int,
+@dataclass(frozen=True)
+class SummaryRow:
+    """One target in the step summary: what happened, what the sync says now, and what to do next."""
+
+    target: str
+    outcome: str  # passed | failed | error | skipped
+    manifest: str  # as the user gave it
+    manifest_path: str  # absolute
+    line: int
+    latest: str  # SUCCEEDED | IN_PROGRESS | FAILED | blocked | an error code | NOT_FOUND ...
+    next_step: str  # wait | fix and push | resolve the blocker | fix the manifest ... ("" when passed)
+    text: str  # the failure or error text ("" when passed)
+
+
+def source_link(path: str, line: int, workspace: str | None, environ: Mapping[str, str]) -> str | None:
+    """The manifest line at the commit under test on GitHub (``/blob/<sha>/<path>#L<line>``), when the runner
+    says where (GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA) and the file is inside the workspace."""
+    from urllib.parse import quote
+
+    server, repository, sha = (environ.get(name, "") for name in
+                               ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_SHA"))
+    relative = workspace_relative(path, workspace) if workspace else ""
+    if not (server and repository and sha and relative) or relative.startswith("/") or relative.startswith(".."):
+        return None
+    if not server.startswith(("https://", "http://")) or any(c in server + repository + sha for c in " ()<>\n"):
+        return None
+    anchor = f"#L{line}" if line > 0 else ""
+    return f"{server.rstrip('/')}/{quote(repository)}/blob/{quote(sha)}/{quote(relative)}{anchor}"
+
+
+def step_summary(counts: Mapping[str, int], rows: Sequence[SummaryRow], *, total: int,
+                 workspace: str | None = None, environ: Mapping[str, str] | None = None,
                  limit: int = MAX_SUMMARY_ROWS) -> str:
-    """The Markdown appended to ``$GITHUB_STEP_SUMMARY``: outcome counts, then the targets that did not pass."""
-    tally = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    """The Markdown appended to ``$GITHUB_STEP_SUMMARY``: counts first, then every target that did not pass with
+    its latest sync status, the next step and a link to its manifest line; passed targets folded under
+    ``<details>``."""
+    environ = os.environ if environ is None else environ
+    problems = [row for row in rows if row.outcome in ("failed", "error")]
+    others = [row for row in rows if row.outcome not in ("failed", "error")]
     noun = "target" if total == 1 else "targets"
     verdict = "all passed" if not problems and total else "did not pass" if problems else "nothing checked"
-    lines = [f"### proton-sync: {verdict}", "", f"{total} {noun}: {tally or 'none'}", ""]
+    lines = [f"### proton-sync: {verdict}", "", f"**{total} {noun}: {tally(dict(counts)) or 'none'}**", ""]
+    heading = "| target | outcome | latest sync | next step | manifest | why |\n| --- | --- | --- | --- | --- | --- |"
     if problems:
-        lines += ["| target | outcome | manifest | why |", "| --- | --- | --- | --- |"]
-        for problem in problems[:limit]:
-            where = f"{problem.manifest}:{problem.line}" if problem.line else problem.manifest
-            why = _why(problem.text)
-            lines.append(f"| {markdown_text(problem.target)} | {problem.outcome} | {markdown_text(where)} | "
-                         f"{markdown_text(why)} |")
+        lines.append(heading)
+        lines += [_summary_row(row, workspace, environ, why=_why(row.text)) for row in problems[:limit]]
         more = len(problems) - limit
         if more > 0:
             lines += ["", f"... and {more} more that did not pass: see the test log."]
         lines.append("")
+    if others:
+        shown = others[:limit]
+        lines += ["<details>", f"<summary>{tally(_count(others))}</summary>", "",
+                  "| target | outcome | latest sync | manifest |", "| --- | --- | --- | --- |"]
+        lines += [_summary_row(row, workspace, environ) for row in shown]
+        if len(others) > limit:
+            lines += ["", f"... and {len(others) - limit} more."]
+        lines += ["", "</details>", ""]
     return "\n".join(lines) + "\n"
+
+
+def _count(rows: Sequence[SummaryRow]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for row in rows:
+        counted[row.outcome] = counted.get(row.outcome, 0) + 1
+    return counted
+
+
+def _summary_row(row: SummaryRow, workspace: str | None, environ: Mapping[str, str], why: str | None = None) -> str:
+    where = f"{row.manifest}:{row.line}" if row.line else row.manifest
+    link = source_link(row.manifest_path, row.line, workspace, environ)
+    manifest = f"[{markdown_text(where)}]({link})" if link else markdown_text(where)
+    cells = [markdown_text(row.target), row.outcome, markdown_text(row.latest or "-")]
+    if why is not None:
+        cells.append(markdown_text(row.next_step or "-"))
+    cells.append(manifest)
+    if why is not None:
+        cells.append(markdown_text(why))
+    return "| " + " | ".join(cells) + " |"
 
 
 def _why(text: str) -> str:

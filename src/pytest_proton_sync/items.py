@@ -57,8 +57,10 @@ class ManifestFile(pytest.File):
                 for note in repository.notes[said:]:
                     self.warn(pytest.PytestWarning(f"proton-sync: {note}"))
         except ManifestError as exc:
+            self.session_plugin.record_manifest_problems(self.path, exc.problems)
             # CollectError shows just its message: every problem, one line each, no traceback.
             raise self.CollectError(f"invalid proton-sync manifest {shown}:\n{exc}") from None
+        self.session_plugin.record_manifest_problems(self.path, ())
         for target in targets:
             yield TargetItem.from_parent(self, name=target.id, target=target)
 

@@ -20,7 +20,7 @@ among the registered plugins rather than through a ``_pytest`` import.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -64,9 +64,89 @@ def junit_writer(config: pytest.Config) -> Any | None:
     return None
 
 
-def set_classname(writer: Any, report: pytest.TestReport, name: str) -> None:
-    """Before pytest's writer sees ``report``: the testcase's classname (kept by every family)."""
-    writer.node_reporter(report).add_attribute("classname", name)
+def set_classname(writer: Any, report: pytest.TestReport, name: str) -> Any:
+    """Before pytest's writer sees ``report``: the testcase's classname (kept by every family). Returns the
+    writer's testcase object (for :func:`order_testcases`)."""
+    testcase = writer.node_reporter(report)
+    testcase.add_attribute("classname", name)
+    return testcase
+
+
+# Characters of the message's reason and next step: what Jenkins' "Error Message" column and junit2html's summary
+# row show. pytest cuts a message attribute at 500 characters; this stays well inside.
+REASON_BUDGET = 200
+NEXT_BUDGET = 240
+
+
+def short_message(facts: Mapping[str, Any], text: str) -> str:
+    """The failure's ``message`` attribute: the headline, the first reason and the next step, on one line each.
+    From the facts (the verdict's reasons and hints, or the error), so it never depends on how the text wraps."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    headline = lines[0] if lines else str(facts.get("id") or "")
+    observation = facts.get("observation") or {}
+    error = observation.get("error")
+    verdict = observation.get("verdict") or {}
+    if error:
+        message_lines = [line.strip() for line in str(error.get("message") or "").splitlines() if line.strip()]
+        reason = next((line for line in message_lines if not line.startswith("fix:")), "")
+        step = next((line[len("fix:"):].strip() for line in message_lines if line.startswith("fix:")), "")
+    else:
+        reasons = [str(reason) for reason in verdict.get("reasons") or ()]
+        hints = [str(hint) for hint in verdict.get("hints") or ()]
+        reason, step = (reasons[0] if reasons else ""), (hints[0] if hints else "")
+    parts = [headline]
+    # "has never synced successfully" is the headline already; "the template has never ..." says it again.
+    said = reason.split(" ", 2)[-1] if reason.startswith("the ") else reason
+    if reason and said not in headline:
+        parts.append(_cut(reason, REASON_BUDGET))
+    if step:
+        parts.append("next: " + _cut(step, NEXT_BUDGET))
+    return "\n".join(parts)
+
+
+def _cut(text: str, budget: int) -> str:
+    return text if len(text) <= budget else text[: budget - 3] + "..."
+
+
+class ShortMessage:
+    """A failure's report body (``str()``: the whole text, kept as the JUnit element text and the terminal's) with
+    a short ``reprcrash.message``, which pytest's JUnit writer puts in the ``message`` attribute. Duck-typed the
+    way pytest reads a longrepr (``toterminal``, ``reprcrash``), no ``_pytest`` import; pytest-xdist sends such a
+    body as its text, so the controller wraps it again."""
+
+    def __init__(self, text: str, message: str) -> None:
+        self.text = text
+        self.reprcrash = _Crash(message)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def toterminal(self, out: Any) -> None:
+        for line in self.text.splitlines():
+            out.line(line)
+
+
+class _Crash:
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.path = ""
+        self.lineno = 0
+
+
+def order_testcases(writer: Any, nodeids: Sequence[str], nodeid_of: Mapping[int, str]) -> None:
+    """Put the targets' testcases in manifest order (``nodeids``), as every other output lists them: under
+    pytest-xdist the writer keeps them in the order reports arrived. Other tests keep their places; the targets
+    fill the places targets held. ``nodeid_of`` maps ``id()`` of each testcase object :func:`set_classname`
+    returned to its node id (the writer empties finished testcases). The writer's list of testcases
+    (``node_reporters_ordered``) is what it writes from; if a pytest ever lacks it, the order is left as it is."""
+    testcases = getattr(writer, "node_reporters_ordered", None)
+    if not isinstance(testcases, list):
+        return
+    rank = {nodeid: index for index, nodeid in enumerate(nodeids)}
+    places = [index for index, testcase in enumerate(testcases) if nodeid_of.get(id(testcase)) in rank]
+    ours = sorted((testcases[index] for index in places), key=lambda testcase: rank[nodeid_of[id(testcase)]])
+    for index, testcase in zip(places, ours, strict=True):
+        testcases[index] = testcase
 
 
 def add_suite_properties(writer: Any, properties: Mapping[str, str]) -> None:

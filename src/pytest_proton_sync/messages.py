@@ -15,6 +15,11 @@ def closest(word: str, choices: Sequence[str]) -> str | None:
     for choice in choices:
         if choice.lower() == word.lower():
             return choice
+    # A known key with more written after it ("revision" for rev, "names" for name): the key it starts with,
+    # the longest if several, before any spelling that merely looks alike ("region").
+    prefixes = [choice for choice in choices if len(choice) >= 3 and word.lower().startswith(choice.lower())]
+    if prefixes:
+        return max(prefixes, key=len)
     lowered: dict[str, str] = {}
     for choice in choices:
         lowered.setdefault(choice.lower(), choice)
@@ -38,3 +43,15 @@ def describe_value(value: object) -> str:
     if value is None:
         return "nothing (null)"
     return f"text {show_text(str(value))}"
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 error``, ``2 errors``, ``3 sync-status calls``; ``many`` for an irregular plural."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"
+
+
+def tally(counts: dict[str, int]) -> str:
+    """Outcome counts as a person says them: "1 error, 2 failed, 3 passed" (sorted by outcome; "error" is a noun
+    and takes a plural, "failed" and "passed" are not)."""
+    return ", ".join(plural(count, outcome) if outcome == "error" else f"{count} {outcome}"
+                     for outcome, count in sorted(counts.items()))

@@ -179,13 +179,16 @@ class ContentComparison:
 @dataclass(frozen=True)
 class Verdict:
     """The judgement of one sync status: ``outcome`` is PASSED, FAILED or ERROR (the answer could not be compared);
-    ``reasons`` say what does not match, ``details`` list what a person needs to see (files that differ), ``hints``
-    what to do about it."""
+    ``reasons`` say what does not match, ``details`` list what a person needs to see (files that differ) and
+    belong under the reason ``details_for`` (else under the last reason), ``blocker_details`` are the active
+    blockers' contexts (StackName, FailedCommit), shown under the blocker; ``hints`` say what to do about it."""
 
     outcome: str
     reasons: tuple[str, ...] = ()
     hints: tuple[str, ...] = ()
     details: tuple[str, ...] = ()
+    details_for: str = ""
+    blocker_details: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, github
-from .jsonreport import build_report
+from .jsonreport import Facts, build_report, latest_status
 from .report import format_table
 from .results import NOT_PASSED, TargetResult, counts
 
@@ -95,17 +95,81 @@ def errors_first(found: Sequence[github.Problem]) -> list[github.Problem]:
     return sorted(found, key=lambda problem: problem.outcome != "error")  # stable: manifest order within each
 
 
-def append_step_summary(path: str | None, results: Sequence[TargetResult]) -> str | None:
-    """Append the Markdown summary to ``$GITHUB_STEP_SUMMARY``; the problem as one line, else None."""
+def latest_sync(facts: Facts) -> str:
+    """The latest sync as the summary says it: blocked when a blocker stops it, else the latest attempt's status
+    (SUCCEEDED, IN_PROGRESS, FAILED ...), the error code, or NOT_FOUND."""
+    verdict = (facts.get("observation") or {}).get("verdict") or {}
+    if any(str(reason).startswith("sync is blocked") for reason in verdict.get("reasons") or ()):
+        return "blocked"
+    return latest_status(facts)
+
+
+def next_step(result: TargetResult) -> str:
+    """What to do about a target that did not pass, in a few words: wait, fix and push, resolve the blocker, fix
+    the manifest (or the sync configuration), or fix the run's setup. From the facts, never from message text."""
+    facts = result.facts
+    observation = facts.get("observation") or {}
+    if result.final_outcome == "passed":
+        return ""
+    if facts["expectation"].get("history_problem"):
+        return "fetch the full history (fetch-depth: 0)"
+    error = observation.get("error")
+    if error or result.final_outcome == "error" or not observation:
+        return "fix the setup (see the error), then re-run"
+    status = observation.get("status") or {}
+    latest = status.get("latest") or {}
+    expected = str(facts["expectation"]["sha"]).lower()
+
+    def is_expected(revision: object) -> bool:
+        sha = str((revision or {}).get("sha") or "").lower() if isinstance(revision, dict) else ""
+        return bool(sha) and sha.startswith(expected)
+
+    reasons = [str(reason) for reason in (observation.get("verdict") or {}).get("reasons") or ()]
+    if latest_sync(facts) == "blocked":
+        return "resolve the blocker"
+    if not status.get("found", True):
+        return "fix the manifest, or set up the sync"
+    if latest.get("status") in ("INITIATED", "IN_PROGRESS", "QUEUED"):
+        return "wait (--proton-wait)"
+    if latest.get("status") == "FAILED" and is_expected(latest.get("target_revision")):
+        return "fix and push"
+    if reasons and not any(reason.startswith(("sha ", "the ")) or " differ from the expected " in reason
+                           for reason in reasons):
+        return "fix the manifest or the sync configuration"
+    if is_expected(status.get("desired")):
+        return "wait (--proton-wait)"
+    return "push the expected commit, or fix the manifest"
+
+
+def summary_rows(results: Sequence[TargetResult]) -> list[github.SummaryRow]:
+    return [
+        github.SummaryRow(
+            target=result.id,
+            outcome=result.final_outcome,
+            manifest=str(result.facts.get("manifest") or ""),
+            manifest_path=str(result.facts.get("manifest_path") or result.facts.get("manifest") or ""),
+            line=result.line,
+            latest=latest_sync(result.facts),
+            next_step=next_step(result),
+            text=result.text or (f"{result.id}: {result.final_outcome}" if result.final_outcome in NOT_PASSED
+                                 else ""),
+        )
+        for result in results
+    ]
+
+
+def append_step_summary(path: str | None, results: Sequence[TargetResult],
+                        manifest_problems: Sequence[github.Located] = (), workspace: str | None = None) -> str | None:
+    """Append the Markdown summary to ``$GITHUB_STEP_SUMMARY``: the manifest problems if any (nothing was asked),
+    then the targets (unless none was checked because of them). The problem as one line, else None."""
     if not path:
         return None
-    text = github.step_summary(counts(list(results)), errors_first(problems(results)), total=len(results))
-    try:
-        with open(path, "a", encoding="utf-8") as summary:
-            summary.write(text)
-    except OSError as error:
-        return f"cannot append to GITHUB_STEP_SUMMARY {path}: {error.strerror or error}"
-    return None
+    text = github.manifest_summary(manifest_problems) if manifest_problems else ""
+    if results or not manifest_problems:
+        rows = summary_rows(results)
+        ordered = sorted(rows, key=lambda row: row.outcome != "error")  # errors first, stable: manifest order
+        text += github.step_summary(counts(list(results)), ordered, total=len(results), workspace=workspace)
+    return github.append_to_step_summary(path, text)
 
 
 def other_annotator_active(config: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .messages import tally
 from .model import Observation
 from .verdict import last_synced_sha, latest_status
 
@@ -66,8 +67,8 @@ def format_table(rows: Sequence[Row], show_passed: bool) -> list[str]:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.outcome] = counts.get(row.outcome, 0) + 1
-    tally = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    tallied = tally(counts)
     more = f" ({hidden} passed not listed; -v lists them)" if hidden else ""
     noun = "target" if len(rows) == 1 else "targets"
-    lines.append(f"{len(rows)} {noun}: {tally}{more}")
+    lines.append(f"{len(rows)} {noun}: {tallied}{more}")
     return lines

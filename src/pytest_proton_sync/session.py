@@ -66,6 +66,10 @@ class ProtonSyncSession:
         self._unredact: Any = None
         self._repository: Repository | None = None
         self._manifests: dict[Path, Manifest | ManifestError] | None = None
+        # Each manifest's problems as its collection found them (resolved path -> problems; () when valid).
+        self._manifest_problems: dict[Path, tuple[Problem, ...]] = {}
+        self._collection_failed = False
+        self._testcases: dict[int, str] = {}  # id() of the JUnit writer's testcase objects -> node id
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -179,6 +183,36 @@ class ProtonSyncSession:
             except ManifestError:
                 return None
         return targets
+
+    def record_manifest_problems(self, path: Path, problems: Sequence[Problem]) -> None:
+        """What collecting ``path`` found wrong (``()``: nothing), for the GitHub annotations and summary."""
+        self._manifest_problems[_resolved(path)] = tuple(problems)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:  # here or, under xdist, a worker's collection handed to the controller
+            self._collection_failed = True
+
+    def manifest_problems(self) -> list[Problem]:
+        """Every manifest problem of the run, in manifest order. A manifest this process did not collect (the
+        xdist controller's: workers collect) is read here, and only when some collection failed."""
+        from .manifest import ManifestError
+
+        problems: list[Problem] = []
+        for path in self.manifests:
+            resolved = _resolved(self.config.invocation_params.dir / path)
+            found = self._manifest_problems.get(resolved)
+            if found is None and self._collection_failed:
+                found = ()
+                try:
+                    manifest = self.manifest(self.config.invocation_params.dir / path)
+                    if any(target.expectation.needs_checkout for target in manifest.targets):
+                        from .manifest_paths import shown_path
+
+                        self.repository.resolve(manifest, str(shown_path(resolved, self.config.invocation_params.dir)))
+                except ManifestError as error:
+                    found = error.problems
+            problems += found or ()
+        return problems
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
@@ -353,7 +387,14 @@ class ProtonSyncSession:
         self.results.record(report.nodeid, report.when, report.outcome, facts, text, report.duration)
         writer = self.junit_writer()
         if writer is not None:
-            junit.set_classname(writer, report, junit.classname(facts))
+            testcase = junit.set_classname(writer, report, junit.classname(facts))
+            self._testcases[id(testcase)] = report.nodeid  # the writer empties it once written; kept alive by it
+            if report.failed and isinstance(report.longrepr, str):
+                # JUnit's message attribute: the first reason and the next step, not the first lines of the text
+                # (which stop before the mismatch); the element text keeps the whole report.
+                # pytest types longrepr with its own (non-public) TerminalRepr; this one is read the same way.
+                report.longrepr = junit.ShortMessage(  # type: ignore[assignment]
+                    report.longrepr, junit.short_message(facts, report.longrepr))
 
     def junit_writer(self) -> Any:
         if not self._junit_writer_looked_up:  # pytest's is registered in pytest_configure, maybe after this session
@@ -385,6 +426,7 @@ class ProtonSyncSession:
         writer = self.junit_writer()
         if writer is not None:
             junit.add_suite_properties(writer, outputs.suite_properties(self.manifests, results, self.api_calls()))
+            junit.order_testcases(writer, [result.nodeid for result in results], self._testcases)
         if self.report_path is not None:
             problem = outputs.write_json_report(
                 self.report_path, started_at=self._started, manifests=self.manifests, api_calls=self.api_calls(),
@@ -394,7 +436,8 @@ class ProtonSyncSession:
                 if session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            problem = outputs.append_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), results)
+            problem = outputs.append_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), results,
+                                                  self.manifest_problems(), os.environ.get("GITHUB_WORKSPACE"))
             if problem:
                 _warn(self.config, problem)
 
@@ -414,13 +457,14 @@ class ProtonSyncSession:
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         from . import outputs
+        from .messages import plural
 
         results = self.ordered_results()
         lines = outputs.summary_lines(results, show_passed=config.option.verbose > 0)
         if lines:
             calls = self.api_calls()
             if calls is not None:
-                lines.append(f"{calls} sync-status calls (one per target and poll; retries not counted)"
+                lines.append(f"{plural(calls, 'sync-status call')} (one per target and poll; retries not counted)"
                              if calls else "no sync-status call was sent (each target stopped before a request)")
             terminalreporter.write_sep("=", "proton sync")
             for line in lines:
@@ -428,8 +472,13 @@ class ProtonSyncSession:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             # Workflow commands on stdout, one per line. Beside pytest-github-actions-annotate-failures, which
             # annotates failures (not setup errors) itself, only errors are annotated here: never twice.
+            from .github import manifest_annotation_lines
+
+            workspace = os.environ.get("GITHUB_WORKSPACE")
+            for line in manifest_annotation_lines(self.manifest_problems(), workspace):
+                terminalreporter.write_line(line)
             other = outputs.other_annotator_active(config)
-            for line in outputs.github_annotations(results, os.environ.get("GITHUB_WORKSPACE"), errors_only=other):
+            for line in outputs.github_annotations(results, workspace, errors_only=other):
                 terminalreporter.write_line(line)
 
 

@@ -112,6 +112,8 @@ def judge(target: Target, status: SyncStatus, compare_content: CompareContent | 
     by_content = expectation.match == "content" and _FULL_SHA.match(synced) and not sha_matches(expectation.sha, synced)
     reasons = revision_mismatches(expectation, successful.target_revision, check_sha=not by_content)
     details: tuple[str, ...] = ()
+    details_for = ""
+    content_equal = False
     if by_content:
         if compare_content is None:
             reasons = ("match: content needs the git checkout, and none was given to the judge", *reasons)
@@ -122,10 +124,12 @@ def judge(target: Target, status: SyncStatus, compare_content: CompareContent | 
                     f"commit {short(comparison.missing_commit)} is not in the git checkout, so the content synced "
                     f"from {short(synced)} cannot be compared with the expected {short(expectation.sha)}",),
                     hints=(MISSING_HISTORY_FIX,))
+            content_equal = comparison.equal
             if not comparison.equal:
                 files = ", ".join(expectation.bundle) or "its files"
-                reasons = (f"{files} at the synced {short(synced)} differ from the expected "
-                           f"{short(expectation.sha)}", *reasons)
+                details_for = (f"{files} at the synced {short(synced)} differ from the expected "
+                               f"{short(expectation.sha)}")
+                reasons = (details_for, *reasons)
                 details = describe_comparison(comparison)
     if successful.status != "SUCCEEDED":
         # Contradictory: a "successful" sync that says it did not succeed. Never a pass, whatever its revision.
@@ -133,7 +137,11 @@ def judge(target: Target, status: SyncStatus, compare_content: CompareContent | 
                    *reasons)
     if not reasons:
         return Verdict(PASSED)
-    return _blocked(target, status, Verdict(FAILED, reasons=reasons, hints=_hints(target, status), details=details))
+    # Identical files at the synced commit count as the expected commit when choosing what to say next: what is
+    # left is the repository, branch or directory.
+    hints = _hints(target, status, sha_matched=content_equal)
+    return _blocked(target, status, Verdict(FAILED, reasons=reasons, hints=hints, details=details,
+                                            details_for=details_for))
 
 
 def _blocked(target: Target, status: SyncStatus, verdict: Verdict) -> Verdict:
@@ -143,7 +151,9 @@ def _blocked(target: Target, status: SyncStatus, verdict: Verdict) -> Verdict:
     if not active:
         return verdict
     kind = kind_of(target)
-    reasons, details, hints = [], [], []
+    reasons: list[str] = []
+    details: list[str] = []
+    hints: list[str] = []
     for blocker in active:
         reasons.append(f"sync is blocked: {blocker.type} blocker {blocker.id}, created {_when(blocker.created_at)}: "
                        f"{blocker.created_reason}")
@@ -152,7 +162,8 @@ def _blocked(target: Target, status: SyncStatus, verdict: Verdict) -> Verdict:
             hints.append(f"{kind.syncer} will not sync again until the blocker is resolved; once the cause is fixed: "
                          f"{kind.blockers.resolve_command(target, blocker)}")
     return Verdict(FAILED, reasons=(*reasons, *verdict.reasons), hints=(*hints, *verdict.hints),
-                   details=(*details, *verdict.details))
+                   details=verdict.details, details_for=verdict.details_for,
+                   blocker_details=(*verdict.blocker_details, *details))
 
 
 MISSING_HISTORY_FIX = (
@@ -197,12 +208,13 @@ def is_settled(target: Target, status: SyncStatus, verdict: Verdict) -> bool:
     )
 
 
-def _hints(target: Target, status: SyncStatus) -> tuple[str, ...]:
+def _hints(target: Target, status: SyncStatus, sha_matched: bool = False) -> tuple[str, ...]:
+    """What to do next. ``sha_matched``: the synced commit counts as the expected one (identical files)."""
     expectation, kind = target.expectation, kind_of(target)
     latest = status.latest
     successful = status.latest_successful
     if successful is not None:
-        reasons = revision_mismatches(expectation, successful.target_revision)
+        reasons = revision_mismatches(expectation, successful.target_revision, check_sha=not sha_matched)
         if reasons and not any(reason.startswith("sha ") for reason in reasons):
             return ("The expected commit synced, but from another repository, branch or directory: check "
                     f"{kind.config_hint} or the manifest.",)
@@ -218,10 +230,12 @@ def _hints(target: Target, status: SyncStatus) -> tuple[str, ...]:
                 "SECONDS.",)
     repo = expectation.repository
     where = f"branch {repo.branch} of {repo.name}" if repo.branch else repo.name
-    directory = f" and touches {repo.directory}/" if repo.directory else f" and touches {kind.files}"
+    # Said once: with a directory, where the files are and which files count; without one, only which files.
+    touches = (f"touches {repo.directory}/ ({kind.syncer} syncs only commits that change {kind.files})"
+               if repo.directory else f"changes {kind.files} ({kind.syncer} syncs only such commits)")
     return (
-        f"{kind.syncer} has not seen {short(expectation.sha)}: check that it is pushed to {where}{directory} "
-        f"({kind.syncer} syncs only commits that change {kind.files}), or that the expected sha is right.",
+        f"{kind.syncer} has not seen {short(expectation.sha)}: check that it is pushed to {where} and {touches}, "
+        "or that the expected sha is right.",
     )
 
 
@@ -294,11 +308,18 @@ def describe_failure(observation: Observation, verdict: Verdict) -> str:
         desired = status.desired
         if desired is not None and (successful is None or desired.sha != successful.target_revision.sha):
             lines.append(f"  {'desired state:':<{label}}sha {short(desired.sha)} (differs from last successful)")
-    for reason in verdict.reasons:
-        word = "blocked:" if reason.startswith("sync is blocked") else "mismatch:"
-        lines.append(f"  {word} {reason}")
-    for detail in verdict.details:
-        lines.append(f"    {detail}")
+    blocked = [reason for reason in verdict.reasons if reason.startswith("sync is blocked")]
+    mismatches = [reason for reason in verdict.reasons if not reason.startswith("sync is blocked")]
+    lines += [f"  blocked: {reason}" for reason in blocked]
+    lines += [f"    {detail}" for detail in verdict.blocker_details]  # the blockers' own facts, under them
+    placed = False
+    for reason in mismatches:
+        lines.append(f"  mismatch: {reason}")
+        if reason == verdict.details_for and not placed:  # the files that differ, under the content mismatch
+            lines += [f"    {detail}" for detail in verdict.details]
+            placed = True
+    if not placed:
+        lines += [f"    {detail}" for detail in verdict.details]
     if observation.wait_note:
         lines.append(f"  waited: {observation.wait_note}")
     for hint in verdict.hints:
