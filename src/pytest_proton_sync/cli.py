@@ -8,6 +8,9 @@
     pytest-proton-sync init [--directory templates] [--repository owner/repo] [--output proton-sync.yaml] [--force]
 
 Exit codes: 0 success; 1 a manifest has problems; 2 bad usage or a state file the fake cannot use.
+
+What ``validate`` and ``check`` print about manifests goes through :func:`.redact.redact` (:func:`_say`): the values
+of credential variables in the environment never reach the terminal or a CI log.
 """
 
 from __future__ import annotations
@@ -130,6 +133,13 @@ def _add_check(commands: Any) -> None:
     check.set_defaults(run=_check)
 
 
+def _say(line: object, error: bool = True) -> None:
+    """Print one message about the manifests or the checkout, masked like every other output."""
+    from .redact import redact
+
+    print(redact(str(line)), file=sys.stderr if error else sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     code: int = arguments.run(arguments)
@@ -155,30 +165,30 @@ def _validate(arguments: argparse.Namespace) -> int:
         unusable = path_problem(Path(path), path)
         if unusable is not None:
             all_valid = False
-            print(unusable, file=sys.stderr)
+            _say(unusable)
             continue
         try:
             valid[path] = load_manifest(path)
         except ManifestError as error:
             all_valid = False
             for problem in error.problems:
-                print(problem, file=sys.stderr)
+                _say(problem)
             if not error.problems:  # never leave a failure without a line saying why
-                print(f"{path}: {error}", file=sys.stderr)
+                _say(f"{path}: {error}")
         except OSError as error:
             all_valid = False
-            print(f"{path}: cannot read the manifest: {error.strerror or error}", file=sys.stderr)
+            _say(f"{path}: cannot read the manifest: {error.strerror or error}")
     # Then as one set, as a pytest run reads them: a target declared in two files is a problem of the second.
     try:
         load_manifests(list(valid))
     except ManifestError as error:
         all_valid = False
         for problem in error.problems:
-            print(problem, file=sys.stderr)
+            _say(problem)
             valid.pop(problem.file, None)
     for path, manifest in valid.items():
         count = len(manifest.targets)
-        print(f"OK {path}: {count} target{'' if count == 1 else 's'}")
+        _say(f"OK {path}: {count} target{'' if count == 1 else 's'}", error=False)
     return EXIT_OK if all_valid else EXIT_INVALID
 
 
@@ -194,7 +204,7 @@ def _check(arguments: argparse.Namespace) -> int:
         manifests = load_manifests(arguments.manifests)
     except ManifestError as error:
         for problem in error.problems:
-            print(problem, file=sys.stderr)
+            _say(problem)
         return EXIT_INVALID
     repository = Repository(arguments.git_dir)
     lines: list[str] = []
@@ -225,16 +235,16 @@ def _check(arguments: argparse.Namespace) -> int:
                                                                                                discovery.bundles)]
                 lines += [f"{manifest.path}: {line}" for line in discovery.problems]
     except GitError as error:
-        print(f"pytest-proton-sync check: {error}", file=sys.stderr)
+        _say(f"pytest-proton-sync check: {error}")
         return EXIT_USAGE
     finally:
         repository.close()
     for line in lines:
-        print(line, file=sys.stderr)
+        _say(line)
     if lines:
         return EXIT_INVALID
     count = sum(len(manifest.targets) for manifest in manifests)
-    print(f"OK: {count} entr{'y' if count == 1 else 'ies'} match the checkout at {arguments.rev}")
+    _say(f"OK: {count} entr{'y' if count == 1 else 'ies'} match the checkout at {arguments.rev}", error=False)
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 __all__ = [
     "CREDENTIAL_VARIABLES",
@@ -77,32 +77,33 @@ def looks_like_credential(value: str) -> bool:
     )
 
 
-def credential_values(environ: Mapping[str, str], never: str = "") -> tuple[str, ...]:
-    """The texts to mask for ``environ``: the values of its credential variables at least MIN_MASKED_LENGTH long
-    (stripped, and each line of a multi-line one), longest first so that no shorter one masks part of a longer
-    one first. A text found inside ``never`` (the mask itself) is left out: masking it would never end."""
-    return _credential_values(
-        tuple(value for name, value in environ.items() if is_credential_name(name) and len(value) >= MIN_MASKED_LENGTH),
-        never,
-    )
+def credential_values(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The texts to mask for ``environ``, each with the variable it came from: the values of its credential
+    variables at least MIN_MASKED_LENGTH long (stripped, and each line of a multi-line one), longest first so that
+    no shorter one masks part of a longer one first. Two variables with one value: the first name in order."""
+    return _credential_values(tuple(sorted(
+        (name, value) for name, value in environ.items()
+        if len(value) >= MIN_MASKED_LENGTH and is_credential_name(name)
+    )))
 
 
 @functools.lru_cache(maxsize=16)
-def _credential_values(raw: tuple[str, ...], never: str) -> tuple[str, ...]:
-    found: set[str] = set()
-    for value in raw:
-        for text in (value, value.strip(), *value.splitlines()):
+def _credential_values(variables: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    found: dict[str, str] = {}
+    for name, value in variables:
+        for text in (value, *value.splitlines()):
             text = text.strip()
-            if len(text) >= MIN_MASKED_LENGTH and text not in never:
-                found.add(text)
-    return tuple(sorted(found, key=lambda text: (-len(text), text)))
+            if len(text) >= MIN_MASKED_LENGTH:
+                found.setdefault(text, name)
+    return tuple(sorted(found.items(), key=lambda pair: (-len(pair[0]), pair[0])))
 
 
-def mask_values(text: str, values: Iterable[str], mask: str) -> str:
-    """``text`` with every occurrence of each of ``values`` (longest first, as given) replaced by ``mask``."""
-    for value in values:
-        if value in text:
-            text = text.replace(value, mask)
+def mask_values(text: str, values: Iterable[tuple[str, str]], mask: Callable[[str], str]) -> str:
+    """``text`` with every occurrence of each value of ``values`` (value, variable name; longest first, as given)
+    replaced by ``mask(name)``. A value found inside a mask is left alone, so that masking twice changes nothing."""
+    for value, name in values:
+        if value in text and value not in mask(name):
+            text = text.replace(value, mask(name))
     return text
 
 

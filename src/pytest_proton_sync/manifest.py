@@ -827,7 +827,7 @@ def _account_findings(document: Document, accounts: YamlValue) -> Iterator[_Find
         seconds = account.get("duration_seconds")
         if isinstance(seconds, str) and seconds.isdigit() and not 900 <= int(seconds) <= 43200:
             where = (*path, "duration_seconds")
-            shown = seconds if where not in document.variables else _shown(document, where, seconds, by_characters=False)
+            shown = _shown(document, where, seconds, by_characters=False) if where in document.variables else seconds
             yield _Finding(where, document.locations.get(where, location),
                            f"{shown} seconds is outside what STS allows; use 900 to 43200")
 

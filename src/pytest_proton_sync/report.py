@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .model import Observation
+from .redact import redact
 from .verdict import last_synced_sha, latest_status
 
 # Property names in JUnit XML (<properties> of each <testcase>, in the xunit1 family only: see junit.py); CI
@@ -29,7 +30,7 @@ def junit_properties(observation: Observation) -> list[tuple[str, str]]:
     ]
     if target.account:
         properties.append((PROP_ACCOUNT, target.account))
-    return properties
+    return [(name, redact(value)) for name, value in properties]
 
 
 @dataclass(frozen=True)
