@@ -81,9 +81,11 @@ def credential_values(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]
     """The texts to mask for ``environ``, each with the variable it came from: the values of its credential
     variables at least MIN_MASKED_LENGTH long (stripped, and each line of a multi-line one), longest first so that
     no shorter one masks part of a longer one first. Two variables with one value: the first name in order."""
+    # Names first, values only of credential variables: reading os.environ's values costs more than its names, and
+    # redact() reads it on every call (a session may change it; a cached copy would miss that).
     return _credential_values(tuple(sorted(
-        (name, value) for name, value in environ.items()
-        if len(value) >= MIN_MASKED_LENGTH and is_credential_name(name)
+        (name, value) for name in environ
+        if is_credential_name(name) and len(value := environ[name]) >= MIN_MASKED_LENGTH
     )))
 
 

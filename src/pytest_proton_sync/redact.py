@@ -81,7 +81,13 @@ def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
     The values of ``environ``'s credential variables (default: the process environment, as it is now) are masked
     first, wherever they are, as ``[REDACTED:NAME]``, so that the patterns below see the mask rather than part of a
     value (and leave it as it is, or make it ``[REDACTED]`` where a header's whole value goes)."""
-    text = mask_values(text, credential_values(os.environ if environ is None else environ), _variable_mask)
+    return _redact(text, credential_values(os.environ if environ is None else environ))
+
+
+def _redact(text: str, values: tuple[tuple[str, str], ...]) -> str:
+    text = mask_values(text, values, _variable_mask)
+    if ":" not in text and "=" not in text and "<" not in text:
+        return text  # every pattern below needs one of these: most names, shas and states are done here
     text = _URL_USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
     text = _HEADER.sub(lambda m: m.group("key") + MASK, text)
     text = _XML.sub(lambda m: m.group("open") + MASK + m.group("close"), text)
@@ -90,15 +96,21 @@ def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
     return _SIGNATURE.sub(lambda m: m.group("key") + MASK, text)
 
 
-def redact_strings(value: _Data) -> _Data:
+def redact_strings(value: _Data, environ: Mapping[str, str] | None = None) -> _Data:
     """``value`` (JSON-like data: dicts, lists, strings, numbers) with :func:`redact` applied to every string in it,
-    keys included; a new structure, the given one is not changed."""
+    keys included; a new structure, the given one is not changed. The environment is read once for all of them."""
+    return _redact_strings(value, credential_values(os.environ if environ is None else environ))
+
+
+def _redact_strings(value: _Data, values: tuple[tuple[str, str], ...]) -> _Data:
     if isinstance(value, str):
-        return redact(value)  # type: ignore[return-value]
+        return _redact(value, values)  # type: ignore[return-value]
     if isinstance(value, dict):
-        return {redact_strings(key): redact_strings(item) for key, item in value.items()}  # type: ignore[return-value]
+        return {  # type: ignore[return-value]
+            _redact_strings(key, values): _redact_strings(item, values) for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        return type(value)(redact_strings(item) for item in value)
+        return type(value)(_redact_strings(item, values) for item in value)
     return value
 
 
