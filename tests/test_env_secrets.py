@@ -334,3 +334,31 @@ def test_masks_under_xdist(pytester: pytest.Pytester, aws_env: FakeServer, monke
         assert not leaks(text, secret)
         assert "ENVIRONMENT/[REDACTED:TEMPLATE_TOKEN]@1" in text or text == result.stderr.str()
 
+
+
+def test_checks_beyond_the_schema_name_the_variable_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = base_manifest()
+    data["accounts"]["prod"]["duration_seconds"] = "${DURATION}"
+    data["templates"][0]["account"] = "${ALIAS}"
+    text = yaml.safe_dump(data, sort_keys=False)
+    lines = problems_of(text, monkeypatch, DURATION="50", ALIAS="prdo")
+    assert any("accounts.prod.duration_seconds: '50' (from ${DURATION}) seconds is outside" in line for line in lines)
+    assert any("templates[0].account: unknown account 'prdo' (from ${ALIAS}); did you mean 'prod'?" in line
+               for line in lines)
+    lines = problems_of(text, monkeypatch, DURATION="50", ALIAS="Prod_Ab3dEf9hIj2kLm5nOp")
+    assert any("templates[0].account: unknown account the value of ${ALIAS} (23 characters that look like a "
+               "credential; not shown)" in line for line in lines)
+    assert not leaks("\n".join(lines), "Prod_Ab3dEf9hIj2kLm5nOp")
+
+
+def test_check_command_names_the_variables_and_masks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ISSUE_SECRET_KEY)
+    monkeypatch.setenv("MY_TOKEN", ISSUE_TOKEN)
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(ISSUE_MANIFEST)
+    assert cli.main(["check", str(manifest)]) == cli.EXIT_INVALID
+    out, err = capsys.readouterr()
+    assert not leaks(out + err, ISSUE_SECRET_KEY, ISSUE_TOKEN)
+    assert "${AWS_SECRET_ACCESS_KEY}" in err and "${MY_TOKEN}" in err
