@@ -9,6 +9,9 @@
                             [--output proton-sync.yaml] [--force]
 
 Exit codes: 0 success; 1 a manifest has problems; 2 bad usage or a state file the fake cannot use.
+
+What ``validate`` and ``check`` print about manifests goes through :func:`.redact.redact` (:func:`_say`): the values
+of credential variables in the environment never reach the terminal or a CI log.
 """
 
 from __future__ import annotations
@@ -138,6 +141,13 @@ def _add_check(commands: Any) -> None:
     check.set_defaults(run=_check)
 
 
+def _say(line: object, error: bool = True) -> None:
+    """Print one message about the manifests or the checkout, masked like every other output."""
+    from .redact import redact
+
+    print(redact(str(line)), file=sys.stderr if error else sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     code: int = arguments.run(arguments)
@@ -180,7 +190,7 @@ def _validate(arguments: argparse.Namespace) -> int:
             valid.pop(problem.file, None)
     _tell_problems(problems)
     for path, manifest in valid.items():
-        print(f"OK {path}: {plural(len(manifest.targets), 'target')}")
+        _say(f"OK {path}: {plural(len(manifest.targets), 'target')}", error=False)
     return EXIT_INVALID if problems else EXIT_OK
 
 
@@ -203,15 +213,18 @@ def _tell_problems(problems: Sequence[Located]) -> None:
     stdout, where the runner reads workflow commands) and a table in the job summary."""
     import os
 
+    from .redact import redact
+
     for problem in problems:
-        print(problem, file=sys.stderr)
+        _say(problem)
     if not problems or os.environ.get("GITHUB_ACTIONS") != "true":
         return
     from . import github
 
     for line in github.manifest_annotation_lines(problems, os.environ.get("GITHUB_WORKSPACE")):
-        print(line, flush=True)
-    failure = github.append_to_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), github.manifest_summary(problems))
+        print(redact(line), flush=True)
+    summary = redact(github.manifest_summary(problems))
+    failure = github.append_to_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), summary)
     if failure:
         print(f"warning: {failure}", file=sys.stderr)
 
@@ -278,7 +291,8 @@ def _check(arguments: argparse.Namespace) -> int:
     if lines:
         return EXIT_INVALID
     count = sum(len(manifest.targets) for manifest in manifests)
-    print(f"OK: {count} {'entry matches' if count == 1 else 'entries match'} the checkout at {arguments.rev}")
+    _say(f"OK: {count} {'entry matches' if count == 1 else 'entries match'} the checkout at {arguments.rev}",
+         error=False)
     return EXIT_OK
 
 

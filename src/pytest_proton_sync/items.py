@@ -2,6 +2,8 @@
 
 Items ask the session for their observation and raise short, domain-specific exceptions: CouldNotCheck in setup
 (JUnit ``<error>``), NotSynced in the call (``<failure>``); ``repr_failure`` shows their text and nothing else.
+Every text that leaves here (those, the collection error, warnings, the item's name) goes through redact(): the
+values of credential variables in the environment never reach the terminal or the JUnit XML.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .model import Observation, Target
+from .redact import redact
 
 if TYPE_CHECKING:
     from .session import ProtonSyncSession
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
 
 class NotSynced(Exception):
     """The target's latest successful sync is not what the manifest expects: the test *fails*."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 # pytest.fail.Exception is public, but reached through a function attribute, which mypy cannot take as a base.
@@ -31,7 +37,7 @@ class CouldNotCheck(pytest.fail.Exception):  # type: ignore[misc,name-defined]
     (200 errors: 17 s against 1.4 s), which a cancelled run or a denied account cannot afford."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, pytrace=False)
+        super().__init__(redact(message), pytrace=False)
 
 
 class ManifestFile(pytest.File):
@@ -55,14 +61,15 @@ class ManifestFile(pytest.File):
                 said = len(repository.notes)
                 targets = repository.resolve(manifest, str(shown))
                 for note in repository.notes[said:]:
-                    self.warn(pytest.PytestWarning(f"proton-sync: {note}"))
+                    self.warn(pytest.PytestWarning(redact(f"proton-sync: {note}")))
         except ManifestError as exc:
             self.session_plugin.record_manifest_problems(self.path, exc.problems)
             # CollectError shows just its message: every problem, one line each, no traceback.
-            raise self.CollectError(f"invalid proton-sync manifest {shown}:\n{exc}") from None
+            raise self.CollectError(redact(f"invalid proton-sync manifest {shown}:\n{exc}")) from None
         self.session_plugin.record_manifest_problems(self.path, ())
         for target in targets:
-            yield TargetItem.from_parent(self, name=target.id, target=target)
+            # A name or version interpolated from a credential variable would otherwise print in every report.
+            yield TargetItem.from_parent(self, name=redact(target.id), target=target)
 
 
 class TargetItem(pytest.Item):
@@ -115,4 +122,4 @@ class TargetItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, max(0, self.target.line - 1), f"{self.path.name}:{self.target.line}: {self.target.id}"
+        return self.path, max(0, self.target.line - 1), f"{self.path.name}:{self.target.line}: {self.name}"

@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from .model import Observation, Revision, SyncAttempt, SyncStatus, Target
+from .redact import redact_strings
 
 REPORT_VERSION = 1
 SCHEMA_FILE = "report.schema.json"
@@ -80,6 +81,7 @@ def target_facts(target: Target, observation: Observation | None, manifest_path:
 
     ``manifest_path`` is the manifest's absolute path (annotations make it relative to the CI workspace).
     ``observation`` is None when none was made (the test was interrupted before its answer arrived).
+    Every string is redacted: these facts feed the JSON report, the table, JUnit and GitHub's annotations.
     """
     expectation = target.expectation
     repository = expectation.repository
@@ -124,7 +126,7 @@ def target_facts(target: Target, observation: Observation | None, manifest_path:
             "waited_seconds": round(observation.waited_seconds, 3),
             "wait_note": observation.wait_note,
         }
-    return facts
+    return redact_strings(facts)
 
 
 def last_synced_sha(facts: Facts) -> str:

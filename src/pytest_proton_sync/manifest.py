@@ -23,13 +23,14 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_proton_sync import awsfacts
+from pytest_proton_sync.envsecrets import describe_withheld, plainly_harmless
 from pytest_proton_sync.kinds import BY_SECTION, Kind, make_target
 from pytest_proton_sync.messages import closest, describe_value, show_text
 from pytest_proton_sync.model import AccountSpec, Expectation, RepositorySpec, Target
@@ -398,7 +399,7 @@ class _ManifestReader:
         findings = _interpolate(document, self.environ)
         findings += _schema_findings(document)
         findings += _semantic_findings(document, findings)
-        self.add(findings)
+        self.add(_naming_variables(document, finding) for finding in findings)
         if self.problems:
             return ()
         self.accounts = _accounts(document)
@@ -434,14 +435,18 @@ class _ManifestReader:
 def _interpolate(document: Document, environ: Mapping[str, str]) -> list[_Finding]:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string value, in place. Keys are left alone.
 
-    It runs before the schema, so an interpolated sha is validated like a literal one.
+    It runs before the schema, so an interpolated sha is validated like a literal one. The variables whose values
+    a string now holds are kept in ``document.variables``: a message about the value names them, and prints the
+    value only when it is plainly harmless (envsecrets.plainly_harmless).
     """
     findings: list[_Finding] = []
 
     def visit(value: YamlValue, path: FieldPath) -> YamlValue:
         if isinstance(value, str):
-            expanded, error = _expand(value, environ)
+            expanded, error, variables = _expand(value, environ)
             if error is None:
+                if variables:
+                    document.variables[path] = variables
                 return expanded
             document.reported.add(path)  # the schema would only repeat the complaint
             findings.append(_Finding(path, document.locations.get(path), error))
@@ -457,15 +462,17 @@ def _interpolate(document: Document, environ: Mapping[str, str]) -> list[_Findin
     return findings
 
 
-def _expand(text: str, environ: Mapping[str, str]) -> tuple[str, str | None]:
+def _expand(text: str, environ: Mapping[str, str]) -> tuple[str, str | None, tuple[str, ...]]:
     """Shell-like expansion of one string: ``${NAME}``, ``${NAME:-default}``, ``$$``; nothing else.
 
-    Returns the expanded text, or the original text and a message. As in sh, ``:-`` also applies the
-    default when the variable is set but empty. The default is literal text up to the first ``}``.
+    Returns the expanded text and the variables whose values it holds (not those whose default was used), or the
+    original text and a message. As in sh, ``:-`` also applies the default when the variable is set but empty.
+    The default is literal text up to the first ``}``.
     """
     if "$" not in text:
-        return text, None
+        return text, None, ()
     pieces: list[str] = []
+    used: list[str] = []
     position = 0
     while (dollar := text.find("$", position)) >= 0:
         pieces.append(text[position:dollar])
@@ -483,27 +490,28 @@ def _expand(text: str, environ: Mapping[str, str]) -> tuple[str, str | None]:
             return text, (
                 f"{show_text(text)} has '${{' without a closing '}}'; write ${{NAME}}, ${{NAME:-default}}, "
                 "or '$$' for a literal '$'"
-            )
+            ), ()
         reference = text[dollar + 2 : close]
         name, has_default, default = reference.partition(":-")
         if not _VARIABLE_NAME.match(name):
             return text, (
                 f"'${{{reference}}}' is not a variable reference; write ${{NAME}} or ${{NAME:-default}} "
                 "(NAME: letters, digits and '_'), or '$$' for a literal '$'"
-            )
+            ), ()
         value = environ.get(name)
-        if has_default:
-            pieces.append(value if value else default)
-        elif value is None:
+        if value is None and not has_default:
             return text, (
                 f"environment variable {name} is not set and ${{{name}}} has no default; "
                 f"set it, or write ${{{name}:-default}}"
-            )
-        else:
+            ), ()
+        if value:
             pieces.append(value)
+            used.append(name)
+        elif has_default:
+            pieces.append(default)
         position = close + 1
     pieces.append(text[position:])
-    return "".join(pieces), None
+    return "".join(pieces), None, tuple(dict.fromkeys(used))
 
 
 # --- schema --------------------------------------------------------------------------------------------
@@ -599,6 +607,24 @@ def _missing_message(path: FieldPath, key: str) -> str:
 
 
 
+def _source_text(document: Document, path: FieldPath, variables: tuple[str, ...]) -> str:
+    """How an interpolated value is written in the manifest: ``${NAME}``, or the quoted text around it."""
+    scalar = document.scalars.get(path)
+    source = scalar.text if scalar is not None else "${" + variables[0] + "}"
+    return source if source == "${" + variables[0] + "}" else show_text(source)
+
+
+def _naming_variables(document: Document, finding: _Finding) -> _Finding:
+    """A problem with an interpolated value says which variable to look at, since the value may not be shown."""
+    variables = document.variables.get(finding.path)
+    if not variables:
+        return finding
+    names = " and ".join("${" + name + "}" for name in variables)
+    verb = "is the variable" if len(variables) == 1 else "are the variables"
+    return replace(finding, message=f"{finding.message}; fix: check that {names} {verb} meant here, and what "
+                   f"{'it holds' if len(variables) == 1 else 'they hold'}")
+
+
 def _value_at(value: YamlValue, path: FieldPath) -> YamlValue:
     for part in path:
         if isinstance(value, dict) and isinstance(part, str):
@@ -638,33 +664,47 @@ def _value_message(document: Document, error: ValidationError, path: FieldPath) 
         allowed = [str(choice) for choice in choices] if isinstance(choices, list) else []
         suggestion = closest(instance, allowed) if isinstance(instance, str) else None
         hint = f"did you mean {suggestion!r}? " if suggestion else ""
+        shown = _shown(document, path, instance, by_characters=False)  # not one of the words: a harmless mistake
         message = f"{shown} is not allowed; {hint}allowed: {', '.join(allowed)}"
         if schema.get("x-aws-enum") == "providers":  # the enum AWS extends (CodeConnections, 2026)
             message += (f" (the providers the installed botocore {awsfacts.botocore_version()} knows; if AWS added "
                         "this one since, upgrade it: pip install -U boto3 botocore)")
         return message
     if "x-rule" in schema and isinstance(instance, str):
-        return f"{_what_is_wrong(schema, instance, shown)}; {schema['x-rule']}"
+        what = _what_is_wrong(schema, instance, lambda by_characters: _shown(document, path, instance,
+                                                                             by_characters=by_characters))
+        return f"{what}; {schema['x-rule']}"
     return f"{shown}: {error.message}"  # a rule without a tailored message (should not happen)
 
 
-def _what_is_wrong(schema: Mapping[str, Any], text: str, shown: str) -> str:
+def _what_is_wrong(schema: Mapping[str, Any], text: str, shown: Callable[[bool], str]) -> str:
+    """What is wrong with ``text``; ``shown(by_characters)`` quotes it, told whether it fails by its characters or
+    form (then an interpolated value is never printed) or only by its length."""
     noun = str(schema.get("x-noun", "value"))
     if noun == "commit sha":
         hex_digits = bool(text) and _HEX.match(text) is not None
-        return f"{shown} has {len(text)} hex digits" if hex_digits else f"{shown} is not a hex commit sha"
+        return f"{shown(False)} has {len(text)} hex digits" if hex_digits else f"{shown(True)} is not a hex commit sha"
     if noun == "major version" and _MINOR_VERSION.match(text):
-        return f"{shown} is a minor version"
+        return f"{shown(True)} is a minor version"
     if not text:
-        return f"{shown} is empty"
+        return f"{shown(False)} is empty"
     if len(text) > int(schema.get("maxLength", len(text))):
-        return f"{shown} is {len(text)} characters long"
-    return f"{shown} is not a valid {noun}"
+        return f"{shown(False)} is {len(text)} characters long"
+    return f"{shown(True)} is not a valid {noun}"
 
 
-def _shown(document: Document, path: FieldPath, instance: object) -> str:
-    """A value as the user wrote it, short enough for one line: 'abc', boolean yes, a list, ..."""
+def _shown(document: Document, path: FieldPath, instance: object, *, by_characters: bool = True) -> str:
+    """A value as the user wrote it, short enough for one line: 'abc', boolean yes, a list, ...
+
+    A value interpolated from the environment is printed only when plainly harmless (``by_characters``: it fails
+    by its characters or form, not only by its length or choice); otherwise its source and its length stand in."""
     if isinstance(instance, str):
+        variables = document.variables.get(path)
+        if variables:
+            source = _source_text(document, path, variables)
+            if not plainly_harmless(instance, variables, by_characters=by_characters):
+                return f"the value of {source} ({describe_withheld(instance, variables)})"
+            return f"{show_text(instance)} (from {source})"
         text = instance if len(instance) <= 60 else instance[:57] + "..."
         return repr(text)
     scalar = document.scalars.get(path)
@@ -787,8 +827,9 @@ def _account_findings(document: Document, accounts: YamlValue) -> Iterator[_Find
         seconds = account.get("duration_seconds")
         if isinstance(seconds, str) and seconds.isdigit() and not 900 <= int(seconds) <= 43200:
             where = (*path, "duration_seconds")
+            shown = _shown(document, where, seconds, by_characters=False) if where in document.variables else seconds
             yield _Finding(where, document.locations.get(where, location),
-                           f"{seconds} seconds is outside what STS allows; use 900 to 43200")
+                           f"{shown} seconds is outside what STS allows; use 900 to 43200")
 
 
 _SHA_AND_REV = "give either 'sha' (a literal commit) or 'rev' (a git revision resolved in the checkout), not both"
@@ -817,8 +858,9 @@ def _entry_findings(
         own = isinstance(entry.get("repository"), dict) and "provider" in entry["repository"]  # type: ignore[operator]
         where = (*entry_path, "repository", "provider") if own else ("defaults", "repository", "provider")
         shared = "" if own else " (defaults apply to every section: give this provider in the entries that need it)"
+        shown = _shown(document, where, provider, by_characters=False)
         yield _Finding(where, document.locations.get(where, location),
-                       f"provider {provider!r} is not one that {kind.operation_name} knows; for {kind.section} "
+                       f"provider {shown} is not one that {kind.operation_name} knows; for {kind.section} "
                        f"use {kind.provider_names()}{shared}")
     account = entry.get("account", defaults.get("account"))
     if isinstance(account, str) and account not in accounts:
@@ -826,7 +868,8 @@ def _entry_findings(
         declared = f"declared: {', '.join(accounts)}" if accounts else "the manifest declares no 'accounts'"
         suggestion = closest(account, accounts)
         hint = f"did you mean {suggestion!r}? " if suggestion else ""
-        yield _Finding(where, document.locations.get(where, location), f"unknown account {account!r}; {hint}{declared}")
+        shown = _shown(document, where, account, by_characters=False)
+        yield _Finding(where, document.locations.get(where, location), f"unknown account {shown}; {hint}{declared}")
 
 
 def _lacks_sha(kind: Kind, entry: dict[str, YamlValue], defaults: dict[str, YamlValue]) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import __version__, github
 from .jsonreport import Facts, build_report, latest_status
+from .redact import redact, redact_strings
 from .report import format_table
 from .results import NOT_PASSED, TargetResult, counts
 
@@ -60,6 +61,7 @@ def write_json_report(path: Path, *, started_at: datetime, manifests: Sequence[P
         exit_status=exit_status,
         results=[result.as_dict() for result in results],
     )
+    document = redact_strings(document)  # the facts are already; the texts and the rest too
     partial = path.with_name(path.name + ".partial")
     try:
         partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -71,13 +73,13 @@ def write_json_report(path: Path, *, started_at: datetime, manifests: Sequence[P
 
 def problems(results: Sequence[TargetResult]) -> list[github.Problem]:
     return [
-        github.Problem(
-            target=result.id,
+        github.Problem(  # redacted before github.py escapes them: the escaped form of a value would not match it
+            target=redact(result.id),
             outcome=result.final_outcome,
-            manifest=str(result.facts.get("manifest") or ""),
+            manifest=redact(str(result.facts.get("manifest") or "")),
             manifest_path=str(result.facts.get("manifest_path") or result.facts.get("manifest") or ""),
             line=result.line,
-            text=result.text or f"{result.id}: {result.final_outcome}",
+            text=redact(result.text or f"{result.id}: {result.final_outcome}"),
         )
         for result in results
         if result.final_outcome in NOT_PASSED

@@ -4,20 +4,34 @@ botocore's DEBUG records print whole requests: the ``Authorization`` header, ``X
 canonical request (with the token again) and the SigV4 signature. pytest shows such records in many places
 (live logs, report sections, ``--log-file``, JUnit with ``junit_logging``), so the plugin masks them at the
 source: :func:`install` wraps :func:`logging.setLogRecordFactory`, which every logger uses, including loggers
-created after it. Pure standard library: imports neither pytest nor boto3.
+created after it.
+
+:func:`redact` also masks the values of the process environment's credential variables (``AWS_SECRET_ACCESS_KEY``,
+``MY_TOKEN``, ...: the rule is in :mod:`.envsecrets`) wherever they appear; every output of the plugin (failure
+texts, collection errors, the table, JUnit properties, the JSON report, GitHub annotations and step summary, the
+command line's messages) goes through it. Pure standard library: imports neither pytest nor boto3.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from .envsecrets import credential_values, mask_values
 
 MASK = "[REDACTED]"
+# A credential variable's value is masked as [REDACTED:NAME]: the name says where it came from, and is no secret.
+_MASKED = r"\[REDACTED(?::[A-Za-z_][A-Za-z0-9_]*)?\]"
+_MASK_ONLY = re.compile(_MASKED + r"\Z")
 
-# Loggers whose records may carry credentials (prefixes: "botocore" covers "botocore.auth" and any child).
-AWS_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+_Data = TypeVar("_Data")
+
+# Loggers whose records may carry credentials (prefixes: "botocore" covers "botocore.auth" and any child), and the
+# plugin's own, whose records quote the API's messages.
+AWS_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "pytest_proton_sync")
 
 # A header whose whole value is secret, as a dict repr ('Authorization': b'...'), a header line
 # (x-amz-security-token:...), a raw HTTP dump (...\r\nAuthorization: ...\r\n) or a query parameter (...=...&).
@@ -40,7 +54,7 @@ _KEY_VALUE = re.compile(
     r"(?P<key>(?:(?<![A-Za-z0-9])|(?<=\\n))(?:aws[_-]?)?"
     r"(?:secret[_-]?access[_-]?key|secret[_-]?key|session[_-]?token|security[_-]?token|access[_-]?token|token)"
     r"['\"]?\s*[:=]\s*(?:b?['\"])?)"
-    r"(?P<value>" + re.escape(MASK) + r"|[^\s'\"&,;<>\\)}\]]+)",
+    r"(?P<value>" + _MASKED + r"|[^\s'\"&,;<>\\)}\]]+)",
     re.IGNORECASE,
 )
 # An AssumeRole request's ExternalId, a secret shared with the role's owner: in botocore's DEBUG dict repr
@@ -48,7 +62,7 @@ _KEY_VALUE = re.compile(
 # quote, an ampersand, a backslash or white space.
 _EXTERNAL_ID = re.compile(
     r"(?P<key>(?:(?<![A-Za-z0-9])|(?<=\\n))external[_-]?id['\"]?\s*[:=]\s*(?:b?['\"])?)"
-    r"(?P<value>" + re.escape(MASK) + r"|[^\s'\"&\\]+)",
+    r"(?P<value>" + _MASKED + r"|[^\s'\"&\\]+)",
     re.IGNORECASE,
 )
 # A SigV4 signature: "Signature=<hex>" (Authorization, presigned X-Amz-Signature) and botocore.auth's
@@ -61,14 +75,53 @@ _SIGNATURE = re.compile(r"(?P<key>(?<![A-Za-z])signature\s*[=:]\s*)[0-9a-f]{16,}
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s'\"<>]+)@")
 
 
-def redact(text: str) -> str:
-    """``text`` with credential values replaced by ``[REDACTED]``; idempotent, and ordinary text is unchanged."""
+def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with credential values replaced by ``[REDACTED]``; idempotent, and ordinary text is unchanged.
+
+    The values of ``environ``'s credential variables (default: the process environment, as it is now) are masked
+    first, wherever they are, as ``[REDACTED:NAME]``, so that the patterns below see the mask rather than part of a
+    value (and leave it as it is, or make it ``[REDACTED]`` where a header's whole value goes)."""
+    return _redact(text, credential_values(os.environ if environ is None else environ))
+
+
+def _redact(text: str, values: tuple[tuple[str, str], ...]) -> str:
+    text = mask_values(text, values, _variable_mask)
+    if ":" not in text and "=" not in text and "<" not in text:
+        return text  # every pattern below needs one of these: most names, shas and states are done here
     text = _URL_USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
     text = _HEADER.sub(lambda m: m.group("key") + MASK, text)
     text = _XML.sub(lambda m: m.group("open") + MASK + m.group("close"), text)
-    text = _EXTERNAL_ID.sub(lambda m: m.group("key") + MASK, text)
-    text = _KEY_VALUE.sub(lambda m: m.group("key") + MASK, text)
+    text = _EXTERNAL_ID.sub(_masked_value, text)
+    text = _KEY_VALUE.sub(_masked_value, text)
     return _SIGNATURE.sub(lambda m: m.group("key") + MASK, text)
+
+
+def redact_strings(value: _Data, environ: Mapping[str, str] | None = None) -> _Data:
+    """``value`` (JSON-like data: dicts, lists, strings, numbers) with :func:`redact` applied to every string in it,
+    keys included; a new structure, the given one is not changed. The environment is read once for all of them."""
+    return _redact_strings(value, credential_values(os.environ if environ is None else environ))
+
+
+def _redact_strings(value: _Data, values: tuple[tuple[str, str], ...]) -> _Data:
+    if isinstance(value, str):
+        return _redact(value, values)  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {  # type: ignore[return-value]
+            _redact_strings(key, values): _redact_strings(item, values) for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact_strings(item, values) for item in value)
+    return value
+
+
+def _masked_value(match: re.Match[str]) -> str:
+    """A key's value masked; one masked already stays as it is (with the variable's name, if it has one)."""
+    value = match.group("value")
+    return match.group("key") + (value if _MASK_ONLY.match(value) else MASK)
+
+
+def _variable_mask(name: str) -> str:
+    return f"[REDACTED:{name}]"
 
 
 _EXCEPTION_FORMATTER = logging.Formatter()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .messages import tally
 from .model import Observation
+from .redact import redact
 from .verdict import last_synced_sha, latest_status
 
 # Property names in JUnit XML (<properties> of each <testcase>, in the xunit1 family only: see junit.py); CI
@@ -30,7 +31,7 @@ def junit_properties(observation: Observation) -> list[tuple[str, str]]:
     ]
     if target.account:
         properties.append((PROP_ACCOUNT, target.account))
-    return properties
+    return [(name, redact(value)) for name, value in properties]
 
 
 @dataclass(frozen=True)

@@ -509,9 +509,11 @@ def _report_path(config: pytest.Config, value: str | None) -> Path | None:
 
 
 def _warn(config: pytest.Config, message: str) -> None:
+    from .redact import redact
+
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"proton-sync: {message}", red=True)
+        reporter.write_line(redact(f"proton-sync: {message}"), red=True)
 
 
 def _listed(words: Sequence[str], at_most: int = 5) -> str:

@@ -86,6 +86,9 @@ class Document:
     # Paths whose value is unusable because an issue was reported there; later checks stay quiet about
     # them so that one mistake gives one message.
     reported: set[FieldPath] = field(default_factory=set)
+    # Paths whose text was interpolated from the environment (filled by the manifest's interpolation): the
+    # variables whose values it holds. A message about such a value names them and prints it only when harmless.
+    variables: dict[FieldPath, tuple[str, ...]] = field(default_factory=dict)
 
 
 def format_path(path: FieldPath) -> str:
