@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from pytest_proton_sync.gitrepo import CHANGED, Checkout
+from pytest_proton_sync.git.checkout import CHANGED, Checkout
 
 GOAL_SECONDS = 1.0
 

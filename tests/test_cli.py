@@ -18,15 +18,15 @@ import boto3
 import pytest
 from botocore.config import Config
 
-import pytest_proton_sync
+import pytest_proton_sync.manifest
 from pytest_proton_sync import cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SRC = Path(pytest_proton_sync.__file__).resolve().parent.parent
 
-MANIFEST_AVAILABLE = importlib.util.find_spec("pytest_proton_sync.manifest") is not None
+MANIFEST_AVAILABLE = importlib.util.find_spec("pytest_proton_sync.manifest.loader") is not None
 needs_manifest = pytest.mark.skipif(
-    not MANIFEST_AVAILABLE, reason="pytest_proton_sync.manifest is not written yet (another engineer's part)"
+    not MANIFEST_AVAILABLE, reason="pytest_proton_sync.manifest.loader is not written yet (another engineer's part)"
 )
 
 
@@ -154,12 +154,12 @@ def stub_manifest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             )
         return types.SimpleNamespace(targets=(object(),) * (3 if "three" in path else 1))
 
-    module = types.ModuleType("pytest_proton_sync.manifest")
+    module = types.ModuleType("pytest_proton_sync.manifest.loader")
     module.load_manifest = load_manifest  # type: ignore[attr-defined]
     module.load_manifests = lambda paths: tuple(map(load_manifest, paths))  # type: ignore[attr-defined]
     module.ManifestError = StubManifestError  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pytest_proton_sync.manifest", module)
-    monkeypatch.setattr(pytest_proton_sync, "manifest", module, raising=False)
+    monkeypatch.setitem(sys.modules, "pytest_proton_sync.manifest.loader", module)
+    monkeypatch.setattr(pytest_proton_sync.manifest, "loader", module, raising=False)
 
 
 @pytest.mark.usefixtures("stub_manifest")

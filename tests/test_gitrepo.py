@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_proton_sync.gitrepo import ABSENT, CHANGED, UNKNOWN, Checkout, GitError, clean_text
+from pytest_proton_sync.git.checkout import ABSENT, CHANGED, UNKNOWN, Checkout, GitError, clean_text
 
 from .gitrepos import History, environment_bundle, git, service_bundle
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from pytest_proton_sync import answers, safetext
-from pytest_proton_sync.answers import MalformedAnswer
-from pytest_proton_sync.fetch import check_body
+from pytest_proton_sync.aws import answers
+from pytest_proton_sync.aws.answers import MalformedAnswer
+from pytest_proton_sync.fetch.fetcher import check_body
+from pytest_proton_sync.text import safetext
 
 from .conftest import ACCESS_KEY_ID, REPO, SECRET_ACCESS_KEY, SHA_A, template, write_manifest
 from .hostile import CASES, NASTY, SLOW_CASES, HostileServer, good, mutated
@@ -258,7 +259,7 @@ def test_a_silent_endpoint_ends_every_target_as_an_error_within_about_one_deadli
 
 
 def test_progress_says_which_calls_are_pending_and_for_how_long(hostile: HostileServer) -> None:
-    from pytest_proton_sync.fetch import ClientPool, Fetcher, FetchSettings, Progress, observe
+    from pytest_proton_sync.fetch.fetcher import ClientPool, Fetcher, FetchSettings, Progress, observe
     from pytest_proton_sync.kinds import TEMPLATE, make_target
     from pytest_proton_sync.model import Expectation, RepositorySpec
 

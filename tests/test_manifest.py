@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pytest_proton_sync.kinds import BY_SECTION, TEMPLATE, make_target
-from pytest_proton_sync.manifest import (
+from pytest_proton_sync.manifest.loader import (
     MAX_MANIFEST_BYTES,
     Manifest,
     ManifestError,
@@ -521,7 +521,7 @@ def test_schema_accepts_valid_manifests_as_editors_read_them(case: str) -> None:
 
 def test_importing_the_module_is_cheap() -> None:
     code = (
-        "import sys, pytest_proton_sync.manifest\n"
+        "import sys, pytest_proton_sync.manifest.loader\n"
         "heavy = sorted(m for m in ('pytest', 'boto3', 'botocore', 'yaml', 'jsonschema') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )

@@ -14,9 +14,10 @@ import pytest
 import xmlschema
 from junitparser import JUnitXml
 
-from pytest_proton_sync import __version__, github
+from pytest_proton_sync import __version__
 from pytest_proton_sync.fake import FakeServer
-from pytest_proton_sync.jsonreport import report_schema
+from pytest_proton_sync.reports import github
+from pytest_proton_sync.reports.jsonreport import report_schema
 
 from .conftest import SHA_A, SHA_OLD, fake_state, template, write_manifest
 from .test_plugin import every_rule_state, junit_cases
@@ -362,7 +363,7 @@ def facts(target: str, manifest: str, line: int) -> dict[str, Any]:
 
 
 def test_run_results_outcomes_reruns_and_manifest_order() -> None:
-    from pytest_proton_sync.results import RunResults, counts, manifest_rank
+    from pytest_proton_sync.reports.results import RunResults, counts, manifest_rank
 
     results = RunResults()
     # Finish order: second manifest first, lines out of order (xdist, pytest-randomly).

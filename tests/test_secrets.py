@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_proton_sync.fake import FakeServer
-from pytest_proton_sync.redact import MASK, install, redact
+from pytest_proton_sync.text.redact import MASK, install, redact
 
 from .conftest import (
     ACCESS_KEY_ID,

@@ -20,7 +20,7 @@ from pytest_proton_sync.model import (
     SyncStatus,
     Target,
 )
-from pytest_proton_sync.verdict import (
+from pytest_proton_sync.verdict.judge import (
     describe_error,
     describe_failure,
     is_settled,
@@ -235,7 +235,7 @@ def test_documented_normalisations_still_pass(fields: dict[str, str]) -> None:
 
 def _allowed_equal(field: str, original: str, mutated: str) -> bool:
     """The documented normalisations: ASCII case for sha, repository name and provider; ./ and / for directories."""
-    from pytest_proton_sync.verdict import ascii_lower, normal_directory
+    from pytest_proton_sync.verdict.judge import ascii_lower, normal_directory
 
     if field in ("sha", "name", "provider"):
         return ascii_lower(original) == ascii_lower(mutated)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 
 if TYPE_CHECKING:
-    from .manifest import Manifest
+    from .manifest.loader import Manifest
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -139,13 +139,13 @@ def main(argv: list[str] | None = None) -> int:
 def _validate(arguments: argparse.Namespace) -> int:
     # Imported here so `fake-server` and `--version` work even where the manifest module cannot be imported.
     try:
-        from .manifest import ManifestError, load_manifest
+        from .manifest.loader import ManifestError, load_manifest
     except ImportError as error:
         print(f"pytest-proton-sync validate: cannot load the manifest reader: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    from .manifest import load_manifests
-    from .manifest_paths import path_problem
+    from .manifest.loader import load_manifests
+    from .session.selection import path_problem
 
     paths: Sequence[str] = arguments.manifests
     all_valid = True
@@ -185,10 +185,10 @@ def _validate(arguments: argparse.Namespace) -> int:
 def _check(arguments: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .bundles import compare_manifest_with_checkout, discover_bundles
-    from .expectations import Repository
-    from .gitrepo import GitError
-    from .manifest import Manifest, ManifestError, load_manifests
+    from .git.bundles import compare_manifest_with_checkout, discover_bundles
+    from .git.checkout import GitError
+    from .git.expectations import Repository
+    from .manifest.loader import Manifest, ManifestError, load_manifests
 
     try:
         manifests = load_manifests(arguments.manifests)
@@ -242,11 +242,11 @@ def _schema(arguments: argparse.Namespace) -> int:
     import json
 
     if arguments.report:
-        from .jsonreport import report_schema
+        from .reports.jsonreport import report_schema
 
         schema = report_schema()
     else:
-        from .manifest import manifest_schema
+        from .manifest.loader import manifest_schema
 
         schema = manifest_schema()
     try:
@@ -297,8 +297,8 @@ def _fake_server(arguments: argparse.Namespace) -> int:
 
 
 def _init(arguments: argparse.Namespace) -> int:
-    from .bundles import discover_bundles, is_repository_name, repository_from_url, starter_manifest
-    from .gitrepo import Checkout, GitError
+    from .git.bundles import discover_bundles, is_repository_name, repository_from_url, starter_manifest
+    from .git.checkout import Checkout, GitError
 
     def fail(message: str, code: int = EXIT_USAGE) -> int:
         print(f"pytest-proton-sync init: {message}", file=sys.stderr)

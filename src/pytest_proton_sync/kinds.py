@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import answers
+from .aws import answers
 from .model import Expectation, SyncBlocker, SyncStatus, Target
 
 

@@ -82,7 +82,7 @@ class ApiError(Exception):
 def service_model(model_name: str = "proton") -> ServiceModel:
     """botocore's model of a service, loaded once: loading one takes a noticeable fraction of a second. From a
     session that reads no profile or config file: the user's AWS set-up must not break the fake."""
-    from ..hermetic import isolated_session
+    from ..aws.hermetic import isolated_session
 
     return isolated_session().get_service_model(model_name)
 

@@ -3,7 +3,7 @@
 The same stages and rules as the manifest, so that a user sees every mistake of a file in one run:
 
 1. bytes -> text (size cap, strict UTF-8),
-2. text -> plain values with locations (:mod:`pytest_proton_sync.yamlnodes`: syntax, tags, aliases, duplicate
+2. text -> plain values with locations (:mod:`pytest_proton_sync.yamlcheck.yamlnodes`: syntax, tags, aliases, duplicate
    keys, a depth cap; nothing is ever constructed),
 3. numbers typed for the schema (a number keeps the text it was written as; ``.inf`` and ``.nan`` are refused),
 4. the JSON Schema shipped beside this module (``state.schema.json``): keys, types, enums, patterns, bounds,
@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta, timezone
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from ..messages import closest, describe_value, show_text
+from ..yamlcheck.messages import closest, describe_value, show_text
 from .state import (
     CONNECTIONS_PROVIDERS,
     DEFAULT_SYNCED_AT,
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
-    from pytest_proton_sync.yamlnodes import Document, FieldPath, Location
+    from pytest_proton_sync.yamlcheck.yamlnodes import Document, FieldPath, Location
 
 #: Larger files are refused before parsing (a state with thousands of resources is well under this).
 MAX_STATE_BYTES = 5 * 1024 * 1024
@@ -235,7 +235,7 @@ class _Reader:
 
     def add(self, path: FieldPath, message: str, *, at_key: bool = False, unusable: bool = True) -> None:
         """A problem at ``path``; when ``unusable``, later stages stay quiet about everything under it."""
-        from pytest_proton_sync.yamlnodes import format_path
+        from pytest_proton_sync.yamlcheck.yamlnodes import format_path
 
         location = self.key_locations.get(path) if at_key else None
         location = location or self.location(path)
@@ -263,7 +263,7 @@ class _Reader:
 
     # -- stage 1 and 2: bytes to values ----------------------------------------------------------------
     def from_bytes(self, data: bytes) -> FakeState:
-        from pytest_proton_sync.yamlnodes import read_document
+        from pytest_proton_sync.yamlcheck.yamlnodes import read_document
 
         if len(data) > MAX_STATE_BYTES:
             self.whole_file(f"the state file is larger than {MAX_STATE_BYTES // (1024 * 1024)} MiB")
@@ -286,7 +286,7 @@ class _Reader:
         self.key_locations = document.key_locations
         self.reported = set(document.reported)
         for issue in document.issues:
-            from pytest_proton_sync.yamlnodes import format_path
+            from pytest_proton_sync.yamlcheck.yamlnodes import format_path
 
             self.problems.append(
                 StateProblem(
@@ -575,7 +575,7 @@ def _identity(section: str, entry: dict[str, Any]) -> str:
 
 
 def _format(path: FieldPath) -> str:
-    from pytest_proton_sync.yamlnodes import format_path
+    from pytest_proton_sync.yamlcheck.yamlnodes import format_path
 
     return format_path(path)
 

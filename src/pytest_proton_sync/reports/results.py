@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .jsonreport import Facts, last_synced_sha, latest_status
-from .report import Row
-from .verdict import SHORT_SHA, short
+from pytest_proton_sync.reports.jsonreport import Facts, last_synced_sha, latest_status
+from pytest_proton_sync.reports.table import Row
+from pytest_proton_sync.verdict.judge import SHORT_SHA, short
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 NOT_PASSED = ("failed", "error")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .gitrepo import Checkout, GitError, TreeEntry, clean_text
+from pytest_proton_sync.git.checkout import Checkout, GitError, TreeEntry, clean_text
 
 __all__ = ["Bundle", "Discovery", "compare_manifest_with_checkout", "discover_bundles", "normal_directory"]
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .model import Observation, Target
+from pytest_proton_sync.model import Observation, Target
 
 if TYPE_CHECKING:
-    from .session import ProtonSyncSession
+    from pytest_proton_sync.session.run import ProtonSyncSession
 
 
 class NotSynced(Exception):
@@ -37,13 +37,13 @@ class CouldNotCheck(pytest.fail.Exception):  # type: ignore[misc,name-defined]
 class ManifestFile(pytest.File):
     @property
     def session_plugin(self) -> ProtonSyncSession:
-        from .session import SESSION_KEY
+        from pytest_proton_sync.session.run import SESSION_KEY
 
         return self.config.stash[SESSION_KEY]
 
     def collect(self) -> Iterator[TargetItem]:
-        from .manifest import ManifestError
-        from .manifest_paths import shown_path
+        from pytest_proton_sync.manifest.loader import ManifestError
+        from pytest_proton_sync.session.selection import shown_path
 
         shown = shown_path(self.path, self.config.invocation_params.dir)
         try:
@@ -75,14 +75,14 @@ class TargetItem(pytest.Item):
 
     @property
     def session_plugin(self) -> ProtonSyncSession:
-        from .session import SESSION_KEY
+        from pytest_proton_sync.session.run import SESSION_KEY
 
         return self.config.stash[SESSION_KEY]
 
     def setup(self) -> None:
-        from .model import ERROR
-        from .report import junit_properties
-        from .verdict import describe_error, describe_failure
+        from pytest_proton_sync.model import ERROR
+        from pytest_proton_sync.reports.table import junit_properties
+        from pytest_proton_sync.verdict.judge import describe_error, describe_failure
 
         self.observation = None
         session = self.session_plugin
@@ -99,7 +99,7 @@ class TargetItem(pytest.Item):
             raise CouldNotCheck(describe_failure(observation, observation.verdict))
 
     def runtest(self) -> None:
-        from .verdict import describe_failure
+        from pytest_proton_sync.verdict.judge import describe_failure
 
         assert self.observation is not None  # setup() raised otherwise
         verdict = self.observation.verdict

@@ -4,7 +4,7 @@ A manifest is read in stages, each of which may add problems without stopping th
 sees every mistake of a file in one run:
 
 1. bytes -> text (size cap, strict UTF-8),
-2. text -> plain values with locations (:mod:`pytest_proton_sync.yamlnodes`: syntax, tags, aliases,
+2. text -> plain values with locations (:mod:`pytest_proton_sync.yamlcheck.yamlnodes`: syntax, tags, aliases,
    duplicate keys; nothing is ever constructed or executed),
 3. ``${VAR}`` / ``${VAR:-default}`` interpolation of string values,
 4. the JSON Schema shipped next to this module (structure, types, enums, patterns),
@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_proton_sync.kinds import BY_SECTION, Kind, make_target
-from pytest_proton_sync.messages import closest, describe_value, show_text
 from pytest_proton_sync.model import AccountSpec, Expectation, RepositorySpec, Target
+from pytest_proton_sync.yamlcheck.messages import closest, describe_value, show_text
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
-    from pytest_proton_sync.yamlnodes import Document, FieldPath, Location, YamlValue
+    from pytest_proton_sync.yamlcheck.yamlnodes import Document, FieldPath, Location, YamlValue
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -322,7 +322,7 @@ class _ManifestReader:
         self.problems.append(Problem(self.display, line, column, "", message))
 
     def add(self, findings: Iterable[_Finding]) -> None:
-        from pytest_proton_sync.yamlnodes import format_path
+        from pytest_proton_sync.yamlcheck.yamlnodes import format_path
 
         for finding in findings:
             location = finding.location
@@ -337,7 +337,7 @@ class _ManifestReader:
             )
 
     def read(self, data: bytes | str) -> tuple[Target, ...]:
-        from pytest_proton_sync.yamlnodes import read_document
+        from pytest_proton_sync.yamlcheck.yamlnodes import read_document
 
         if len(data) > MAX_MANIFEST_BYTES:
             self.whole_file(

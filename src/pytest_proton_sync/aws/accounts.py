@@ -28,8 +28,8 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.session
 
-from .model import AccountSpec
-from .redact import redact
+from pytest_proton_sync.model import AccountSpec
+from pytest_proton_sync.text.redact import redact
 
 DEFAULT_SESSION_NAME = "pytest-proton-sync"
 STS_DEFAULT_DURATION = 3600  # what STS grants when AssumeRole names no DurationSeconds

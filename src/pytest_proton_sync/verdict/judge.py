@@ -9,8 +9,8 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from .kinds import kind_of
-from .model import (
+from pytest_proton_sync.kinds import kind_of
+from pytest_proton_sync.model import (
     ERROR,
     FAILED,
     PASSED,

@@ -20,10 +20,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .gitrepo import CHANGED, Checkout, GitError
-from .kinds import kind_of
-from .manifest import Manifest, ManifestError, Problem, entry_fields
-from .model import ContentComparison, Target
+from pytest_proton_sync.git.checkout import CHANGED, Checkout, GitError
+from pytest_proton_sync.kinds import kind_of
+from pytest_proton_sync.manifest.loader import Manifest, ManifestError, Problem, entry_fields
+from pytest_proton_sync.model import ContentComparison, Target
 
 SHALLOW_FIX = (
     "fetch the whole history: `fetch-depth: 0` with actions/checkout, `GIT_DEPTH: 0` in GitLab CI, "
@@ -137,7 +137,7 @@ class Repository:
         """Say so when no remote of the checkout looks like the repository the entries name: the expected commits
         then come from another repository's history (a manifest kept apart from the templates needs sha:, or
         --proton-git-dir pointing at the templates' checkout)."""
-        from .bundles import repository_from_url
+        from pytest_proton_sync.git.bundles import repository_from_url
 
         remotes = checkout.remote_urls()
         known = {found[1].lower() for url in remotes.values() if (found := repository_from_url(url))}

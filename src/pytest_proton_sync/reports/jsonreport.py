@@ -18,7 +18,7 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
-from .model import Observation, Revision, SyncAttempt, SyncStatus, Target
+from pytest_proton_sync.model import Observation, Revision, SyncAttempt, SyncStatus, Target
 
 REPORT_VERSION = 1
 SCHEMA_FILE = "report.schema.json"
@@ -28,7 +28,7 @@ Facts = dict[str, Any]
 
 def report_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the report, as shipped in the package."""
-    text = resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    text = resources.files("pytest_proton_sync").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

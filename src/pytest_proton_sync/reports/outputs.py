@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__, github
-from .jsonreport import build_report
-from .report import format_table
-from .results import NOT_PASSED, TargetResult, counts
+from pytest_proton_sync import __version__
+from pytest_proton_sync.reports import github
+from pytest_proton_sync.reports.jsonreport import build_report
+from pytest_proton_sync.reports.results import NOT_PASSED, TargetResult, counts
+from pytest_proton_sync.reports.table import format_table
 
 # A fleet of 2,000 needs no 2,000 lines: passed rows are listed only for small runs, or with -v.
 LIST_PASSED_UP_TO = 50

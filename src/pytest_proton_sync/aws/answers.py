@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .model import SYNC_STATUSES, Revision, SyncAttempt, SyncBlocker, SyncEvent, SyncStatus
-from .safetext import MAX_EVENTS, clean, more
+from pytest_proton_sync.model import SYNC_STATUSES, Revision, SyncAttempt, SyncBlocker, SyncEvent, SyncStatus
+from pytest_proton_sync.text.safetext import MAX_EVENTS, clean, more
 
 IDENTITY_LIMIT = 4096  # longer than any manifest value it is compared with (directory: 4096)
 TEXT_LIMIT = 500  # an event message, a reason

@@ -31,14 +31,16 @@ import botocore.awsrequest
 import botocore.config
 import botocore.exceptions
 
-from . import __version__, cancel, foreign_answers, options
-from .accounts import Account, Accounts, AccountUnavailable
-from .answers import MalformedAnswer
-from .kinds import Kind, kind_of
-from .model import AccountSpec, CheckError, Observation, SyncStatus, Target, Verdict
-from .redact import redact
-from .safetext import clean, excerpt
-from .verdict import wait_note
+from pytest_proton_sync import __version__, options
+from pytest_proton_sync.aws import foreign_answers
+from pytest_proton_sync.aws.accounts import Account, Accounts, AccountUnavailable
+from pytest_proton_sync.aws.answers import MalformedAnswer
+from pytest_proton_sync.fetch import cancel
+from pytest_proton_sync.kinds import Kind, kind_of
+from pytest_proton_sync.model import AccountSpec, CheckError, Observation, SyncStatus, Target, Verdict
+from pytest_proton_sync.text.redact import redact
+from pytest_proton_sync.text.safetext import clean, excerpt
+from pytest_proton_sync.verdict.judge import wait_note
 
 # Codes worth asking again on the next poll while waiting; anything else (access denied, bad region) will not
 # change by itself, so waiting on it would only hide the real problem until the deadline.
@@ -147,7 +149,9 @@ def default_client(service: str, region: str, settings: FetchSettings, account: 
     """A client from boto3's standard chain, or from ``account``'s own session (its assumed role or profile);
     only --proton-fake overrides its endpoint and credentials (and then no account's credentials are used)."""
     if settings.use_fake_credentials and settings.endpoint_url:
-        from .hermetic import fake_client  # --proton-fake: nothing of the user's AWS set-up may break or redirect it
+        from pytest_proton_sync.aws.hermetic import (
+            fake_client,  # --proton-fake: nothing of the user's AWS set-up may break or redirect it
+        )
 
         return fake_client(service, region, settings.endpoint_url, botocore_config(settings))
     extra: dict[str, Any] = {}

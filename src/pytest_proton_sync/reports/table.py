@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .model import Observation
-from .verdict import last_synced_sha, latest_status
+from pytest_proton_sync.model import Observation
+from pytest_proton_sync.verdict.judge import last_synced_sha, latest_status
 
 # Property names in JUnit XML (<properties> of each <testcase>, in the xunit1 family only: see junit.py); CI
 # dashboards key on them, keep them stable.

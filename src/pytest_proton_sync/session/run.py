@@ -20,19 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import junit, xdist_handover
-from .model import CheckError, Observation, SyncStatus, Target, Verdict
-from .options import Options
-from .results import RunResults
+from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
+from pytest_proton_sync.options import Options
+from pytest_proton_sync.reports import junit
+from pytest_proton_sync.reports.results import RunResults
+from pytest_proton_sync.session import xdist_handover
 
 if TYPE_CHECKING:
-    from .accounts import Account
-    from .expectations import Repository
-    from .fetch import ClientPool, FetchSettings, Progress
-    from .items import ManifestFile
-    from .manifest import Manifest, ManifestError, Problem
-    from .observations import ObservationStore
-    from .results import TargetResult
+    from pytest_proton_sync.aws.accounts import Account
+    from pytest_proton_sync.fetch.fetcher import ClientPool, FetchSettings, Progress
+    from pytest_proton_sync.fetch.observations import ObservationStore
+    from pytest_proton_sync.git.expectations import Repository
+    from pytest_proton_sync.manifest.loader import Manifest, ManifestError, Problem
+    from pytest_proton_sync.reports.results import TargetResult
+    from pytest_proton_sync.session.items import ManifestFile
 
 SESSION_KEY: pytest.StashKey[ProtonSyncSession] = pytest.StashKey()
 
@@ -70,7 +71,7 @@ class ProtonSyncSession:
     def start(self) -> None:
         """Mask credentials in the AWS libraries' log records; set up the xdist side of this process; in the process
         that asks the API, start the fake when asked for."""
-        from .redact import install
+        from pytest_proton_sync.text.redact import install
 
         # Checked first: a usage error raised after install() would leave the masking installed (this session is
         # registered, and so unconfigured, only once start() returns).
@@ -101,7 +102,7 @@ class ProtonSyncSession:
 
     def settings(self) -> FetchSettings:
         if self._settings is None:
-            from .fetch import FetchSettings
+            from pytest_proton_sync.fetch.fetcher import FetchSettings
 
             options = self.options
             self._settings = FetchSettings(
@@ -122,7 +123,7 @@ class ProtonSyncSession:
 
     def client_pool(self) -> ClientPool:
         if self._clients is None:
-            from .fetch import ClientPool
+            from pytest_proton_sync.fetch.fetcher import ClientPool
 
             settings = self.settings()
             hook = self.config.hook
@@ -139,7 +140,7 @@ class ProtonSyncSession:
     def repository(self) -> Repository:
         """The git checkouts that ``rev:`` and ``match: content`` entries read (opened on first use)."""
         if self._repository is None:
-            from .expectations import Repository
+            from pytest_proton_sync.git.expectations import Repository
 
             self._repository = Repository(self.options.git_dir)
         return self._repository
@@ -147,7 +148,7 @@ class ProtonSyncSession:
     @property
     def store(self) -> ObservationStore:
         if self._store is None:
-            from .observations import ObservationStore
+            from pytest_proton_sync.fetch.observations import ObservationStore
 
             self._store = ObservationStore(self.settings(), self.client_pool, self._judge)
         return self._store
@@ -156,7 +157,7 @@ class ProtonSyncSession:
     def manifest(self, path: Path) -> Manifest:
         """The manifest at ``path``, read once with every other manifest of the run (a target declared in two
         is an error at the second); raises ManifestError with this file's problems only."""
-        from .manifest import ManifestError
+        from pytest_proton_sync.manifest.loader import ManifestError
 
         if self._manifests is None:
             self._manifests = _load_together(self.manifests, self.config.invocation_params.dir)
@@ -169,7 +170,7 @@ class ProtonSyncSession:
 
     def loaded_targets(self) -> list[Target] | None:
         """Every target of the run's manifests, or None when one of them cannot be read."""
-        from .manifest import ManifestError
+        from pytest_proton_sync.manifest.loader import ManifestError
 
         targets: list[Target] = []
         for path in self.manifests:
@@ -188,7 +189,7 @@ class ProtonSyncSession:
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
         if _resolved(file_path) not in self._resolved_manifests:
             return None
-        from .items import ManifestFile
+        from pytest_proton_sync.session.items import ManifestFile
 
         return ManifestFile.from_parent(parent, path=file_path)
 
@@ -204,7 +205,7 @@ class ProtonSyncSession:
         own = sorted({target.region for target in targets if target.region})
         needing = sum(1 for target in targets if not target.region)
         try:
-            from .fetch import default_region
+            from pytest_proton_sync.fetch.fetcher import default_region
 
             # The default region matters only to entries that name none; with none such, it is not mentioned.
             region = default_region(self.settings()) if needing else (own[0] if len(own) == 1 else None)
@@ -220,12 +221,12 @@ class ProtonSyncSession:
             if region:
                 url = str(self.client_pool().client("proton", region).meta.endpoint_url)
                 if not url.endswith(".amazonaws.com") and ".amazonaws.com/" not in url:
-                    from .redact import redact
+                    from pytest_proton_sync.text.redact import redact
 
                     endpoint = f", endpoint {redact(url)}"  # user:password@ in an endpoint URL is a secret too
             lines.append(f"proton-sync: {where}{endpoint}")
         except Exception as exc:
-            from .redact import redact
+            from pytest_proton_sync.text.redact import redact
 
             lines.append(f"proton-sync: AWS configuration problem: {type(exc).__name__}: {redact(str(exc))}")
         return lines
@@ -238,7 +239,7 @@ class ProtonSyncSession:
         config = session.config
         cancellation = None
         if self._worker is None:
-            from . import cancel
+            from pytest_proton_sync.fetch import cancel
 
             # SIGTERM/SIGINT during the fetch: unsettled targets become errors "cancelled", then summary and JUnit.
             cancellation = cancel.install()
@@ -248,7 +249,7 @@ class ProtonSyncSession:
             # pytest's own loop stops on collection errors; no API call may be made for an invalid manifest.
             and not (session.testsfailed and not config.option.continue_on_collection_errors)
         ):
-            from .items import TargetItem
+            from pytest_proton_sync.session.items import TargetItem
 
             # A target whose expectation the checkout cannot give is an error without asking the API.
             targets = [item.target for item in session.items
@@ -287,7 +288,7 @@ class ProtonSyncSession:
     def observation_for(self, target: Target, rerun: bool = False) -> Observation:
         """The target's observation. A rerun (pytest-rerunfailures) asks the API again, in the process that asks
         (a rerun exists to see whether things changed); an xdist worker cannot ask, and reuses the hand-over."""
-        from .observations import with_verdict
+        from pytest_proton_sync.fetch.observations import with_verdict
 
         if target.expectation.history_problem is not None:
             return Observation(target, error=CheckError("HistoryMissing", target.expectation.history_problem))
@@ -313,7 +314,7 @@ class ProtonSyncSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
-        from .items import CouldNotCheck, TargetItem
+        from pytest_proton_sync.session.items import CouldNotCheck, TargetItem
 
         if not isinstance(item, TargetItem):
             return report
@@ -331,10 +332,10 @@ class ProtonSyncSession:
                 report.sections = [(title, text) for title, text in report.sections if TIMEOUT_BANNER not in text]
                 report.longrepr += "\n  no answer before pytest-timeout's limit (see --proton-read-timeout)"
         if isinstance(report.longrepr, str):  # our texts quote the API's: no line of them may be a CI command
-            from .github import defuse
+            from pytest_proton_sync.reports.github import defuse
 
             report.longrepr = defuse(report.longrepr)
-        from .jsonreport import target_facts
+        from pytest_proton_sync.reports.jsonreport import target_facts
 
         # A plain, JSON-safe attribute: pytest-xdist carries it to the controller with the report.
         report.proton_sync = target_facts(item.target, item.observation, str(item.path))
@@ -367,7 +368,7 @@ class ProtonSyncSession:
         try:
             return (yield)
         finally:
-            from . import cancel
+            from pytest_proton_sync.fetch import cancel
 
             session.exitstatus = cancel.exit_status(session.exitstatus)
 
@@ -377,7 +378,7 @@ class ProtonSyncSession:
             self.config.hook.pytest_proton_sync_observed(observations=observations, config=self.config)
         if self._worker is not None:
             return
-        from . import outputs
+        from pytest_proton_sync.reports import outputs
 
         results = self.ordered_results()
         writer = self.junit_writer()
@@ -401,7 +402,7 @@ class ProtonSyncSession:
         return self._store.api_calls if self._store is not None and self._store.fetched_here else None
 
     def ordered_results(self) -> list[TargetResult]:
-        from .results import manifest_rank
+        from pytest_proton_sync.reports.results import manifest_rank
 
         ranks: dict[str, int] = {}
         for index, path in enumerate(self.manifests):
@@ -411,7 +412,7 @@ class ProtonSyncSession:
         return self.results.ordered(lambda path: rank(resolved(path)) if path else len(ranks))
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
-        from . import outputs
+        from pytest_proton_sync.reports import outputs
 
         results = self.ordered_results()
         lines = outputs.summary_lines(results, show_passed=config.option.verbose > 0)
@@ -465,7 +466,7 @@ def _listed(words: Sequence[str], at_most: int = 5) -> str:
 
 
 def _start_fake(state: str) -> Any:
-    from .fake import FakeServer, FakeState, FakeStateError
+    from pytest_proton_sync.fake import FakeServer, FakeState, FakeStateError
 
     try:
         return FakeServer(FakeState.from_file(Path(state))).start()
@@ -476,8 +477,8 @@ def _start_fake(state: str) -> Any:
 def _load_together(paths: Sequence[Path], invocation_dir: Path) -> dict[Path, Manifest | ManifestError]:
     """Each manifest (by resolved path) or its own problems, read as one set so that a target declared in two
     files is a problem of the second (manifest.load_manifests)."""
-    from .manifest import ManifestError, load_manifest, load_manifests
-    from .manifest_paths import shown_path
+    from pytest_proton_sync.manifest.loader import ManifestError, load_manifest, load_manifests
+    from pytest_proton_sync.session.selection import shown_path
 
     shown = {_resolved(invocation_dir / path): shown_path(path, invocation_dir) for path in paths}
     try:

@@ -1,6 +1,6 @@
 """The observations of one run: fetched once, judged once, handed to whoever asks for a target.
 
-Two ways to fetch, both through :func:`pytest_proton_sync.fetch.observe`:
+Two ways to fetch, both through :func:`pytest_proton_sync.fetch.fetcher.observe`:
 - in the background (no waiting): items run while the rest is still on its way; each item waits for its own target;
 - at once (waiting, or for the xdist controller): the caller gets every observation when all have settled.
 
@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .model import CheckError, Observation, SyncStatus, Target, Verdict
-from .verdict import is_settled
+from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
+from pytest_proton_sync.verdict.judge import is_settled
 
 if TYPE_CHECKING:
-    from .fetch import ClientPool, FetchSettings, Progress
+    from pytest_proton_sync.fetch.fetcher import ClientPool, FetchSettings, Progress
 
 Judge = Callable[[Target, SyncStatus], Verdict]
 Key = tuple[str, ...]
@@ -68,7 +68,7 @@ class ObservationStore:
 
     def fetch(self, targets: Sequence[Target], progress: Callable[[Progress], None] | None = None) -> None:
         """Ask about ``targets`` now and return when every one has its final observation."""
-        from .fetch import Fetcher, observe
+        from pytest_proton_sync.fetch.fetcher import Fetcher, observe
 
         fetcher = Fetcher(self._settings, self._clients(), self._needs_blockers)
         self.fetched_here = True
@@ -84,7 +84,7 @@ class ObservationStore:
         self, targets: Sequence[Target], progress: Callable[[Progress], None] | None = None
     ) -> None:
         """Start asking about ``targets`` in a thread; :meth:`get` waits for each one's own answer."""
-        from .fetch import Fetcher, observe
+        from pytest_proton_sync.fetch.fetcher import Fetcher, observe
 
         # Clients are made here, before any worker thread.
         fetcher = Fetcher(self._settings, self._clients(), self._needs_blockers)
@@ -112,7 +112,7 @@ class ObservationStore:
 
     def fetch_again(self, target: Target) -> Observation:
         """Ask about ``target`` once more, now (a rerun of its test): the newer answer is what the run reports."""
-        from .fetch import Fetcher, observe
+        from pytest_proton_sync.fetch.fetcher import Fetcher, observe
 
         fetcher = Fetcher(self._settings, self._clients(), self._needs_blockers)
         self.fetched_here = True
