@@ -39,7 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
 from .api import CODECONNECTIONS, ApiError, Service, answer, call_key, epoch_seconds, service_named
-from .state import FakeState, Fault
+from .fake_state import FakeState
+from .state import Fault
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
 CBOR_CONTENT_TYPE = "application/cbor"

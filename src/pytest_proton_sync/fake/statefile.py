@@ -1,4 +1,4 @@
-"""Reading the fake's state file: YAML (or plain Python data) in, a frozen :class:`FakeState` out.
+"""Reading the fake's state file: YAML (or plain Python data) in, a frozen ``FakeState`` out.
 
 The same stages and rules as the manifest, so that a user sees every mistake of a file in one run:
 
@@ -21,11 +21,13 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pytest_proton_sync.yamlcheck.yamlnodes import format_path, read_document
 
 from ..yamlcheck.messages import closest, describe_value, show_text
 from .state import (
@@ -38,7 +40,6 @@ from .state import (
     FakeRepository,
     FakeServiceInstance,
     FakeStack,
-    FakeState,
     FakeStateError,
     FakeTemplate,
     Faults,
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
     from pytest_proton_sync.yamlcheck.yamlnodes import Document, FieldPath, Location
+
+#: The FakeState class, handed in by its own constructors (this module cannot import it: it imports this).
+_State = TypeVar("_State")
 
 #: Larger files are refused before parsing (a state with thousands of resources is well under this).
 MAX_STATE_BYTES = 5 * 1024 * 1024
@@ -108,7 +112,7 @@ def _text(value: Any) -> str:
 # --- entry points ------------------------------------------------------------------------------------------
 
 
-def load_state_file(path: str | os.PathLike[str]) -> FakeState:
+def load_state_file(path: str | os.PathLike[str], build: Callable[..., _State]) -> _State:
     display = os.fspath(path)
     try:
         with open(path, "rb") as handle:
@@ -116,11 +120,11 @@ def load_state_file(path: str | os.PathLike[str]) -> FakeState:
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise FakeStateError([StateProblem(display, None, None, "", f"cannot read the state file: {reason}")]) from None
-    return _Reader(display).from_bytes(data)
+    return _Reader(display, build).from_bytes(data)
 
 
-def state_from_mapping(data: Any, source: str = "<memory>") -> FakeState:
-    return _Reader(source).from_python(data)
+def state_from_mapping(data: Any, source: str, build: Callable[..., _State]) -> _State:
+    return _Reader(source, build).from_python(data)
 
 
 # --- the schema --------------------------------------------------------------------------------------------
@@ -211,9 +215,10 @@ class _Finding:
     message: str
 
 
-class _Reader:
-    def __init__(self, display: str) -> None:
+class _Reader(Generic[_State]):
+    def __init__(self, display: str, build: Callable[..., _State]) -> None:
         self.display = display
+        self.build = build
         self.problems: list[StateProblem] = []
         self.locations: dict[FieldPath, Location] = {}
         self.key_locations: dict[FieldPath, Location] = {}
@@ -235,8 +240,6 @@ class _Reader:
 
     def add(self, path: FieldPath, message: str, *, at_key: bool = False, unusable: bool = True) -> None:
         """A problem at ``path``; when ``unusable``, later stages stay quiet about everything under it."""
-        from pytest_proton_sync.yamlcheck.yamlnodes import format_path
-
         location = self.key_locations.get(path) if at_key else None
         location = location or self.location(path)
         self.problems.append(
@@ -262,9 +265,7 @@ class _Reader:
         return any(path[:length] in self.reported for length in range(len(path) + 1))
 
     # -- stage 1 and 2: bytes to values ----------------------------------------------------------------
-    def from_bytes(self, data: bytes) -> FakeState:
-        from pytest_proton_sync.yamlcheck.yamlnodes import read_document
-
+    def from_bytes(self, data: bytes) -> _State:
         if len(data) > MAX_STATE_BYTES:
             self.whole_file(f"the state file is larger than {MAX_STATE_BYTES // (1024 * 1024)} MiB")
             raise self.fail()
@@ -286,8 +287,6 @@ class _Reader:
         self.key_locations = document.key_locations
         self.reported = set(document.reported)
         for issue in document.issues:
-            from pytest_proton_sync.yamlcheck.yamlnodes import format_path
-
             self.problems.append(
                 StateProblem(
                     self.display,
@@ -340,7 +339,7 @@ class _Reader:
             return _Float(value, text)
         return _Int(value, text)
 
-    def from_python(self, data: Any) -> FakeState:
+    def from_python(self, data: Any) -> _State:
         return self.finish(self.typed_python(data, (), 0))
 
     def typed_python(self, value: Any, path: FieldPath, depth: int) -> Any:
@@ -368,7 +367,7 @@ class _Reader:
         return value
 
     # -- stages 4 and 5 ------------------------------------------------------------------------------------
-    def finish(self, typed: Any) -> FakeState:
+    def finish(self, typed: Any) -> _State:
         if self.problems and not isinstance(typed, dict):
             raise self.fail()
         if not isinstance(typed, dict):
@@ -383,7 +382,7 @@ class _Reader:
             self.semantic_findings(typed)
         if self.problems:
             raise self.fail()
-        return _Builder(typed, self.display).state()
+        return _Builder(typed, self.display, self.build).state()
 
     def schema_findings(self, typed: dict[str, Any]) -> None:
         value_paths: set[FieldPath] = set()
@@ -575,8 +574,6 @@ def _identity(section: str, entry: dict[str, Any]) -> str:
 
 
 def _format(path: FieldPath) -> str:
-    from pytest_proton_sync.yamlcheck.yamlnodes import format_path
-
     return format_path(path)
 
 
@@ -622,16 +619,17 @@ def _timestamp(text: str) -> datetime:
 # --- building ----------------------------------------------------------------------------------------------
 
 
-class _Builder:
+class _Builder(Generic[_State]):
     """Frozen data from a document that passed every check: no validation here, only defaults."""
 
-    def __init__(self, root: dict[str, Any], source: str) -> None:
+    def __init__(self, root: dict[str, Any], source: str, build: Callable[..., _State]) -> None:
         self.root = root
         self.source = source
+        self.build = build
         defaults = root.get("defaults") or {}
         self.default_repository = {**_BUILTIN_REPOSITORY, **_repository_fields(defaults.get("repository"))}
 
-    def state(self) -> FakeState:
+    def state(self) -> _State:
         root = self.root
         templates = tuple(
             FakeTemplate(
@@ -651,7 +649,7 @@ class _Builder:
         stacks = tuple(
             FakeStack(name=_text(entry["name"]), snapshots=self.snapshots(entry)) for entry in root.get("stacks") or []
         )
-        return FakeState(
+        return self.build(
             templates=templates,
             faults=self.faults(root.get("faults") or {}),
             source=self.source,

@@ -35,6 +35,7 @@ from pytest_proton_sync import __version__, options
 from pytest_proton_sync.aws import foreign_answers
 from pytest_proton_sync.aws.accounts import Account, Accounts, AccountUnavailable
 from pytest_proton_sync.aws.answers import MalformedAnswer
+from pytest_proton_sync.aws.hermetic import fake_client
 from pytest_proton_sync.fetch import cancel
 from pytest_proton_sync.kinds import Kind, kind_of
 from pytest_proton_sync.model import AccountSpec, CheckError, Observation, SyncStatus, Target, Verdict
@@ -149,10 +150,7 @@ def default_client(service: str, region: str, settings: FetchSettings, account: 
     """A client from boto3's standard chain, or from ``account``'s own session (its assumed role or profile);
     only --proton-fake overrides its endpoint and credentials (and then no account's credentials are used)."""
     if settings.use_fake_credentials and settings.endpoint_url:
-        from pytest_proton_sync.aws.hermetic import (
-            fake_client,  # --proton-fake: nothing of the user's AWS set-up may break or redirect it
-        )
-
+        # --proton-fake: nothing of the user's AWS set-up may break or redirect it
         return fake_client(service, region, settings.endpoint_url, botocore_config(settings))
     extra: dict[str, Any] = {}
     if settings.endpoint_url:

@@ -14,13 +14,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from pytest_proton_sync.fetch.fetcher import ClientPool, Fetcher, FetchSettings, Progress, observe
 from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
 from pytest_proton_sync.verdict.judge import is_settled
-
-if TYPE_CHECKING:
-    from pytest_proton_sync.fetch.fetcher import ClientPool, FetchSettings, Progress
 
 Judge = Callable[[Target, SyncStatus], Verdict]
 Key = tuple[str, ...]
@@ -68,8 +65,6 @@ class ObservationStore:
 
     def fetch(self, targets: Sequence[Target], progress: Callable[[Progress], None] | None = None) -> None:
         """Ask about ``targets`` now and return when every one has its final observation."""
-        from pytest_proton_sync.fetch.fetcher import Fetcher, observe
-
         fetcher = Fetcher(self._settings, self._clients(), self._needs_blockers)
         self.fetched_here = True
         try:
@@ -84,8 +79,6 @@ class ObservationStore:
         self, targets: Sequence[Target], progress: Callable[[Progress], None] | None = None
     ) -> None:
         """Start asking about ``targets`` in a thread; :meth:`get` waits for each one's own answer."""
-        from pytest_proton_sync.fetch.fetcher import Fetcher, observe
-
         # Clients are made here, before any worker thread.
         fetcher = Fetcher(self._settings, self._clients(), self._needs_blockers)
         self.fetched_here = True
@@ -112,8 +105,6 @@ class ObservationStore:
 
     def fetch_again(self, target: Target) -> Observation:
         """Ask about ``target`` once more, now (a rerun of its test): the newer answer is what the run reports."""
-        from pytest_proton_sync.fetch.fetcher import Fetcher, observe
-
         fetcher = Fetcher(self._settings, self._clients(), self._needs_blockers)
         self.fetched_here = True
         try:

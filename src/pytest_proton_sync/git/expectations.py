@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pytest_proton_sync.git.bundles import repository_from_url
 from pytest_proton_sync.git.checkout import CHANGED, Checkout, GitError
 from pytest_proton_sync.kinds import kind_of
 from pytest_proton_sync.manifest.loader import Manifest, ManifestError, Problem, entry_fields
@@ -137,8 +138,6 @@ class Repository:
         """Say so when no remote of the checkout looks like the repository the entries name: the expected commits
         then come from another repository's history (a manifest kept apart from the templates needs sha:, or
         --proton-git-dir pointing at the templates' checkout)."""
-        from pytest_proton_sync.git.bundles import repository_from_url
-
         remotes = checkout.remote_urls()
         known = {found[1].lower() for url in remotes.values() if (found := repository_from_url(url))}
         if not known:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_proton_sync.kinds import BY_SECTION, Kind, make_target
 from pytest_proton_sync.model import AccountSpec, Expectation, RepositorySpec, Target
 from pytest_proton_sync.yamlcheck.messages import closest, describe_value, show_text
+from pytest_proton_sync.yamlcheck.yamlnodes import format_path, read_document
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -322,8 +323,6 @@ class _ManifestReader:
         self.problems.append(Problem(self.display, line, column, "", message))
 
     def add(self, findings: Iterable[_Finding]) -> None:
-        from pytest_proton_sync.yamlcheck.yamlnodes import format_path
-
         for finding in findings:
             location = finding.location
             self.problems.append(
@@ -337,8 +336,6 @@ class _ManifestReader:
             )
 
     def read(self, data: bytes | str) -> tuple[Target, ...]:
-        from pytest_proton_sync.yamlcheck.yamlnodes import read_document
-
         if len(data) > MAX_MANIFEST_BYTES:
             self.whole_file(
                 f"the manifest is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB; "

@@ -8,14 +8,34 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pytest
 
-from pytest_proton_sync.model import Observation, Target
+from pytest_proton_sync.git.expectations import Repository
+from pytest_proton_sync.manifest.loader import Manifest, ManifestError
+from pytest_proton_sync.model import ERROR, Observation, Target
+from pytest_proton_sync.reports.table import junit_properties
+from pytest_proton_sync.session.selection import shown_path
+from pytest_proton_sync.verdict.judge import describe_error, describe_failure
 
-if TYPE_CHECKING:
-    from pytest_proton_sync.session.run import ProtonSyncSession
+
+class RunContext(Protocol):
+    """What the items ask of the run (the session object satisfies it): the items never import the session, so
+    the session can build them without an import circle."""
+
+    per_target_properties: bool
+
+    @property
+    def repository(self) -> Repository: ...
+
+    def manifest(self, path: Path) -> Manifest: ...
+
+    def observation_for(self, target: Target, rerun: bool = False) -> Observation: ...
+
+
+#: Where plugin.py keeps the run's session in ``config.stash`` (only when a manifest is in play).
+SESSION_KEY: pytest.StashKey[RunContext] = pytest.StashKey()
 
 
 class NotSynced(Exception):
@@ -36,15 +56,10 @@ class CouldNotCheck(pytest.fail.Exception):  # type: ignore[misc,name-defined]
 
 class ManifestFile(pytest.File):
     @property
-    def session_plugin(self) -> ProtonSyncSession:
-        from pytest_proton_sync.session.run import SESSION_KEY
-
+    def session_plugin(self) -> RunContext:
         return self.config.stash[SESSION_KEY]
 
     def collect(self) -> Iterator[TargetItem]:
-        from pytest_proton_sync.manifest.loader import ManifestError
-        from pytest_proton_sync.session.selection import shown_path
-
         shown = shown_path(self.path, self.config.invocation_params.dir)
         try:
             # Read with every other manifest of the run: a target declared in two of them is an error.
@@ -74,16 +89,10 @@ class TargetItem(pytest.Item):
         self.extra_keyword_matches.update(word for word in (target.region, target.account) if word)
 
     @property
-    def session_plugin(self) -> ProtonSyncSession:
-        from pytest_proton_sync.session.run import SESSION_KEY
-
+    def session_plugin(self) -> RunContext:
         return self.config.stash[SESSION_KEY]
 
     def setup(self) -> None:
-        from pytest_proton_sync.model import ERROR
-        from pytest_proton_sync.reports.table import junit_properties
-        from pytest_proton_sync.verdict.judge import describe_error, describe_failure
-
         self.observation = None
         session = self.session_plugin
         # A rerun (pytest-rerunfailures counts runs in execution_count) asks the API again: see session.py.
@@ -99,8 +108,6 @@ class TargetItem(pytest.Item):
             raise CouldNotCheck(describe_failure(observation, observation.verdict))
 
     def runtest(self) -> None:
-        from pytest_proton_sync.verdict.judge import describe_failure
-
         assert self.observation is not None  # setup() raised otherwise
         verdict = self.observation.verdict
         assert verdict is not None

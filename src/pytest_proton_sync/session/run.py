@@ -16,26 +16,28 @@ from collections.abc import Generator, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
+from pytest_proton_sync.aws.accounts import Account
+from pytest_proton_sync.fake import FakeServer, FakeState, FakeStateError
+from pytest_proton_sync.fetch import cancel
+from pytest_proton_sync.fetch.fetcher import ClientPool, FetchSettings, Progress, default_region
+from pytest_proton_sync.fetch.observations import ObservationStore, with_verdict
+from pytest_proton_sync.git.expectations import Repository
+from pytest_proton_sync.manifest.loader import Manifest, ManifestError, Problem, load_manifest, load_manifests
 from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
 from pytest_proton_sync.options import Options
-from pytest_proton_sync.reports import junit
-from pytest_proton_sync.reports.results import RunResults
+from pytest_proton_sync.reports import junit, outputs
+from pytest_proton_sync.reports.github import defuse
+from pytest_proton_sync.reports.jsonreport import target_facts
+from pytest_proton_sync.reports.results import RunResults, TargetResult, manifest_rank
 from pytest_proton_sync.session import xdist_handover
-
-if TYPE_CHECKING:
-    from pytest_proton_sync.aws.accounts import Account
-    from pytest_proton_sync.fetch.fetcher import ClientPool, FetchSettings, Progress
-    from pytest_proton_sync.fetch.observations import ObservationStore
-    from pytest_proton_sync.git.expectations import Repository
-    from pytest_proton_sync.manifest.loader import Manifest, ManifestError, Problem
-    from pytest_proton_sync.reports.results import TargetResult
-    from pytest_proton_sync.session.items import ManifestFile
-
-SESSION_KEY: pytest.StashKey[ProtonSyncSession] = pytest.StashKey()
+from pytest_proton_sync.session.items import SESSION_KEY as SESSION_KEY  # plugin.py stores the session there
+from pytest_proton_sync.session.items import CouldNotCheck, ManifestFile, TargetItem
+from pytest_proton_sync.session.selection import shown_path
+from pytest_proton_sync.text.redact import install, redact
 
 NON_TTY_PROGRESS_EVERY = 10.0  # seconds between plain progress lines in CI logs: what is pending, and for how long
 
@@ -71,8 +73,6 @@ class ProtonSyncSession:
     def start(self) -> None:
         """Mask credentials in the AWS libraries' log records; set up the xdist side of this process; in the process
         that asks the API, start the fake when asked for."""
-        from pytest_proton_sync.text.redact import install
-
         # Checked first: a usage error raised after install() would leave the masking installed (this session is
         # registered, and so unconfigured, only once start() returns).
         self.report_path = _report_path(self.config, self.options.report)
@@ -102,8 +102,6 @@ class ProtonSyncSession:
 
     def settings(self) -> FetchSettings:
         if self._settings is None:
-            from pytest_proton_sync.fetch.fetcher import FetchSettings
-
             options = self.options
             self._settings = FetchSettings(
                 concurrency=options.concurrency,
@@ -123,8 +121,6 @@ class ProtonSyncSession:
 
     def client_pool(self) -> ClientPool:
         if self._clients is None:
-            from pytest_proton_sync.fetch.fetcher import ClientPool
-
             settings = self.settings()
             hook = self.config.hook
 
@@ -140,16 +136,12 @@ class ProtonSyncSession:
     def repository(self) -> Repository:
         """The git checkouts that ``rev:`` and ``match: content`` entries read (opened on first use)."""
         if self._repository is None:
-            from pytest_proton_sync.git.expectations import Repository
-
             self._repository = Repository(self.options.git_dir)
         return self._repository
 
     @property
     def store(self) -> ObservationStore:
         if self._store is None:
-            from pytest_proton_sync.fetch.observations import ObservationStore
-
             self._store = ObservationStore(self.settings(), self.client_pool, self._judge)
         return self._store
 
@@ -157,8 +149,6 @@ class ProtonSyncSession:
     def manifest(self, path: Path) -> Manifest:
         """The manifest at ``path``, read once with every other manifest of the run (a target declared in two
         is an error at the second); raises ManifestError with this file's problems only."""
-        from pytest_proton_sync.manifest.loader import ManifestError
-
         if self._manifests is None:
             self._manifests = _load_together(self.manifests, self.config.invocation_params.dir)
         found = self._manifests.get(_resolved(path))
@@ -170,8 +160,6 @@ class ProtonSyncSession:
 
     def loaded_targets(self) -> list[Target] | None:
         """Every target of the run's manifests, or None when one of them cannot be read."""
-        from pytest_proton_sync.manifest.loader import ManifestError
-
         targets: list[Target] = []
         for path in self.manifests:
             try:
@@ -189,8 +177,6 @@ class ProtonSyncSession:
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
         if _resolved(file_path) not in self._resolved_manifests:
             return None
-        from pytest_proton_sync.session.items import ManifestFile
-
         return ManifestFile.from_parent(parent, path=file_path)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -205,8 +191,6 @@ class ProtonSyncSession:
         own = sorted({target.region for target in targets if target.region})
         needing = sum(1 for target in targets if not target.region)
         try:
-            from pytest_proton_sync.fetch.fetcher import default_region
-
             # The default region matters only to entries that name none; with none such, it is not mentioned.
             region = default_region(self.settings()) if needing else (own[0] if len(own) == 1 else None)
             if not needing:
@@ -221,13 +205,9 @@ class ProtonSyncSession:
             if region:
                 url = str(self.client_pool().client("proton", region).meta.endpoint_url)
                 if not url.endswith(".amazonaws.com") and ".amazonaws.com/" not in url:
-                    from pytest_proton_sync.text.redact import redact
-
                     endpoint = f", endpoint {redact(url)}"  # user:password@ in an endpoint URL is a secret too
             lines.append(f"proton-sync: {where}{endpoint}")
         except Exception as exc:
-            from pytest_proton_sync.text.redact import redact
-
             lines.append(f"proton-sync: AWS configuration problem: {type(exc).__name__}: {redact(str(exc))}")
         return lines
 
@@ -239,8 +219,6 @@ class ProtonSyncSession:
         config = session.config
         cancellation = None
         if self._worker is None:
-            from pytest_proton_sync.fetch import cancel
-
             # SIGTERM/SIGINT during the fetch: unsettled targets become errors "cancelled", then summary and JUnit.
             cancellation = cancel.install()
         if (
@@ -249,8 +227,6 @@ class ProtonSyncSession:
             # pytest's own loop stops on collection errors; no API call may be made for an invalid manifest.
             and not (session.testsfailed and not config.option.continue_on_collection_errors)
         ):
-            from pytest_proton_sync.session.items import TargetItem
-
             # A target whose expectation the checkout cannot give is an error without asking the API.
             targets = [item.target for item in session.items
                        if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
@@ -288,8 +264,6 @@ class ProtonSyncSession:
     def observation_for(self, target: Target, rerun: bool = False) -> Observation:
         """The target's observation. A rerun (pytest-rerunfailures) asks the API again, in the process that asks
         (a rerun exists to see whether things changed); an xdist worker cannot ask, and reuses the hand-over."""
-        from pytest_proton_sync.fetch.observations import with_verdict
-
         if target.expectation.history_problem is not None:
             return Observation(target, error=CheckError("HistoryMissing", target.expectation.history_problem))
         if self._worker is not None:
@@ -314,8 +288,6 @@ class ProtonSyncSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
-        from pytest_proton_sync.session.items import CouldNotCheck, TargetItem
-
         if not isinstance(item, TargetItem):
             return report
         # Setup errors normally get a traceback (pytest asks repr_failure only for the call phase); a target that
@@ -332,11 +304,7 @@ class ProtonSyncSession:
                 report.sections = [(title, text) for title, text in report.sections if TIMEOUT_BANNER not in text]
                 report.longrepr += "\n  no answer before pytest-timeout's limit (see --proton-read-timeout)"
         if isinstance(report.longrepr, str):  # our texts quote the API's: no line of them may be a CI command
-            from pytest_proton_sync.reports.github import defuse
-
             report.longrepr = defuse(report.longrepr)
-        from pytest_proton_sync.reports.jsonreport import target_facts
-
         # A plain, JSON-safe attribute: pytest-xdist carries it to the controller with the report.
         report.proton_sync = target_facts(item.target, item.observation, str(item.path))
         return report
@@ -368,8 +336,6 @@ class ProtonSyncSession:
         try:
             return (yield)
         finally:
-            from pytest_proton_sync.fetch import cancel
-
             session.exitstatus = cancel.exit_status(session.exitstatus)
 
     def _before_sessionfinish(self, session: pytest.Session) -> None:
@@ -378,8 +344,6 @@ class ProtonSyncSession:
             self.config.hook.pytest_proton_sync_observed(observations=observations, config=self.config)
         if self._worker is not None:
             return
-        from pytest_proton_sync.reports import outputs
-
         results = self.ordered_results()
         writer = self.junit_writer()
         if writer is not None:
@@ -402,8 +366,6 @@ class ProtonSyncSession:
         return self._store.api_calls if self._store is not None and self._store.fetched_here else None
 
     def ordered_results(self) -> list[TargetResult]:
-        from pytest_proton_sync.reports.results import manifest_rank
-
         ranks: dict[str, int] = {}
         for index, path in enumerate(self.manifests):
             ranks.setdefault(str(_resolved(path)), index)
@@ -412,8 +374,6 @@ class ProtonSyncSession:
         return self.results.ordered(lambda path: rank(resolved(path)) if path else len(ranks))
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
-        from pytest_proton_sync.reports import outputs
-
         results = self.ordered_results()
         lines = outputs.summary_lines(results, show_passed=config.option.verbose > 0)
         if lines:
@@ -466,8 +426,6 @@ def _listed(words: Sequence[str], at_most: int = 5) -> str:
 
 
 def _start_fake(state: str) -> Any:
-    from pytest_proton_sync.fake import FakeServer, FakeState, FakeStateError
-
     try:
         return FakeServer(FakeState.from_file(Path(state))).start()
     except (FakeStateError, OSError) as exc:
@@ -477,8 +435,6 @@ def _start_fake(state: str) -> Any:
 def _load_together(paths: Sequence[Path], invocation_dir: Path) -> dict[Path, Manifest | ManifestError]:
     """Each manifest (by resolved path) or its own problems, read as one set so that a target declared in two
     files is a problem of the second (manifest.load_manifests)."""
-    from pytest_proton_sync.manifest.loader import ManifestError, load_manifest, load_manifests
-    from pytest_proton_sync.session.selection import shown_path
 
     shown = {_resolved(invocation_dir / path): shown_path(path, invocation_dir) for path in paths}
     try:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from pytest_proton_sync.model import Observation, Target
+from pytest_proton_sync.session.items import TargetItem
 
 # The key in xdist's workerinput under which the controller tells each worker where the hand-over directory is.
 WORKER_INPUT_KEY = "proton_sync_handover"
@@ -125,8 +126,6 @@ class WorkerSide:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if self._files is None or session.testsfailed:
             return
-        from pytest_proton_sync.session.items import TargetItem
-
         self._files.write_targets(self._worker_id, [i.target for i in session.items if isinstance(i, TargetItem)])
 
     def observation(self, key: tuple[str, ...]) -> Observation | None:
