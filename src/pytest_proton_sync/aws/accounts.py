@@ -327,7 +327,3 @@ class Accounts:
             if account is None:
                 account = self._accounts[spec] = Account(spec, self._sts_config)
             return account
-
-    def all(self) -> list[Account]:
-        with self._lock:
-            return list(self._accounts.values())

@@ -15,7 +15,7 @@ Pure: imports neither pytest nor boto3.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -272,6 +272,3 @@ def codeconnections_sync_blockers(response: Mapping[str, Any]) -> tuple[SyncBloc
     summary.text("ResourceName", limit=SHORT_LIMIT)
     return _blockers(summary, ("LatestBlockers", "Id", "Type", "Status", "CreatedReason", "CreatedAt",
                                "ResolvedReason", "ResolvedAt", "Contexts", "Key,Value"))
-
-
-Normaliser = Callable[[Mapping[str, Any]], SyncStatus]

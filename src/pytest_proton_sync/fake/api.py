@@ -59,7 +59,6 @@ CODECONNECTIONS = Service(
 SERVICES = (PROTON, CODECONNECTIONS)
 #: Kept for callers of the Proton-only fake.
 TARGET_PREFIX = "AwsProton20200720."
-OPERATIONS = PROTON.operations
 
 
 def service_named(name: str) -> Service | None:

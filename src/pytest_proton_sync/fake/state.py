@@ -139,10 +139,6 @@ class SyncSnapshot:
     blockers: tuple[FakeBlocker, ...] = ()
 
 
-#: The name this class had when templates were the only kind.
-TemplateSnapshot = SyncSnapshot
-
-
 class _Story:
     snapshots: tuple[SyncSnapshot, ...]
 
@@ -192,11 +188,6 @@ class Fault(enum.Enum):
     ERROR_5XX = "5xx"
     THROTTLE = "throttle"
     SLOW = "slow"
-
-
-#: Upper bounds of the fault settings (also in state.schema.json): no state can make the fake hang for hours.
-MAX_SLOW_SECONDS = 600.0
-MAX_LATENCY_MS = 600_000.0
 
 
 @dataclass(frozen=True)

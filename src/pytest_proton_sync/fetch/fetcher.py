@@ -60,7 +60,6 @@ RETRYABLE_CODES = frozenset({
 _DEFAULTS = options.defaults()
 MAX_POLL_INTERVAL = 120.0
 _LOG = logging.getLogger("pytest_proton_sync.fetch")
-FAKE_CREDENTIALS = {"aws_access_key_id": "fake-access-key", "aws_secret_access_key": "fake-secret-key"}
 MESSAGE_LIMIT = 300  # characters of an API error message shown
 
 
@@ -155,9 +154,7 @@ def default_client(service: str, region: str, settings: FetchSettings, account: 
     extra: dict[str, Any] = {}
     if settings.endpoint_url:
         extra["endpoint_url"] = settings.endpoint_url
-    if settings.use_fake_credentials:
-        extra.update(FAKE_CREDENTIALS)
-    elif account is not None:
+    if account is not None:
         session = account.session(region)
         return session.client(service, region_name=region, config=botocore_config(settings), **extra)
     session = boto3.session.Session()
@@ -680,7 +677,6 @@ class Fetcher:
         self._calls: dict[int, _Call] = {}  # thread ident -> call in progress
         self._calls_lock = threading.Lock()
         self._silent: dict[tuple[str, str], int] = {}  # (service, region) -> calls in a row without any answer
-        self._watchdog: threading.Thread | None = None
         self._watching = threading.Event()
 
     def prepare(self, targets: Iterable[Target]) -> dict[tuple[str, ...], CheckError]:

@@ -11,7 +11,7 @@ per target:
   reads objects: resolving revisions (``rev^{commit}``), commit existence, and trees. Object ids of bundle
   paths come from *parsing the parent trees*, so a blob is never read (a blob-less partial clone works, and
   "the path is absent" is only ever said after reading the tree that would hold it);
-* one ``git log`` walk per distinct revision for :meth:`Checkout.last_changes` / :meth:`Checkout.bundle_changes`,
+* one ``git log`` walk per distinct revision for :meth:`Checkout.bundle_changes`,
   all paths at once, stopped as soon as every bundle is answered;
 * for failure texts only: :meth:`Checkout.changed_files` is a tree diff in Python over the batch process (no
   new process); :meth:`Checkout.commits_between` runs one ``git log``.
@@ -112,7 +112,7 @@ class LastChange:
     """The last commit at or before a revision that changed a path, or a bundle of paths, along the first-parent
     chain.
 
-    ``path`` is the path (:meth:`Checkout.last_changes`) or the bundle's key (:meth:`Checkout.bundle_changes`).
+    ``path`` is the bundle's key (:meth:`Checkout.bundle_changes`).
     ``state`` is :data:`CHANGED` (``commit`` is set), :data:`ABSENT` (nothing of it exists at the revision: a
     directory path must be a directory there, a file path a file) or :data:`UNKNOWN` (the history in this
     checkout ends before the change: a shallow clone; ``reason`` says so). Only CHANGED may become an
@@ -588,11 +588,6 @@ class Checkout:
         with self._lock:
             self._read_trees(wanted)
             return {oid: dict(self._trees[oid]) for oid in wanted}
-
-    def last_changes(self, rev_sha: str, paths: Sequence[str]) -> dict[str, LastChange]:
-        """For every path, the last commit at or before ``rev_sha`` that changed it, along the first-parent chain
-        (see the module docstring). Directory paths end with '/'. One ``git log`` process for all paths."""
-        return self.bundle_changes(rev_sha, {path: [path] for path in paths})
 
     def bundle_changes(self, rev_sha: str, bundles: Mapping[str, Sequence[str]]) -> dict[str, LastChange]:
         """For every bundle (key -> its paths), the last commit at or before ``rev_sha`` that changed any of its

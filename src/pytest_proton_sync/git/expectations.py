@@ -30,10 +30,6 @@ SHALLOW_FIX = (
     "fetch the whole history: `fetch-depth: 0` with actions/checkout, `GIT_DEPTH: 0` in GitLab CI, "
     "or `git fetch --unshallow`"
 )
-MISSING_FIX = (
-    "fetch it: `git fetch origin <branch>` (or the whole history: `fetch-depth: 0` with actions/checkout, "
-    "`GIT_DEPTH: 0` in GitLab CI); a commit force-pushed away cannot be compared"
-)
 
 
 class Repository:

@@ -28,11 +28,6 @@ import pytest
 
 PROPERTY_FAMILIES = ("xunit1", "legacy")  # pytest's families that allow <properties> in <testcase>
 
-SUITE_MANIFESTS = "proton.manifests"
-SUITE_REGION = "proton.region"
-SUITE_CALLS = "proton.sync_status_calls"
-SUITE_VERSION = "proton.plugin_version"
-
 
 def family(config: pytest.Config) -> str:
     """pytest's ``junit_family`` ini value; "" when pytest's junitxml plugin is disabled."""

@@ -17,7 +17,6 @@ from pytest_proton_sync.reports.jsonreport import Facts, last_synced_sha, latest
 from pytest_proton_sync.reports.table import Row
 from pytest_proton_sync.verdict.judge import SHORT_SHA, short
 
-OUTCOMES = ("passed", "failed", "error", "skipped")
 NOT_PASSED = ("failed", "error")
 
 

@@ -12,13 +12,10 @@ replaced by "... N more characters". Pure standard library: imports neither pyte
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TypeVar
 
 DEFAULT_LIMIT = 500
 MAX_EVENTS = 20  # events of one sync attempt that are kept; the rest are counted
 
-_T = TypeVar("_T")
 
 # C0 controls (newline and tab included: one value is one line), DEL, C1 controls, the Unicode line and paragraph
 # separators, and every bidirectional formatting character (embeddings, overrides, isolates, marks), plus the
@@ -58,34 +55,6 @@ def clean(text: object, limit: int = DEFAULT_LIMIT) -> str:
     if more > 0:
         value += f"... {more} more character{'s' if more != 1 else ''}"
     return value
-
-
-def is_clean(text: str, limit: int = DEFAULT_LIMIT) -> bool:
-    """Whether :func:`clean` leaves ``text`` as it is (printable, short enough, no workflow command)."""
-    return clean(text, limit) == text
-
-
-def clean_block(text: object, limit: int = 2000, line_limit: int = DEFAULT_LIMIT, max_lines: int = 20) -> str:
-    """Like :func:`clean`, but keeps line breaks: each line is cleaned on its own (so none can begin a workflow
-    command), lines beyond ``max_lines`` are counted, and the whole is capped at about ``limit`` characters."""
-    value = text if isinstance(text, str) else str(text)
-    more_chars = len(value) - limit
-    if more_chars > 0:
-        value = value[:limit]
-    lines = value.splitlines() or [""]
-    shown, hidden = cap(lines, max_lines)
-    out = [clean(line, line_limit) for line in shown]
-    if hidden:
-        out.append(more(hidden, "line"))
-    if more_chars > 0:
-        out[-1] += f"... {more_chars} more characters"
-    return "\n".join(out)
-
-
-def cap(items: Sequence[_T], limit: int) -> tuple[tuple[_T, ...], int]:
-    """The first ``limit`` items and how many were left out."""
-    kept = tuple(items[: max(0, limit)])
-    return kept, len(items) - len(kept)
 
 
 def more(count: int, noun: str) -> str:
