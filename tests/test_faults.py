@@ -24,7 +24,7 @@ from junitparser import Error, Failure, JUnitXml
 
 from pytest_proton_sync.fake import FakeServer, FakeState
 from pytest_proton_sync.fake.state import Fault, Faults
-from pytest_proton_sync.fetch.fetcher import Pacer, RateLimiter
+from pytest_proton_sync.fetch.pacing import Pacer, RateLimiter
 
 from .conftest import SHA_A, SHA_OLD, fake_state, template, write_manifest
 

@@ -9,7 +9,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .aws.accounts import Account
-    from .fetch.fetcher import FetchSettings
+    from .aws.clients import FetchSettings
     from .model import SyncStatus, Target
     from .verdict.judge import CompareContent, Verdict
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def pytest_proton_sync_make_client(
     service: str, region: str, settings: FetchSettings, account: Account | None
 ) -> Any:
-    from .fetch.fetcher import default_client
+    from .aws.clients import default_client
 
     return default_client(service, region, settings, account)
 

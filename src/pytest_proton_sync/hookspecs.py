@@ -9,7 +9,7 @@ the standard chain) to the plugin; ``botocore_config`` keeps the plugin's retry 
 endpoint of ``--proton-fake`` is kept by leaving fake runs to the default::
 
     import boto3
-    from pytest_proton_sync.fetch.fetcher import botocore_config
+    from pytest_proton_sync.aws.clients import botocore_config
 
     def pytest_proton_sync_make_client(service, region, settings, account):
         if account is None or account.alias != "legacy" or settings.endpoint_url:
@@ -27,7 +27,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .aws.accounts import Account
-    from .fetch.fetcher import FetchSettings
+    from .aws.clients import FetchSettings
     from .model import Observation, SyncStatus, Target
     from .verdict.judge import CompareContent, Verdict
 
@@ -45,9 +45,9 @@ def pytest_proton_sync_make_client(
 
     Called once per (service, region, account), from one thread, before any request of that client; the client is
     then shared by every worker thread (boto3 clients are thread-safe, sessions are not). The default
-    (:func:`pytest_proton_sync.fetch.fetcher.default_client`) builds it from the account's session, or boto3's standard
+    (:func:`pytest_proton_sync.aws.clients.default_client`) builds it from the account's session, or boto3's standard
     chain (AWS_PROFILE, AWS_ENDPOINT_URL_PROTON, config files, ...), with the plugin's retry and timeout settings
-    (:func:`pytest_proton_sync.fetch.fetcher.botocore_config`), or points it at the bundled fake under ``--proton-fake``
+    (:func:`pytest_proton_sync.aws.clients.botocore_config`), or points it at the bundled fake under ``--proton-fake``
     (where no account's credentials are used). Return ``None`` to fall through to it.
     """
 

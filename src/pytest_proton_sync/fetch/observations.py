@@ -1,6 +1,6 @@
 """The observations of one run: fetched once, judged once, handed to whoever asks for a target.
 
-Two ways to fetch, both through :func:`pytest_proton_sync.fetch.fetcher.observe`:
+Two ways to fetch, both through :func:`pytest_proton_sync.fetch.rounds.observe`:
 - in the background (no waiting): items run while the rest is still on its way; each item waits for its own target;
 - at once (waiting, or for the xdist controller): the caller gets every observation when all have settled.
 
@@ -15,7 +15,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from pytest_proton_sync.fetch.fetcher import ClientPool, Fetcher, FetchSettings, Progress, observe
+from pytest_proton_sync.aws.clients import FetchSettings
+from pytest_proton_sync.fetch.clients import ClientPool
+from pytest_proton_sync.fetch.fetcher import Fetcher
+from pytest_proton_sync.fetch.rounds import Progress, observe
 from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
 from pytest_proton_sync.verdict.judge import is_settled
 

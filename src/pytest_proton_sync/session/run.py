@@ -21,10 +21,12 @@ from typing import Any
 import pytest
 
 from pytest_proton_sync.aws.accounts import Account
+from pytest_proton_sync.aws.clients import FetchSettings, default_region
 from pytest_proton_sync.fake import FakeServer, FakeState, FakeStateError
 from pytest_proton_sync.fetch import cancel
-from pytest_proton_sync.fetch.fetcher import ClientPool, FetchSettings, Progress, default_region
+from pytest_proton_sync.fetch.clients import ClientPool
 from pytest_proton_sync.fetch.observations import ObservationStore, with_verdict
+from pytest_proton_sync.fetch.rounds import Progress
 from pytest_proton_sync.git.expectations import Repository
 from pytest_proton_sync.manifest.loader import Manifest, ManifestError, Problem, load_manifest, load_manifests
 from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
