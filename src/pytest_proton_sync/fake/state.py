@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+
+from ..yamlcheck.problems import Problem, ProblemsError
 
 # A fixed default keeps answers identical from run to run (and before Proton's end of support, 2026-10-07).
 DEFAULT_SYNCED_AT = datetime(2026, 9, 1, 12, 0, tzinfo=timezone.utc)
@@ -32,41 +34,17 @@ CONNECTIONS_PROVIDERS: Mapping[str, str] = {
 PROTON_PROVIDERS = ("GITHUB", "GITHUB_ENTERPRISE", "BITBUCKET")
 
 
-@dataclass(frozen=True)
-class StateProblem:
-    """One mistake in a state file, located as precisely as the source allows."""
-
-    file: str
-    line: int | None  # 1-based; None for whole-file problems and for mappings built in Python
-    column: int | None
-    field: str  # "templates[1].synced"; "" for the whole file
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return ": ".join(part for part in (where, self.field, self.message) if part)
+#: A mistake in a state file: the one problem type of yamlcheck (file, line, column, field, message).
+StateProblem = Problem
 
 
-class FakeStateError(Exception):
+class FakeStateError(ProblemsError):
     """A state file (or mapping) the fake cannot use. ``str()`` lists every problem, one per line:
     ``file:line:column: field: what is wrong; what is allowed``."""
-
-    problems: tuple[StateProblem, ...]
-
-    def __init__(self, problems: Iterable[StateProblem]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(str(problem) for problem in self.problems))
 
     @property
     def source(self) -> str:
         return self.problems[0].file if self.problems else ""
-
-    def __reduce__(self) -> tuple[type[FakeStateError], tuple[tuple[StateProblem, ...]]]:
-        return (type(self), (self.problems,))
 
 
 @dataclass(frozen=True)

@@ -17,19 +17,17 @@ Every problem names file, line, column and field. The only exception leaving thi
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pytest_proton_sync.yamlcheck.yamlnodes import format_path, read_document
-
 from ..yamlcheck.messages import closest, describe_value, show_text
+from ..yamlcheck.problems import Problem, decode_utf8, format_path, ordered
+from ..yamlcheck.schema import ecma_pattern, load_schema, validator_for
 from .state import (
     CONNECTIONS_PROVIDERS,
     DEFAULT_SYNCED_AT,
@@ -43,7 +41,6 @@ from .state import (
     FakeStateError,
     FakeTemplate,
     Faults,
-    StateProblem,
     SyncSnapshot,
 )
 
@@ -62,7 +59,6 @@ SCHEMA_RESOURCE = "state.schema.json"
 #: Python data given to from_mapping is walked to at most this depth (the YAML reader has the same cap).
 MAX_DEPTH = 64
 _MAX_PROBLEMS = 200
-_LONGEST_PATTERN_INPUT = 10_000
 
 _SECTIONS = ("templates", "service_instances", "stacks")
 _LATEST_AFTER_SYNCED = timedelta(hours=1)
@@ -119,7 +115,7 @@ def load_state_file(path: str | os.PathLike[str], build: Callable[..., _State]) 
             data = handle.read(MAX_STATE_BYTES + 1)  # one byte past the cap tells "too large" without reading it all
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error)
-        raise FakeStateError([StateProblem(display, None, None, "", f"cannot read the state file: {reason}")]) from None
+        raise FakeStateError([Problem(display, None, None, "", f"cannot read the state file: {reason}")]) from None
     return _Reader(display, build).from_bytes(data)
 
 
@@ -133,35 +129,13 @@ def state_from_mapping(data: Any, source: str, build: Callable[..., _State]) -> 
 @functools.cache
 def schema() -> dict[str, Any]:
     """The shipped JSON Schema, as data."""
-    text = resources.files(__package__).joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
+    return load_schema(__package__ or "pytest_proton_sync.fake", SCHEMA_RESOURCE)
 
 
 @functools.cache
 def _validator() -> Validator:
-    import jsonschema
-    from jsonschema import validators
-
-    validator_class = validators.extend(  # type: ignore[no-untyped-call]
-        jsonschema.Draft202012Validator,
-        {"pattern": _pattern, "minLength": _min_length, "maxLength": _max_length},
-    )
-    return validator_class(_inline_local_references(schema()))  # type: ignore[no-any-return]
-
-
-def _inline_local_references(node: Any, root: Any = None) -> Any:
-    """Replace each ``{"$ref": "#/$defs/name"}`` with the schema it names (the schema has no recursive
-    references): same verdicts, and jsonschema no longer resolves references for every entry."""
-    root = node if root is None else root
-    if isinstance(node, dict):
-        reference = node.get("$ref")
-        if isinstance(reference, str) and reference.startswith("#/$defs/") and len(node) == 1:
-            return _inline_local_references(root["$defs"][reference[len("#/$defs/") :]], root)
-        return {key: _inline_local_references(value, root) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_inline_local_references(item, root) for item in node]
-    return node
+    return validator_for(schema(), {"pattern": ecma_pattern(_as_text), "minLength": _min_length,
+                                    "maxLength": _max_length})
 
 
 def _as_text(instance: object) -> str | None:
@@ -176,18 +150,6 @@ def _as_text(instance: object) -> str | None:
     if isinstance(instance, float):
         return repr(instance)
     return None
-
-
-def _pattern(validator: Validator, pattern: str, instance: object, schema: Mapping[str, Any]) -> Iterator[Any]:
-    """``pattern`` with ECMA-262's ``$`` (end of text, not before a final newline), applied to numbers' text."""
-    from jsonschema.exceptions import ValidationError
-
-    text = _as_text(instance)
-    if text is None or len(text) > _LONGEST_PATTERN_INPUT:
-        return
-    match = re.search(pattern, text)
-    if match is None or (pattern.endswith("$") and match.end() != len(text)):
-        yield ValidationError(f"{text!r} does not match {pattern!r}")
 
 
 def _min_length(validator: Validator, minimum: int, instance: object, schema: Mapping[str, Any]) -> Iterator[Any]:
@@ -219,7 +181,7 @@ class _Reader(Generic[_State]):
     def __init__(self, display: str, build: Callable[..., _State]) -> None:
         self.display = display
         self.build = build
-        self.problems: list[StateProblem] = []
+        self.problems: list[Problem] = []
         self.locations: dict[FieldPath, Location] = {}
         self.key_locations: dict[FieldPath, Location] = {}
         self.scalar_text: dict[FieldPath, str] = {}
@@ -227,23 +189,18 @@ class _Reader(Generic[_State]):
 
     # -- problems --------------------------------------------------------------------------------------
     def fail(self) -> FakeStateError:
-        unique = list(dict.fromkeys(self.problems))
-        unique.sort(key=lambda problem: (problem.line or 0, problem.column or 0))
-        if len(unique) > _MAX_PROBLEMS:
-            hidden = len(unique) - _MAX_PROBLEMS
-            unique = [*unique[:_MAX_PROBLEMS], StateProblem(self.display, None, None, "", f"... and {hidden} more")]
-        return FakeStateError(unique)
+        return FakeStateError(ordered(self.problems, _MAX_PROBLEMS))
 
     def whole_file(self, message: str, location: Location | None = None) -> None:
         line, column = (location.line, location.column) if location else (None, None)
-        self.problems.append(StateProblem(self.display, line, column, "", message))
+        self.problems.append(Problem(self.display, line, column, "", message))
 
     def add(self, path: FieldPath, message: str, *, at_key: bool = False, unusable: bool = True) -> None:
         """A problem at ``path``; when ``unusable``, later stages stay quiet about everything under it."""
         location = self.key_locations.get(path) if at_key else None
         location = location or self.location(path)
         self.problems.append(
-            StateProblem(
+            Problem(
                 self.display,
                 location.line if location else None,
                 location.column if location else None,
@@ -269,26 +226,19 @@ class _Reader(Generic[_State]):
         if len(data) > MAX_STATE_BYTES:
             self.whole_file(f"the state file is larger than {MAX_STATE_BYTES // (1024 * 1024)} MiB")
             raise self.fail()
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            before = data[: error.start]
-            line = before.count(b"\n") + 1
-            column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
-            self.problems.append(
-                StateProblem(
-                    self.display, line, column, "",
-                    f"the state file is not UTF-8: byte 0x{data[error.start]:02x} cannot be decoded; save it as UTF-8",
-                )
-            )
-            raise self.fail() from None
+        text = decode_utf8(data, self.display, "the state file")
+        if isinstance(text, Problem):
+            self.problems.append(text)
+            raise self.fail()
+        from pytest_proton_sync.yamlcheck.yamlnodes import read_document  # PyYAML only once a file is read
+
         document = read_document(text)
         self.locations = document.locations
         self.key_locations = document.key_locations
         self.reported = set(document.reported)
         for issue in document.issues:
             self.problems.append(
-                StateProblem(
+                Problem(
                     self.display,
                     issue.location.line if issue.location else None,
                     issue.location.column if issue.location else None,

@@ -23,8 +23,9 @@ from typing import Any
 from pytest_proton_sync.git.bundles import repository_from_url
 from pytest_proton_sync.git.checkout import CHANGED, Checkout, GitError
 from pytest_proton_sync.kinds import kind_of
-from pytest_proton_sync.manifest.loader import Manifest, ManifestError, Problem, entry_fields
+from pytest_proton_sync.manifest.loader import Manifest, ManifestError, entry_fields
 from pytest_proton_sync.model import ContentComparison, Target
+from pytest_proton_sync.yamlcheck.problems import Problem
 
 SHALLOW_FIX = (
     "fetch the whole history: `fetch-depth: 0` with actions/checkout, `GIT_DEPTH: 0` in GitLab CI, "

@@ -20,19 +20,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_proton_sync.kinds import BY_SECTION, Kind, make_target
 from pytest_proton_sync.model import AccountSpec, Expectation, RepositorySpec, Target
 from pytest_proton_sync.yamlcheck.messages import closest, describe_value, show_text
-from pytest_proton_sync.yamlcheck.yamlnodes import format_path, read_document
+from pytest_proton_sync.yamlcheck.problems import Problem, ProblemsError, decode_utf8, format_path, ordered
+from pytest_proton_sync.yamlcheck.schema import (
+    ecma_pattern,
+    inline_local_references,
+    load_schema,
+    subschema,
+    validator_for,
+)
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -59,7 +64,6 @@ SCHEMA_RESOURCE = "manifest.schema.json"
 _MAX_PROBLEMS_PER_FILE = 200
 _SUPPORTED_VERSION = "1"
 # Every pattern in the schema sits next to a maxLength far below this.
-_LONGEST_PATTERN_INPUT = 10_000
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MINOR_VERSION = re.compile(r"\s*v?[0-9]+\.[0-9.]*\s*\Z")
@@ -68,38 +72,8 @@ _SECTIONS = tuple(BY_SECTION)
 _SECTION_WORDS = "a " + ", ".join(repr(name) for name in _SECTIONS[:-1]) + f" or {_SECTIONS[-1]!r} list"
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One mistake in a manifest, located as precisely as the source allows."""
-
-    file: str  # the path as given/displayed
-    line: int | None  # 1-based
-    column: int | None  # 1-based
-    field: str  # "templates[1].sha", "defaults.repository.provider"; "" for the whole file
-    message: str  # what is wrong and what is allowed
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return ": ".join(part for part in (where, self.field, self.message) if part)
-
-
-class ManifestError(Exception):
+class ManifestError(ProblemsError):
     """Every problem of the manifest file(s) read; ``str()`` gives one problem per line."""
-
-    problems: tuple[Problem, ...]
-
-    def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(str(problem) for problem in self.problems))
-
-    def __reduce__(self) -> tuple[type[ManifestError], tuple[tuple[Problem, ...]]]:
-        # Exceptions pickle their args by default, which here is the rendered text; xdist workers need
-        # the problems themselves.
-        return (type(self), (self.problems,))
 
 
 @dataclass(frozen=True)
@@ -140,7 +114,7 @@ def parse_manifest(
     reader = _ManifestReader(display, Path(display), os.environ if environ is None else environ)
     targets = reader.read(data)
     if reader.problems:
-        raise ManifestError(_ordered(reader.problems))
+        raise ManifestError(ordered(reader.problems, _MAX_PROBLEMS_PER_FILE))
     return Manifest(Path(display), targets, reader.accounts)
 
 
@@ -187,26 +161,15 @@ def load_manifests(
                 )
             )
     if problems_by_file:
-        ordered: list[Problem] = []
+        in_order: list[Problem] = []
         for problems in problems_by_file.values():
-            ordered.extend(_ordered(problems))
-        raise ManifestError(ordered)
+            in_order.extend(ordered(problems, _MAX_PROBLEMS_PER_FILE))
+        raise ManifestError(in_order)
     return tuple(manifest for _, manifest in manifests)
 
 
 def _display(path: str | os.PathLike[str]) -> str:
     return os.fspath(path)
-
-
-def _ordered(problems: list[Problem]) -> list[Problem]:
-    """Sort by position (whole-file problems first), drop repeats, cap the count."""
-    unique = list(dict.fromkeys(problems))
-    unique.sort(key=lambda problem: (problem.line or 0, problem.column or 0))
-    if len(unique) > _MAX_PROBLEMS_PER_FILE:
-        hidden = len(unique) - _MAX_PROBLEMS_PER_FILE
-        unique = unique[:_MAX_PROBLEMS_PER_FILE]
-        unique.append(Problem(unique[0].file, None, None, "", f"... and {hidden} more problems not shown"))
-    return unique
 
 
 def _describe_target(target: Target) -> str:
@@ -228,75 +191,23 @@ def entry_fields(targets: Sequence[Target]) -> list[str]:
 @functools.cache
 def manifest_schema() -> dict[str, Any]:
     """The shipped JSON Schema, as published (for editors and ``pytest-proton-sync schema``)."""
-    text = resources.files("pytest_proton_sync").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return load_schema("pytest_proton_sync", SCHEMA_RESOURCE)
 
 
 @functools.cache
 def _inlined_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = _inline_local_references(manifest_schema())
+    schema: dict[str, Any] = inline_local_references(manifest_schema())
     return schema
 
 
 @functools.cache
 def _schema_validator() -> Validator:
-    import jsonschema
-    from jsonschema import validators
-
-    validator_class = validators.extend(  # type: ignore[no-untyped-call]
-        jsonschema.Draft202012Validator, {"pattern": _whole_string_pattern}
-    )
-    return validator_class(_inlined_schema())  # type: ignore[no-any-return]
+    return validator_for(manifest_schema(), {"pattern": ecma_pattern()})
 
 
 def _subschema(path: FieldPath) -> Mapping[str, Any]:
     """The schema that applies at ``path`` of a manifest (an empty mapping where none does)."""
-    schema: Mapping[str, Any] = _inlined_schema()
-    for part in path:
-        if isinstance(part, int):
-            items = schema.get("items")
-            schema = items if isinstance(items, dict) else {}
-            continue
-        properties = schema.get("properties") or {}
-        extra = schema.get("additionalProperties")
-        schema = properties.get(part) or (extra if isinstance(extra, dict) else {})
-    return schema
-
-
-def _inline_local_references(schema: Any, root: Any = None) -> Any:
-    """Replace each ``{"$ref": "#/$defs/name"}`` with the schema it names (the shipped schema has no recursive
-    and no sibling-keyword references). Same verdicts and error paths, but jsonschema no longer resolves five
-    references per entry: validating 500 entries drops from about 35 ms to a few."""
-    root = schema if root is None else root
-    if isinstance(schema, dict):
-        reference = schema.get("$ref")
-        if isinstance(reference, str) and reference.startswith("#/$defs/") and len(schema) == 1:
-            return _inline_local_references(root["$defs"][reference[len("#/$defs/"):]], root)
-        return {key: _inline_local_references(value, root) for key, value in schema.items()}
-    if isinstance(schema, list):
-        return [_inline_local_references(item, root) for item in schema]
-    return schema
-
-
-def _whole_string_pattern(
-    validator: Validator, pattern: str, instance: object, schema: Mapping[str, Any]
-) -> Iterator[ValidationError]:
-    """``pattern`` with ECMA-262's meaning of ``$`` (end of text).
-
-    Python's ``$`` also matches before a final newline, so ``"1\\n"`` would pass ``^[0-9]+$`` and end up in
-    a Target. The schema stays portable (editors read it); this keyword implementation makes Python agree.
-
-    Text longer than any field allows is not matched at all: its ``maxLength`` already fails, and a pattern
-    such as the API's ``.*/.*`` for repository names backtracks quadratically over megabytes.
-    """
-    from jsonschema.exceptions import ValidationError
-
-    if not isinstance(instance, str) or len(instance) > _LONGEST_PATTERN_INPUT:
-        return
-    match = re.search(pattern, instance)
-    if match is None or (pattern.endswith("$") and match.end() != len(instance)):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+    return subschema(_inlined_schema(), path)
 
 
 @dataclass(frozen=True)
@@ -346,6 +257,8 @@ class _ManifestReader:
         if text is None:
             return ()
 
+        from pytest_proton_sync.yamlcheck.yamlnodes import read_document  # PyYAML only once a file is read
+
         document = read_document(text)
         self.add(_Finding(issue.path, issue.location, issue.message) for issue in document.issues)
         if document.empty:
@@ -373,27 +286,11 @@ class _ManifestReader:
         return tuple(_targets(document, self.manifest_path, self.accounts))
 
     def decode(self, data: bytes) -> str | None:
-        try:
-            # utf-8-sig: a BOM some Windows editors write is harmless, so it is accepted and dropped.
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            offset = error.start
-            before = data[:offset]
-            line = before.count(b"\n") + 1
-            line_start = before.rfind(b"\n") + 1
-            column = len(before[line_start:].decode("utf-8", errors="replace")) + 1
-            hint = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
-            self.problems.append(
-                Problem(
-                    self.display,
-                    line,
-                    column,
-                    "",
-                    f"the manifest is not UTF-8: byte 0x{data[offset]:02x} at offset {offset} "
-                    f"cannot be decoded{hint}; save the file as UTF-8",
-                )
-            )
+        text = decode_utf8(data, self.display, "the manifest")
+        if isinstance(text, Problem):
+            self.problems.append(text)
             return None
+        return text
 
 
 # --- interpolation -----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pytest_proton_sync.fetch.clients import ClientPool
 from pytest_proton_sync.fetch.observations import ObservationStore, with_verdict
 from pytest_proton_sync.fetch.rounds import Progress
 from pytest_proton_sync.git.expectations import Repository
-from pytest_proton_sync.manifest.loader import Manifest, ManifestError, Problem, load_manifest, load_manifests
+from pytest_proton_sync.manifest.loader import Manifest, ManifestError, load_manifest, load_manifests
 from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
 from pytest_proton_sync.options import Options
 from pytest_proton_sync.reports import junit, outputs
@@ -40,6 +40,7 @@ from pytest_proton_sync.session.items import SESSION_KEY as SESSION_KEY  # plugi
 from pytest_proton_sync.session.items import CouldNotCheck, ManifestFile, TargetItem
 from pytest_proton_sync.session.selection import shown_path
 from pytest_proton_sync.text.redact import install, redact
+from pytest_proton_sync.yamlcheck.problems import Problem
 
 NON_TTY_PROGRESS_EVERY = 10.0  # seconds between plain progress lines in CI logs: what is pending, and for how long
 

@@ -19,10 +19,12 @@ from typing import TypeAlias
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .problems import FieldPath as FieldPath  # where paths are written as users see them
+from .problems import format_path as format_path
+
 #: The values a manifest document is made of after walking. Numbers never appear: they stay text.
 YamlValue: TypeAlias = bool | str | list["YamlValue"] | dict[str, "YamlValue"] | None
 #: Where a value sits in the document: mapping keys and list indices, e.g. ``("templates", 1, "sha")``.
-FieldPath: TypeAlias = tuple[str | int, ...]
 
 # Aliases are legitimate (sharing a repository mapping), but each re-use copies a subtree. Nodes visited
 # for the first time are bounded by the file size; re-visits through aliases are not, so they get a budget.
@@ -86,19 +88,6 @@ class Document:
     # Paths whose value is unusable because an issue was reported there; later checks stay quiet about
     # them so that one mistake gives one message.
     reported: set[FieldPath] = field(default_factory=set)
-
-
-def format_path(path: FieldPath) -> str:
-    """``("templates", 1, "sha")`` -> ``templates[1].sha``: the form users see in messages."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part.replace("_", "a").replace("-", "a").isalnum() and part.isascii():
-            text += f".{part}" if text else part
-        else:
-            text += f"[{part!r}]"
-    return text
 
 
 def short_tag(tag: str) -> str:
