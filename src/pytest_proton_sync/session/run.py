@@ -8,10 +8,8 @@ store (fetching once), the xdist hand-over side, the results of every target and
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import time
 from collections.abc import Generator, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -26,7 +24,6 @@ from pytest_proton_sync.fake import FakeServer, FakeState, FakeStateError
 from pytest_proton_sync.fetch import cancel
 from pytest_proton_sync.fetch.clients import ClientPool
 from pytest_proton_sync.fetch.observations import ObservationStore, with_verdict
-from pytest_proton_sync.fetch.rounds import Progress
 from pytest_proton_sync.git.expectations import Repository
 from pytest_proton_sync.manifest.loader import Manifest, ManifestError, load_manifest, load_manifests
 from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
@@ -38,11 +35,10 @@ from pytest_proton_sync.reports.results import RunResults, TargetResult, manifes
 from pytest_proton_sync.session import xdist_handover
 from pytest_proton_sync.session.items import SESSION_KEY as SESSION_KEY  # plugin.py stores the session there
 from pytest_proton_sync.session.items import CouldNotCheck, ManifestFile, TargetItem
+from pytest_proton_sync.session.progress import ProgressPrinter
 from pytest_proton_sync.session.selection import shown_path
 from pytest_proton_sync.text.redact import install, redact
 from pytest_proton_sync.yamlcheck.problems import Problem
-
-NON_TTY_PROGRESS_EVERY = 10.0  # seconds between plain progress lines in CI logs: what is pending, and for how long
 
 
 class ProtonSyncSession:
@@ -485,41 +481,3 @@ def _skip_garbage_collection_at_exit() -> None:
 
         atexit.register(gc.freeze)
         _EXIT_HOOK_REGISTERED = True
-
-
-class ProgressPrinter:
-    """While waiting: a live status line on a terminal; a plain line every so often in a CI log. In the background
-    mode the fetch thread only remembers the latest progress, and the main thread prints it while an item waits."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
-        self.live = bool(self.reporter is not None and self.reporter.isatty)
-        self._last_plain = 0.0
-        self._printed = False
-        self._latest: Progress | None = None
-
-    def __call__(self, progress: Progress) -> None:
-        if self.reporter is None:
-            return
-        line = progress.line  # says which calls are under way, and for how long
-        now = time.monotonic()
-        if self.live:
-            self.reporter.rewrite(line, erase=True)
-            self._printed = True
-        elif now - self._last_plain >= NON_TTY_PROGRESS_EVERY or progress.pending == 0:
-            self.reporter.write_line(line)
-            self._last_plain = now
-
-    def remember(self, progress: Progress) -> None:
-        self._latest = progress
-
-    def print_latest(self) -> None:
-        latest, capture = self._latest, self.config.pluginmanager.get_plugin("capturemanager")
-        if latest is not None and self.reporter is not None:
-            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-                self.reporter.write_line(latest.line)
-
-    def finish(self) -> None:
-        if self.reporter is not None and self.live and self._printed:
-            self.reporter.write_line("")
