@@ -19,7 +19,7 @@ import yaml
 
 import pytest_proton_sync
 from pytest_proton_sync import cli
-from pytest_proton_sync.manifest.loader import manifest_schema
+from pytest_proton_sync.manifest.schema import manifest_schema
 from pytest_proton_sync.reports.jsonreport import report_schema
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -246,7 +246,7 @@ def _schema(arguments: argparse.Namespace) -> int:
 
         schema = report_schema()
     else:
-        from .manifest.loader import manifest_schema
+        from .manifest.schema import manifest_schema
 
         schema = manifest_schema()
     try:
