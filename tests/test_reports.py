@@ -113,13 +113,11 @@ def test_junit_xunit1_keeps_per_target_properties_and_the_plugins_part_is_valid(
     assert cases["ENVIRONMENT/fail-notfound@1"][1]["proton.latest_sync_status"] == "NOT_FOUND"
     # junit-10.xsd knows neither xunit1's own testcase attributes (file, line: pytest's) nor <properties> in a
     # testcase (the reason xunit2 has none); without those two, the rest -- classname, suite properties, the
-    # failure and error elements -- is valid.
+    # failure and error elements, our part -- is valid. (Whether pytest's xunit1 is valid is not ours to test.)
     tree = ET.parse(out)
-    assert not junit_schema.is_valid(tree)
     for case in tree.iter("testcase"):
         for attribute in ("file", "line"):
             case.attrib.pop(attribute, None)
-    assert not junit_schema.is_valid(tree)  # the per-target properties are what is left
     for case in tree.iter("testcase"):
         for properties in case.findall("properties"):
             case.remove(properties)
