@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-# The statuses the sync APIs document for an attempt (answers.py refuses any other).
+# The statuses the sync APIs document for an attempt (aws/answers.py refuses any other).
 SYNC_STATUSES = ("INITIATED", "IN_PROGRESS", "SUCCEEDED", "FAILED")
 
 

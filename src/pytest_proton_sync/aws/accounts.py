@@ -11,7 +11,7 @@ refusal (access denied, bad external id, expired source credentials) is remember
 account and every later request of that account fails the same way at once. Messages name the alias and the role
 ARN, never a secret: not the source keys, not the session token, not the external id.
 
-Imports no pytest; imported by fetch.py only, so a run without a manifest never loads it.
+Imports no pytest; imported by the fetch only, so a run without a manifest never loads it.
 """
 
 from __future__ import annotations

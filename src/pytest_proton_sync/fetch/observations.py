@@ -6,7 +6,7 @@ Two ways to fetch, both through :func:`pytest_proton_sync.fetch.rounds.observe`:
 
 The judge runs once per answer, where the answer arrives (it also decides whether polling goes on); its verdict
 travels in the Observation, to the item and through the xdist hand-over. Imports no pytest; boto3 only through
-fetch.py, and only when something is fetched.
+the fetch, and only when something is fetched.
 """
 
 from __future__ import annotations

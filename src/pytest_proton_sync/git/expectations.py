@@ -9,7 +9,7 @@ is the target's ``history_problem``, an *error*, never a guess.
 After the fetch, :meth:`Repository.compare` says whether the bundle at the synced commit is identical (git tree and
 blob ids) to the bundle at the expected commit, and if not which files differ and which commits changed them.
 
-The git layer is gitrepo.py (a fixed number of git processes per run). Imports neither pytest nor boto3.
+The git layer is checkout.py (a fixed number of git processes per run). Imports neither pytest nor boto3.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a finished run writes besides pytest's own output: the summary table, JUnit suite properties, the JSON
 report, GitHub annotations and step summary. Each reads the same ordered :class:`~.results.TargetResult` list.
 
-The session calls these from its hooks and stays thin; the formatting itself lives in report.py (table),
+The session calls these from its hooks and stays thin; the formatting itself lives in table.py,
 github.py (workflow commands, Markdown) and jsonreport.py (the document). No pytest import: ``config`` is only
 asked for a plugin by name.
 """

@@ -95,7 +95,7 @@ class TargetItem(pytest.Item):
     def setup(self) -> None:
         self.observation = None
         session = self.session_plugin
-        # A rerun (pytest-rerunfailures counts runs in execution_count) asks the API again: see session.py.
+        # A rerun (pytest-rerunfailures counts runs in execution_count) asks the API again: see session/run.py.
         observation = session.observation_for(self.target, rerun=getattr(self, "execution_count", 1) > 1)
         self.observation = observation
         # Replaced, not appended: a rerun runs setup() again on the same item.
