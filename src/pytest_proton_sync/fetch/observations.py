@@ -5,8 +5,8 @@ Two ways to fetch, both through :func:`pytest_proton_sync.fetch.rounds.observe`:
 - at once (waiting, or for the xdist controller): the caller gets every observation when all have settled.
 
 The judge runs once per answer, where the answer arrives (it also decides whether polling goes on); its verdict
-travels in the Observation, to the item and through the xdist hand-over. Imports no pytest; boto3 only through
-the fetch, and only when something is fetched.
+travels in the Observation, to the item and through the xdist hand-over. Imports no pytest; boto3 through
+the fetch.
 """
 
 from __future__ import annotations
