@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from pytest_proton_sync.gitrepo import CHANGED, Checkout
+from pytest_proton_sync.git.checkout import CHANGED, Checkout
 
 GOAL_SECONDS = 1.0
 
@@ -116,7 +116,7 @@ def one_run(path: Path, bundles: int) -> tuple[list[float], dict[str, int]]:
         times.append(time.perf_counter() - started)
 
         started = time.perf_counter()
-        changes = checkout.last_changes(head, paths)
+        changes = checkout.bundle_changes(head, {path: [path] for path in paths})
         times.append(time.perf_counter() - started)
         assert all(change.state == CHANGED for change in changes.values())
 

@@ -27,10 +27,10 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from pytest_proton_sync.accounts import Account, AccountUnavailable
+from pytest_proton_sync.aws.accounts import Account, AccountUnavailable
+from pytest_proton_sync.aws.clients import FetchSettings, botocore_config, default_client
 from pytest_proton_sync.fake import FakeServer
 from pytest_proton_sync.fake.api import TARGET_PREFIX, call_key
-from pytest_proton_sync.fetch import FetchSettings, botocore_config, default_client
 from pytest_proton_sync.model import AccountSpec
 
 from .conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, SHA_A, fake_state, write_text
@@ -395,7 +395,7 @@ def test_a_conftest_hook_builds_one_accounts_client_and_the_default_serves_the_o
     proton.set_state(synced(*THREE_ACCOUNT_NAMES))
     pytester.makeconftest("""
         import boto3
-        from pytest_proton_sync.fetch import botocore_config
+        from pytest_proton_sync.aws.clients import botocore_config
 
         def pytest_proton_sync_make_client(service, region, settings, account):
             if account is None or account.alias != "prod":

@@ -18,13 +18,14 @@ import botocore
 import botocore.session
 import pytest
 
-from pytest_proton_sync import awsfacts
-from pytest_proton_sync.manifest import ManifestError, editor_schema, parse_manifest
+from pytest_proton_sync.aws import facts
+from pytest_proton_sync.manifest.loader import ManifestError, parse_manifest
+from pytest_proton_sync.manifest.schema import editor_schema
 
 pytestmark = pytest.mark.integration  # the command and the plugin in subprocesses
 
 FUTURE_PROVIDER = "GitHubOnTheMoon"  # a provider no botocore has (yet)
-SRC = Path(awsfacts.__file__).resolve().parent.parent
+SRC = Path(facts.__file__).resolve().parents[2]  # src/, above the package
 
 
 def stack_manifest(provider: str) -> str:
@@ -46,17 +47,17 @@ def test_every_provider_the_installed_model_lists_is_accepted_and_published(prov
 
 def test_proton_spellings_follow_its_model_and_alias_the_other_api() -> None:
     proton = model("proton").shape_for("RepositoryProvider").enum
-    assert set(awsfacts.proton_spellings().values()) == set(proton)
+    assert set(facts.proton_spellings().values()) == set(proton)
     # A manifest's defaults serve every section: CodeConnections' spelling of a provider Proton knows works too.
-    assert awsfacts.proton_spellings()["GitHub"] == "GITHUB"
+    assert facts.proton_spellings()["GitHub"] == "GITHUB"
     connections = model("codeconnections").shape_for("ProviderType").enum
-    assert set(awsfacts.connections_spellings().values()) == set(connections)
+    assert set(facts.connections_spellings().values()) == set(connections)
 
 
 def test_statuses_come_from_both_models() -> None:
     for service in ("proton", "codeconnections"):
-        assert set(model(service).shape_for("ResourceSyncStatus").enum) <= set(awsfacts.sync_statuses())
-        assert set(model(service).shape_for("BlockerStatus").enum) <= set(awsfacts.blocker_statuses())
+        assert set(model(service).shape_for("ResourceSyncStatus").enum) <= set(facts.sync_statuses())
+        assert set(model(service).shape_for("BlockerStatus").enum) <= set(facts.blocker_statuses())
 
 
 def test_a_provider_the_installed_botocore_does_not_know_names_its_version_and_the_fix() -> None:
@@ -69,12 +70,12 @@ def test_a_provider_the_installed_botocore_does_not_know_names_its_version_and_t
 
 
 def test_a_missing_model_is_one_message_with_the_fix() -> None:
-    awsfacts.enum.cache_clear()
+    facts.enum.cache_clear()
     try:
-        with pytest.raises(awsfacts.MissingFact, match=r"has no enum NoSuchShape; upgrade it: pip install -U"):
-            awsfacts.enum("proton", "NoSuchShape")
+        with pytest.raises(facts.MissingFact, match=r"has no enum NoSuchShape; upgrade it: pip install -U"):
+            facts.enum("proton", "NoSuchShape")
     finally:
-        awsfacts.enum.cache_clear()
+        facts.enum.cache_clear()
 
 
 @pytest.fixture
@@ -133,7 +134,7 @@ def test_the_gate_passes_a_stack_on_a_provider_aws_added_against_the_fake(
 
 
 def test_facts_are_not_read_at_plugin_load() -> None:
-    code = ("import sys, pytest_proton_sync.plugin, pytest_proton_sync.awsfacts\n"
+    code = ("import sys, pytest_proton_sync.plugin, pytest_proton_sync.aws.facts\n"
             "print('botocore' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pytest_proton_sync import cli
-from pytest_proton_sync.bundles import (
+from pytest_proton_sync.git.bundles import (
     Bundle,
     compare_manifest_with_checkout,
     discover_bundles,
@@ -17,7 +17,7 @@ from pytest_proton_sync.bundles import (
     repository_from_url,
     starter_manifest,
 )
-from pytest_proton_sync.gitrepo import Checkout, GitError
+from pytest_proton_sync.git.checkout import Checkout, GitError
 
 from .gitrepos import ENVIRONMENT_SCHEMA, History, environment_bundle, git, service_bundle
 
@@ -183,7 +183,7 @@ def test_init_manifest_loads_as_written(
     templates_repo: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What init writes, `rev: HEAD` included, passes the real manifest loader unchanged."""
-    from pytest_proton_sync.manifest import load_manifest
+    from pytest_proton_sync.manifest.loader import load_manifest
 
     path, _ = templates_repo
     assert _init(path, monkeypatch, "--repository", "acme/templates", "--output", "m.yaml") == cli.EXIT_OK
@@ -246,7 +246,7 @@ def test_init_errors_are_one_clear_message(
 
 
 def test_starter_manifest_at_the_root_has_no_directory() -> None:
-    from pytest_proton_sync.bundles import Discovery
+    from pytest_proton_sync.git.bundles import Discovery
 
     discovery = Discovery("a" * 40, "", (Bundle("ENVIRONMENT", "top", "1", "top/v1/"),), ())
     data = yaml.safe_load(starter_manifest(discovery, "acme/t"))
@@ -277,7 +277,7 @@ def test_init_adds_the_stacks_of_the_checkout_and_check_agrees(
 ) -> None:
     """Deployment files (YAML with template-file-path) become stack entries; the result loads, and `check`
     finds the manifest and the checkout in agreement, templates and stacks alike."""
-    from pytest_proton_sync.manifest import load_manifest
+    from pytest_proton_sync.manifest.loader import load_manifest
 
     path = tmp_path / "repo"
     History().commit("one", {

@@ -18,18 +18,17 @@ import boto3
 import pytest
 from botocore.config import Config
 
-import pytest_proton_sync
+import pytest_proton_sync.manifest
 from pytest_proton_sync import cli
-from pytest_proton_sync.manifest import Problem  # the real record, imported before a stub replaces the module
 
 pytestmark = pytest.mark.integration  # the command and the plugin in subprocesses
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SRC = Path(pytest_proton_sync.__file__).resolve().parent.parent
 
-MANIFEST_AVAILABLE = importlib.util.find_spec("pytest_proton_sync.manifest") is not None
+MANIFEST_AVAILABLE = importlib.util.find_spec("pytest_proton_sync.manifest.loader") is not None
 needs_manifest = pytest.mark.skipif(
-    not MANIFEST_AVAILABLE, reason="pytest_proton_sync.manifest is not written yet (another engineer's part)"
+    not MANIFEST_AVAILABLE, reason="pytest_proton_sync.manifest.loader is not written yet (another engineer's part)"
 )
 
 
@@ -157,13 +156,12 @@ def stub_manifest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             )
         return types.SimpleNamespace(targets=(object(),) * (3 if "three" in path else 1))
 
-    module = types.ModuleType("pytest_proton_sync.manifest")
+    module = types.ModuleType("pytest_proton_sync.manifest.loader")
     module.load_manifest = load_manifest  # type: ignore[attr-defined]
     module.load_manifests = lambda paths: tuple(map(load_manifest, paths))  # type: ignore[attr-defined]
     module.ManifestError = StubManifestError  # type: ignore[attr-defined]
-    module.Problem = Problem  # type: ignore[attr-defined]  # the plain record the CLI builds for whole-file problems
-    monkeypatch.setitem(sys.modules, "pytest_proton_sync.manifest", module)
-    monkeypatch.setattr(pytest_proton_sync, "manifest", module, raising=False)
+    monkeypatch.setitem(sys.modules, "pytest_proton_sync.manifest.loader", module)
+    monkeypatch.setattr(pytest_proton_sync.manifest, "loader", module, raising=False)
 
 
 @pytest.mark.usefixtures("stub_manifest")

@@ -15,16 +15,16 @@ import pytest
 import yaml
 
 from pytest_proton_sync import cli
-from pytest_proton_sync.envsecrets import (
+from pytest_proton_sync.fake import FakeServer
+from pytest_proton_sync.manifest.loader import ManifestError, parse_manifest
+from pytest_proton_sync.text.envsecrets import (
     MIN_MASKED_LENGTH,
     credential_values,
     is_credential_name,
     looks_like_credential,
     plainly_harmless,
 )
-from pytest_proton_sync.fake import FakeServer
-from pytest_proton_sync.manifest import ManifestError, parse_manifest
-from pytest_proton_sync.redact import redact, redact_strings
+from pytest_proton_sync.text.redact import redact, redact_strings
 
 from .conftest import REPO, SHA_A, SHA_OLD, fake_state, template, write_manifest
 

@@ -163,7 +163,7 @@ def test_fault_values_are_bounded(faults: dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (b"templates: []\n# \xff\xfe\n", ":2:3: the state file is not UTF-8: byte 0xff cannot be decoded"),
+        (b"templates: []\n# \xff\xfe\n", ":2:3: the state file is not UTF-8: byte 0xff at offset 16 cannot be decoded"),
         ("templates: !!python/object:os.system []\n", ":1:12: templates: YAML tag '!!python/object:os.system' is not "
          "allowed: a state file holds plain text"),
         ("templates: []\ntemplates: []\n", ":2:1: templates: duplicate key 'templates' (first at line 1)"),

@@ -24,7 +24,7 @@ from junitparser import Error, Failure, JUnitXml
 
 from pytest_proton_sync.fake import FakeServer, FakeState
 from pytest_proton_sync.fake.state import Fault, Faults
-from pytest_proton_sync.fetch import Pacer, RateLimiter
+from pytest_proton_sync.fetch.pacing import Pacer, RateLimiter
 
 from .conftest import SHA_A, SHA_OLD, fake_state, template, write_manifest
 
@@ -131,21 +131,6 @@ def never_accepting_port() -> Iterator[int]:
         server.close()
 
 
-def test_the_seeds_do_what_the_tests_say() -> None:
-    """Guards the comments above: the seeds inject many faults, some targets need several retries, and no
-    target's worst-case backoff is long."""
-    entries, _, _ = a_mix(210)
-    faults = Faults(**THROTTLE_AND_5XX)
-    chains = [fault_chain(faults, status_key(e)) for e in entries]
-    assert sum(c.count(Fault.THROTTLE) for c in chains) == 62
-    assert sum(c.count(Fault.ERROR_5XX) for c in chains) == 17
-    assert max(len(c) for c in chains) == 3  # some targets need 4 requests
-    worst = max(sum(2**n if f is Fault.THROTTLE else 0.05 * 2**n for n, f in enumerate(c)) for c in chains)
-    assert worst <= 3.2
-    drops = Faults(**DROPS)
-    assert sum(len(fault_chain(drops, status_key(e))) for e in entries[:60]) >= 15
-
-
 # -- faults that must not change any verdict --------------------------------------------------------------------
 def test_throttling_and_5xx_change_no_verdict(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
     entries, templates, outcomes = a_mix(210)
@@ -170,7 +155,8 @@ def test_throttling_and_5xx_change_no_verdict(pytester: pytest.Pytester, aws_env
     # Every target was asked exactly until its first answered request: each fault retried, nothing more.
     expected = requests_needed(faulty_state.faults, [status_key(e) for e in entries])
     assert aws_env.calls == expected
-    assert sum(expected.values()) == 210 + 62 + 17
+    assert sum(expected.values()) == 210 + 62 + 17  # the seed really injects faults (62 throttles, 17 5xx)
+    assert max(expected.values()) == 4  # and some targets need several retries
     # The errors are the denied targets, and say so; no error mentions throttling or a server error.
     errors = {n: t for n, (o, t) in junit_outcomes(pytester.path / "faulty.xml").items() if o == "error"}
     assert all("AccessDeniedException" in text for text in errors.values()), errors
@@ -372,7 +358,9 @@ def test_max_rps_paces_every_request_retries_included(
     sent = aws_env.total_calls()
     assert sent == sum(requests_needed(state.faults, [status_key(e) for e in entries]).values()) == 30 + 11
     assert len(acquired) == sent  # one token per HTTP request, retries included
-    assert all(rate is not None and rate <= 200.0 for rate in acquired)
+    # The first request is paced at exactly what the user gave (no answer yet, so no throttling cut either):
+    # --proton-max-rps reached the Pacer. (Later rates may be cut by the throttles, never raised above it.)
+    assert acquired[0] == 200.0
     assert seconds < 60
 
 

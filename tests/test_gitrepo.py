@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_proton_sync.gitrepo import ABSENT, CHANGED, UNKNOWN, Checkout, GitError, clean_text
+from pytest_proton_sync.git.checkout import ABSENT, CHANGED, UNKNOWN, Checkout, GitError, LastChange, clean_text
 
 from .gitrepos import History, environment_bundle, git, service_bundle
 
@@ -99,13 +99,18 @@ BUNDLE_FILES = [
 ]
 
 
+def last_changes(checkout: Checkout, rev_sha: str, paths: list[str]) -> dict[str, LastChange]:
+    """Each path as a bundle of its own: the last commit at or before rev_sha that changed it."""
+    return checkout.bundle_changes(rev_sha, {path: [path] for path in paths})
+
+
 @pytest.mark.parametrize("many", [False, True], ids=["few-paths-limit-the-walk", "many-paths-unlimited-walk"])
 def test_last_changes_follow_the_first_parent_chain(
     checkout: Checkout, repo: tuple[Path, dict[str, str]], many: bool
 ) -> None:
     _, shas = repo
     extra = BUNDLE_FILES if many else []
-    changes = checkout.last_changes(
+    changes = last_changes(checkout,
         shas["revert_b"], [A, B, C, "templates/d/v1/", "README.md", "templates/a/v1", *extra]
     )
     if many:  # 13 paths: the walk has no pathspec and the output is filtered in Python
@@ -132,15 +137,15 @@ def test_last_changes_follow_the_first_parent_chain(
         "templates/a/v1": (ABSENT, None),  # no trailing slash: a file path, and there is no such file
     }
     # At earlier revisions: a commit touching only another template (touch_c) does not move a or b.
-    earlier = checkout.last_changes(shas["touch_c"], [A, B, C])
+    earlier = last_changes(checkout, shas["touch_c"], [A, B, C])
     assert [(earlier[p].state, earlier[p].commit) for p in (A, B, C)] == [
         (CHANGED, shas["touch_a"]),
         (CHANGED, shas["base"]),
         (CHANGED, shas["touch_c"]),
     ]
-    assert checkout.last_changes(shas["touch_a"], [C])[C].state == ABSENT
+    assert last_changes(checkout, shas["touch_a"], [C])[C].state == ABSENT
     # On the feature branch the change is feature_a itself.
-    assert checkout.last_changes(shas["feature_a"], [A])[A].commit == shas["feature_a"]
+    assert last_changes(checkout, shas["feature_a"], [A])[A].commit == shas["feature_a"]
 
 
 def test_merge_that_takes_the_first_parents_version_is_not_a_change(tmp_path: Path) -> None:
@@ -153,8 +158,8 @@ def test_merge_that_takes_the_first_parents_version_is_not_a_change(tmp_path: Pa
         .build(tmp_path / "r")
     )
     with Checkout.open(tmp_path / "r") as opened:
-        assert opened.last_changes(shas["merge"], [A])[A].commit == shas["main_a"]
-        assert opened.last_changes(shas["merge"], ["other.txt"])["other.txt"].commit == shas["merge"]
+        assert last_changes(opened, shas["merge"], [A])[A].commit == shas["main_a"]
+        assert last_changes(opened, shas["merge"], ["other.txt"])["other.txt"].commit == shas["merge"]
 
 
 def test_revert_restores_content_ids_but_not_the_sha(checkout: Checkout, repo: tuple[Path, dict[str, str]]) -> None:
@@ -201,7 +206,7 @@ def test_missing_commit_is_a_git_error(checkout: Checkout) -> None:
         checkout.object_ids("1" * 40, [A])
     assert "fix: fetch more history" in str(caught.value)
     with pytest.raises(GitError, match="not a commit id"):
-        checkout.last_changes("HEAD", [A])
+        last_changes(checkout, "HEAD", [A])
 
 
 def test_changed_files_and_commits_between(checkout: Checkout, repo: tuple[Path, dict[str, str]]) -> None:
@@ -256,7 +261,7 @@ def test_shallow_clone_never_names_the_boundary_as_the_change(shallow_clone: tup
     assert opened.is_shallow
     head = opened.resolve(["HEAD"])["HEAD"]
     assert head == shas["revert_b"]
-    changes = opened.last_changes(head, [A, B, C, "templates/zzz/v1/"])
+    changes = last_changes(opened, head, [A, B, C, "templates/zzz/v1/"])
     # depth 2: revert_b and merge are here; merge is the boundary (its parents are cut off)
     assert (changes[B].state, changes[B].commit) == (CHANGED, shas["revert_b"])  # proven inside the history
     assert changes[A].state == UNKNOWN  # changed *at* the boundary commit: it looks like an addition, no proof
@@ -280,7 +285,7 @@ def test_depth_one_clone_answers_unknown_for_everything_present(
     path, shas = repo
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{path}", str(tmp_path / "d1"))
     with Checkout.open(tmp_path / "d1") as opened:
-        changes = opened.last_changes(shas["revert_b"], [A, B, "README.md", "gone/"])
+        changes = last_changes(opened, shas["revert_b"], [A, B, "README.md", "gone/"])
     assert [changes[p].state for p in (A, B, "README.md", "gone/")] == [UNKNOWN, UNKNOWN, UNKNOWN, ABSENT]
 
 
@@ -298,7 +303,7 @@ def test_full_clone_remote_branches_and_credentials_in_urls(repo: tuple[Path, di
             "origin": f"file://{path}",
             "upstream": "https://example.com/acme/templates.git",
         }
-        assert opened.last_changes(shas["revert_b"], [A])[A].commit == shas["merge"]
+        assert last_changes(opened, shas["revert_b"], [A])[A].commit == shas["merge"]
 
 
 def test_odd_path_names_round_trip(tmp_path: Path) -> None:
@@ -311,7 +316,7 @@ def test_odd_path_names_round_trip(tmp_path: Path) -> None:
         .build(tmp_path / "r")
     )
     with Checkout.open(tmp_path / "r") as opened:
-        changes = opened.last_changes(shas["two"], [odd, weird_file])
+        changes = last_changes(opened, shas["two"], [odd, weird_file])
         assert changes[odd].commit == shas["two"]
         assert changes[weird_file].commit == shas["one"]  # '*' is literal, not a glob matching other.yaml
         assert opened.changed_files(shas["one"], shas["two"], odd) == ([("modified", f"{odd}x")], 1)
@@ -325,7 +330,7 @@ def test_similar_prefixes_are_not_confused(tmp_path: Path) -> None:
         .build(tmp_path / "r")
     )
     with Checkout.open(tmp_path / "r") as opened:
-        changes = opened.last_changes(shas["two"], ["t/a/v1/", "t/a/v10/", "t/a/v1.yaml"])
+        changes = last_changes(opened, shas["two"], ["t/a/v1/", "t/a/v10/", "t/a/v1.yaml"])
     assert [changes[p].commit for p in ("t/a/v1/", "t/a/v10/", "t/a/v1.yaml")] == [
         shas["one"],
         shas["two"],
@@ -342,8 +347,8 @@ def test_deleted_bundle_is_absent_and_readded_bundle_changes(tmp_path: Path) -> 
         .build(tmp_path / "r")
     )
     with Checkout.open(tmp_path / "r") as opened:
-        assert opened.last_changes(shas["delete"], [A])[A].state == ABSENT
-        assert opened.last_changes(shas["readd"], [A])[A].commit == shas["readd"]
+        assert last_changes(opened, shas["delete"], [A])[A].state == ABSENT
+        assert last_changes(opened, shas["readd"], [A])[A].commit == shas["readd"]
         assert opened.object_ids(shas["add"], [A]) == opened.object_ids(shas["readd"], [A])
 
 
@@ -381,7 +386,7 @@ def test_bare_repository(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> N
     path, shas = repo
     git(tmp_path, "clone", "-q", "--bare", str(path), str(tmp_path / "bare.git"))
     with Checkout.open(tmp_path / "bare.git") as opened:
-        assert opened.last_changes(shas["revert_b"], [A])[A].commit == shas["merge"]
+        assert last_changes(opened, shas["revert_b"], [A])[A].commit == shas["merge"]
     with pytest.raises(GitError, match=r"inside a \.git directory"):
         Checkout.open(path / ".git")
 
@@ -405,7 +410,7 @@ def test_a_fixed_number_of_git_processes(tmp_path: Path, monkeypatch: pytest.Mon
         resolved = opened.resolve(["HEAD", "main", "HEAD~3"])
         head = resolved["HEAD"]
         assert head is not None and resolved["HEAD~3"] is not None
-        changes = opened.last_changes(head, [*bundles, "missing/"])
+        changes = last_changes(opened, head, [*bundles, "missing/"])
         expected_commits = {change.commit for change in changes.values() if change.commit is not None}
         for commit in expected_commits:
             opened.object_ids(commit, bundles)
@@ -474,10 +479,10 @@ def test_blobless_partial_clone_answers_without_blobs(repo: tuple[Path, dict[str
     paths = [A, B, C, "README.md", f"{A}schema/schema.yaml", "nope.yaml", "templates/nope/"]
     with Checkout.open(path) as full:
         expected = full.object_ids(shas["revert_b"], paths)
-        expected_changes = full.last_changes(shas["revert_b"], paths)
+        expected_changes = last_changes(full, shas["revert_b"], paths)
     with Checkout.open(clone) as partial:
         assert partial.object_ids(shas["revert_b"], paths) == expected  # blob ids from parent trees, no blob read
-        assert partial.last_changes(shas["revert_b"], paths) == expected_changes
+        assert last_changes(partial, shas["revert_b"], paths) == expected_changes
         assert not partial.has_commit("1" * 40)
         blob = expected["README.md"]
         assert blob is not None

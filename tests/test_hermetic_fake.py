@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_proton_sync.aws.clients import FetchSettings, default_client, default_region
 from pytest_proton_sync.fake import FakeServer
-from pytest_proton_sync.fetch import FetchSettings, default_client, default_region
 
 from .conftest import SHA_A, fake_state, template, write_manifest, write_text
 

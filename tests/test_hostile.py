@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from pytest_proton_sync import answers, safetext
-from pytest_proton_sync.answers import MalformedAnswer
-from pytest_proton_sync.fetch import check_body
+from pytest_proton_sync.aws import answers
+from pytest_proton_sync.aws.answers import MalformedAnswer
+from pytest_proton_sync.aws.clients import check_body
+from pytest_proton_sync.text import safetext
 
 from .conftest import ACCESS_KEY_ID, REPO, SECRET_ACCESS_KEY, SHA_A, template, write_manifest
 from .hostile import CASES, NASTY, SLOW_CASES, HostileServer, good, mutated
@@ -258,7 +259,10 @@ def test_a_silent_endpoint_ends_every_target_as_an_error_within_about_one_deadli
 
 
 def test_progress_says_which_calls_are_pending_and_for_how_long(hostile: HostileServer) -> None:
-    from pytest_proton_sync.fetch import ClientPool, Fetcher, FetchSettings, Progress, observe
+    from pytest_proton_sync.aws.clients import FetchSettings
+    from pytest_proton_sync.fetch.clients import ClientPool
+    from pytest_proton_sync.fetch.fetcher import Fetcher
+    from pytest_proton_sync.fetch.rounds import Progress, observe
     from pytest_proton_sync.kinds import TEMPLATE, make_target
     from pytest_proton_sync.model import Expectation, RepositorySpec
 
@@ -291,18 +295,19 @@ def test_a_signal_during_the_fetch_ends_the_run_promptly_with_summary_and_junit(
     manifest = write_manifest(pytester.path, entry("good"), *[template(name, SHA_A) for name in names])
     temp = tmp_path / "tmp"
     temp.mkdir()
-    process = start(pytester, "--proton-manifest", str(manifest), "--junitxml=out.xml",
-                    *(["-n", "2"] if xdist else []), env={"TMPDIR": str(temp)})
-    deadline = time.monotonic() + 60
+    # No clock in the verdict (it flaked under load): the calls' own deadline is far beyond finish()'s guard, so a
+    # run that ends at all, with every hanging target "cancelled ... before the API answered", was ended by the
+    # signal. How fast that is belongs in a benchmark, not here.
+    process = start(pytester, "--proton-manifest", str(manifest), "--junitxml=out.xml", "--proton-call-timeout",
+                    "3600", *(["-n", "2"] if xdist else []), env={"TMPDIR": str(temp)})
+    deadline = time.monotonic() + 120
     while sum(hostile.calls[name] for name in names) < len(names) and time.monotonic() < deadline:
-        time.sleep(0.05)  # every hanging call is in flight (default settings: 30 s each)
+        time.sleep(0.05)  # every hanging call is in flight
+    assert sum(hostile.calls[name] for name in names) == len(names)
     assert hostile.calls["good"] == 1
-    signalled = time.monotonic()
     process.send_signal(sig)
-    out = finish(process)
-    seconds = time.monotonic() - signalled
+    out = finish(process, timeout=300)  # raises (and kills the group) if the signal did not end the run
     assert process.returncode == code, out
-    assert seconds < 10, seconds  # a hang guard; the report has the measured time
     cases = junit_outcomes(pytester.path / "out.xml")
     assert cases["ENVIRONMENT/good@1"][0] == "passed"
     for name in names:

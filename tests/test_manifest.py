@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pytest_proton_sync.kinds import BY_SECTION, TEMPLATE, make_target
-from pytest_proton_sync.manifest import (
+from pytest_proton_sync.manifest.loader import (
     MAX_MANIFEST_BYTES,
     Manifest,
     ManifestError,
@@ -512,7 +512,7 @@ def test_schema_ships_in_the_package_and_agrees_with_the_model() -> None:
 
 def test_importing_the_module_is_cheap() -> None:
     code = (
-        "import sys, pytest_proton_sync.manifest\n"
+        "import sys, pytest_proton_sync.manifest.loader\n"
         "heavy = sorted(m for m in ('pytest', 'boto3', 'botocore', 'yaml', 'jsonschema') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
@@ -613,7 +613,7 @@ def test_entries_without_account_have_no_account_settings() -> None:
 
 
 def test_did_you_mean_prefers_the_key_a_typo_starts_with() -> None:
-    from pytest_proton_sync.messages import closest
+    from pytest_proton_sync.yamlcheck.messages import closest
 
     allowed = ["name", "type", "version", "sha", "rev", "match", "repository", "region", "account"]
     assert closest("revision", allowed) == "rev"  # not 'region', which merely looks alike

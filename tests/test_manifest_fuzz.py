@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_proton_sync.manifest import Manifest, ManifestError, parse_manifest
+from pytest_proton_sync.manifest.loader import Manifest, ManifestError, parse_manifest
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -19,8 +19,8 @@ import yaml
 
 import pytest_proton_sync
 from pytest_proton_sync import cli
-from pytest_proton_sync.jsonreport import report_schema
-from pytest_proton_sync.manifest import editor_schema
+from pytest_proton_sync.manifest.schema import editor_schema
+from pytest_proton_sync.reports.jsonreport import report_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 

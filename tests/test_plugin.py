@@ -310,7 +310,7 @@ def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
 def test_a_conftest_hook_can_replace_the_judge(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
     aws_env.set_state(fake_state({"name": "vpc-env", "type": "ENVIRONMENT", "version": 1, "synced": SHA_OLD}))
     pytester.makeconftest("""
-        from pytest_proton_sync.verdict import Verdict
+        from pytest_proton_sync.verdict.judge import Verdict
 
         def pytest_proton_sync_judge(target, status):
             return Verdict("passed")  # e.g. a team that only audits, never gates

@@ -14,9 +14,10 @@ import pytest
 import xmlschema
 from junitparser import JUnitXml
 
-from pytest_proton_sync import __version__, github
+from pytest_proton_sync import __version__
 from pytest_proton_sync.fake import FakeServer
-from pytest_proton_sync.jsonreport import report_schema
+from pytest_proton_sync.reports import github
+from pytest_proton_sync.reports.jsonreport import report_schema
 
 from .conftest import SHA_A, SHA_OLD, fake_state, template, write_manifest
 from .test_plugin import every_rule_state, junit_cases
@@ -112,13 +113,11 @@ def test_junit_xunit1_keeps_per_target_properties_and_the_plugins_part_is_valid(
     assert cases["ENVIRONMENT/fail-notfound@1"][1]["proton.latest_sync_status"] == "NOT_FOUND"
     # junit-10.xsd knows neither xunit1's own testcase attributes (file, line: pytest's) nor <properties> in a
     # testcase (the reason xunit2 has none); without those two, the rest -- classname, suite properties, the
-    # failure and error elements -- is valid.
+    # failure and error elements, our part -- is valid. (Whether pytest's xunit1 is valid is not ours to test.)
     tree = ET.parse(out)
-    assert not junit_schema.is_valid(tree)
     for case in tree.iter("testcase"):
         for attribute in ("file", "line"):
             case.attrib.pop(attribute, None)
-    assert not junit_schema.is_valid(tree)  # the per-target properties are what is left
     for case in tree.iter("testcase"):
         for properties in case.findall("properties"):
             case.remove(properties)
@@ -404,7 +403,7 @@ def facts(target: str, manifest: str, line: int) -> dict[str, Any]:
 
 
 def test_run_results_outcomes_reruns_and_manifest_order() -> None:
-    from pytest_proton_sync.results import RunResults, counts, manifest_rank
+    from pytest_proton_sync.reports.results import RunResults, counts, manifest_rank
 
     results = RunResults()
     # Finish order: second manifest first, lines out of order (xdist, pytest-randomly).
@@ -431,7 +430,7 @@ def test_run_results_outcomes_reruns_and_manifest_order() -> None:
 
 
 def test_counts_read_as_english() -> None:
-    from pytest_proton_sync.messages import plural, tally
+    from pytest_proton_sync.yamlcheck.messages import plural, tally
 
     assert plural(1, "sync-status call") == "1 sync-status call"
     assert plural(3, "sync-status call") == "3 sync-status calls"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_proton_sync.fake import FakeServer
-from pytest_proton_sync.redact import MASK, install, redact
+from pytest_proton_sync.text.redact import MASK, install, redact
 
 from .conftest import (
     ACCESS_KEY_ID,
@@ -236,7 +236,7 @@ def test_botocore_logs_a_failed_credential_refresh_in_one_line_without_the_plugi
 
     from botocore.credentials import RefreshableCredentials
 
-    from pytest_proton_sync.accounts import AccountUnavailable
+    from pytest_proton_sync.aws.accounts import AccountUnavailable
 
     def refuse() -> dict[str, str]:
         raise AccountUnavailable("AssumeRoleDenied", "account 'prod': role arn:aws:iam::1:role/x cannot be assumed")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
+from string import ascii_letters as ASCII_LETTERS
 
 import pytest
 from hypothesis import given, settings
@@ -20,7 +22,7 @@ from pytest_proton_sync.model import (
     SyncStatus,
     Target,
 )
-from pytest_proton_sync.verdict import (
+from pytest_proton_sync.verdict.judge import (
     describe_error,
     describe_failure,
     is_settled,
@@ -234,13 +236,16 @@ def test_documented_normalisations_still_pass(fields: dict[str, str]) -> None:
 
 
 def _allowed_equal(field: str, original: str, mutated: str) -> bool:
-    """The documented normalisations: ASCII case for sha, repository name and provider; ./ and / for directories."""
-    from pytest_proton_sync.verdict import ascii_lower, normal_directory
-
+    """The documented normalisations (docs/manifest.md, "How answers are compared"), written independently of
+    verdict's helpers: ASCII A-Z case only for sha, repository name and provider; for a directory, any number of
+    leading "./", then leading and trailing "/"; everything else exactly."""
     if field in ("sha", "name", "provider"):
-        return ascii_lower(original) == ascii_lower(mutated)
+        return len(mutated) == len(original) and all(
+            a == b or (a in ASCII_LETTERS and b in ASCII_LETTERS and a.lower() == b.lower())
+            for a, b in zip(original, mutated, strict=True)
+        )
     if field == "directory":
-        return normal_directory(original) == normal_directory(mutated)
+        return re.fullmatch(r"(?:\./)*/*" + re.escape(original) + "/*", mutated) is not None
     return original == mutated
 
 

@@ -26,11 +26,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .messages import plural
+from .yamlcheck.messages import plural
 
 if TYPE_CHECKING:
-    from .github import Located
-    from .manifest import Manifest
+    from .manifest.loader import Manifest
+    from .reports.github import Located
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -143,7 +143,7 @@ def _add_check(commands: Any) -> None:
 
 def _say(line: object, error: bool = True) -> None:
     """Print one message about the manifests or the checkout, masked like every other output."""
-    from .redact import redact
+    from .text.redact import redact
 
     print(redact(str(line)), file=sys.stderr if error else sys.stdout)
 
@@ -157,13 +157,14 @@ def main(argv: list[str] | None = None) -> int:
 def _validate(arguments: argparse.Namespace) -> int:
     # Imported here so `fake-server` and `--version` work even where the manifest module cannot be imported.
     try:
-        from .manifest import ManifestError, load_manifest
+        from .manifest.loader import ManifestError, load_manifest
     except ImportError as error:
         print(f"pytest-proton-sync validate: cannot load the manifest reader: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    from .manifest import Problem, load_manifests
-    from .manifest_paths import path_problem
+    from .manifest.loader import load_manifests
+    from .session.selection import path_problem
+    from .yamlcheck.problems import Problem
 
     paths: Sequence[str] = arguments.manifests
     problems: list[Located] = []
@@ -213,13 +214,13 @@ def _tell_problems(problems: Sequence[Located]) -> None:
     stdout, where the runner reads workflow commands) and a table in the job summary."""
     import os
 
-    from .redact import redact
+    from .text.redact import redact
 
     for problem in problems:
         _say(problem)
     if not problems or os.environ.get("GITHUB_ACTIONS") != "true":
         return
-    from . import github
+    from .reports import github
 
     for line in github.manifest_annotation_lines(problems, os.environ.get("GITHUB_WORKSPACE")):
         print(redact(line), flush=True)
@@ -234,10 +235,11 @@ def _check(arguments: argparse.Namespace) -> int:
     between template entries and the bundles found, so that fixing one does not uncover the next."""
     from dataclasses import replace
 
-    from .bundles import compare_manifest_with_checkout, discover_bundles
-    from .expectations import Repository
-    from .gitrepo import GitError
-    from .manifest import Manifest, ManifestError, Problem, load_manifests
+    from .git.bundles import compare_manifest_with_checkout, discover_bundles
+    from .git.checkout import GitError
+    from .git.expectations import Repository
+    from .manifest.loader import Manifest, ManifestError, load_manifests
+    from .yamlcheck.problems import Problem
 
     try:
         manifests = load_manifests(arguments.manifests)
@@ -300,11 +302,11 @@ def _schema(arguments: argparse.Namespace) -> int:
     import json
 
     if arguments.report:
-        from .jsonreport import report_schema
+        from .reports.jsonreport import report_schema
 
         schema = report_schema()
     else:
-        from .manifest import editor_schema
+        from .manifest.schema import editor_schema
 
         schema = editor_schema()
     try:
@@ -358,7 +360,7 @@ def _init(arguments: argparse.Namespace) -> int:
     import os
     import re
 
-    from .bundles import (
+    from .git.bundles import (
         Discovery,
         discover_bundles,
         discover_stacks,
@@ -366,8 +368,8 @@ def _init(arguments: argparse.Namespace) -> int:
         repository_from_url,
         starter_manifest,
     )
-    from .gitrepo import Checkout, GitError
-    from .manifest import manifest_schema
+    from .git.checkout import Checkout, GitError
+    from .manifest.schema import manifest_schema
 
     def fail(message: str, code: int = EXIT_USAGE) -> int:
         print(f"pytest-proton-sync init: {message}", file=sys.stderr)

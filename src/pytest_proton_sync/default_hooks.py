@@ -8,23 +8,23 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .accounts import Account
-    from .fetch import FetchSettings
+    from .aws.accounts import Account
+    from .aws.clients import FetchSettings
     from .model import SyncStatus, Target
-    from .verdict import CompareContent, Verdict
+    from .verdict.judge import CompareContent, Verdict
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_proton_sync_make_client(
     service: str, region: str, settings: FetchSettings, account: Account | None
 ) -> Any:
-    from .fetch import default_client
+    from .aws.clients import default_client
 
     return default_client(service, region, settings, account)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_proton_sync_judge(target: Target, status: SyncStatus, compare_content: CompareContent | None) -> Verdict:
-    from .verdict import judge
+    from .verdict.judge import judge
 
     return judge(target, status, compare_content)

@@ -9,7 +9,7 @@ the standard chain) to the plugin; ``botocore_config`` keeps the plugin's retry 
 endpoint of ``--proton-fake`` is kept by leaving fake runs to the default::
 
     import boto3
-    from pytest_proton_sync.fetch import botocore_config
+    from pytest_proton_sync.aws.clients import botocore_config
 
     def pytest_proton_sync_make_client(service, region, settings, account):
         if account is None or account.alias != "legacy" or settings.endpoint_url:
@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .accounts import Account
-    from .fetch import FetchSettings
+    from .aws.accounts import Account
+    from .aws.clients import FetchSettings
     from .model import Observation, SyncStatus, Target
-    from .verdict import CompareContent, Verdict
+    from .verdict.judge import CompareContent, Verdict
 
 
 @pytest.hookspec(firstresult=True)
@@ -39,15 +39,15 @@ def pytest_proton_sync_make_client(
     """Return the boto3 client used for ``service`` (e.g. ``"proton"``) in ``region`` for ``account``.
 
     ``account`` is None for entries without ``account:`` (boto3's standard chain); otherwise it is the run's
-    :class:`~pytest_proton_sync.accounts.Account`: ``account.alias``, ``account.spec`` (the manifest's settings:
+    :class:`~pytest_proton_sync.aws.accounts.Account`: ``account.alias``, ``account.spec`` (the manifest's settings:
     role_arn, session_name, duration_seconds, source_profile or profile) and ``account.session(region)`` (its boto3
     session, with refreshable assumed-role credentials; the role is assumed at the first signed request).
 
     Called once per (service, region, account), from one thread, before any request of that client; the client is
     then shared by every worker thread (boto3 clients are thread-safe, sessions are not). The default
-    (:func:`pytest_proton_sync.fetch.default_client`) builds it from the account's session, or boto3's standard
+    (:func:`pytest_proton_sync.aws.clients.default_client`) builds it from the account's session, or boto3's standard
     chain (AWS_PROFILE, AWS_ENDPOINT_URL_PROTON, config files, ...), with the plugin's retry and timeout settings
-    (:func:`pytest_proton_sync.fetch.botocore_config`), or points it at the bundled fake under ``--proton-fake``
+    (:func:`pytest_proton_sync.aws.clients.botocore_config`), or points it at the bundled fake under ``--proton-fake``
     (where no account's credentials are used). Return ``None`` to fall through to it.
     """
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import answers, awsfacts
+from .aws import answers, facts
 from .model import Expectation, SyncBlocker, SyncStatus, Target
 
 
@@ -55,7 +55,7 @@ class Kind:
     config_hint: str  # where the sync's repository, branch and directory are configured
     syncer: str  # who syncs it, for messages: "Proton"
     files: str  # what a commit must change to be synced, for messages: "the template's directory"
-    # Accepted manifest spellings of a repository provider -> this API's spelling, from botocore's model (awsfacts).
+    # Accepted manifest spellings of a repository provider -> this API's spelling, from botocore's model (aws/facts.py).
     provider_spellings: Callable[[], Mapping[str, str]] = dict
     # The repository paths whose content the sync deploys, from the entry's fields and the repository directory.
     bundle: Callable[[Mapping[str, str], str], tuple[str, ...]] = lambda fields, directory: ()
@@ -152,7 +152,7 @@ TEMPLATE = Kind(
     config_hint="the template's sync configuration (GetTemplateSyncConfig)",
     syncer="Proton",
     files="the template's directory",
-    provider_spellings=awsfacts.proton_spellings,
+    provider_spellings=facts.proton_spellings,
     # Proton's template sync layout: {directory}/{name}/v{major}/
     bundle=lambda fields, directory: (_join(directory, f"{fields['name']}/v{fields['version']}/"),),
 )
@@ -172,7 +172,7 @@ SERVICE_INSTANCE = Kind(
     config_hint="the service's sync configuration (GetServiceSyncConfig)",
     syncer="Proton",
     files="the service's spec or proton-ops file",
-    provider_spellings=awsfacts.proton_spellings,
+    provider_spellings=facts.proton_spellings,
     # The instance's spec file; without one nothing can be compared by content.
     bundle=lambda fields, directory: tuple(p for p in (fields.get("spec"),) if p),
     index_file=lambda fields: None if fields.get("spec") else fields.get("ops_file"),
@@ -204,7 +204,7 @@ STACK = Kind(
     config_hint="the stack's Git sync configuration (codeconnections GetSyncConfiguration)",
     syncer="CloudFormation Git sync",
     files="the stack's deployment file or the files it names",
-    provider_spellings=awsfacts.connections_spellings,
+    provider_spellings=facts.connections_spellings,
     # The deployment file, and the template (and any other *-file-path) it names.
     bundle=lambda fields, directory: tuple(p for p in (fields.get("config_file"),) if p),
     index_file=lambda fields: fields.get("config_file"),

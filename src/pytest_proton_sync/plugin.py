@@ -56,7 +56,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "proton_sync: a sync check generated from a proton-sync manifest")
-    from .manifest_paths import select
+    from .session.selection import select
 
     explicit = config.args_source == pytest.Config.ArgsSource.ARGS
     base = config.inipath.parent if config.inipath else config.invocation_params.dir
@@ -70,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not selection.manifests:
         return
     _check_paths(config, selection.manifests)
-    from .session import SESSION_KEY, ProtonSyncSession
+    from .session.run import SESSION_KEY, ProtonSyncSession
 
     try:
         options = read_options(lambda spec: _given(config, spec))
@@ -90,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_paths(config: pytest.Config, manifests: list[Path] | tuple[Path, ...]) -> None:
     """A usage error, cause and fix, for a manifest path that is no readable file (before anything opens it)."""
-    from .manifest_paths import path_problem
+    from .session.selection import path_problem
 
     for path in manifests:
         problem = path_problem(config.invocation_params.dir / path, str(path))

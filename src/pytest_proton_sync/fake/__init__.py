@@ -22,12 +22,12 @@ rules are the JSON Schema ``state.schema.json`` beside this module; its format i
 
 from __future__ import annotations
 
+from .fake_state import FakeState
 from .server import FakeServer
 from .state import (
     FakeBlocker,
     FakeServiceInstance,
     FakeStack,
-    FakeState,
     FakeStateError,
     FakeTemplate,
     Faults,

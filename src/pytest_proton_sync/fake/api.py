@@ -18,7 +18,9 @@ from typing import Any
 from botocore.model import OperationModel, ServiceModel, Shape, StringShape, StructureShape
 from botocore.validate import ParamValidator
 
-from .state import FakeAttempt, FakeBlocker, FakeRepository, FakeServiceInstance, FakeState, FakeTemplate, SyncSnapshot
+from ..aws.hermetic import isolated_session
+from .fake_state import FakeState
+from .state import FakeAttempt, FakeBlocker, FakeRepository, FakeServiceInstance, FakeTemplate, SyncSnapshot
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,6 @@ CODECONNECTIONS = Service(
 SERVICES = (PROTON, CODECONNECTIONS)
 #: Kept for callers of the Proton-only fake.
 TARGET_PREFIX = "AwsProton20200720."
-OPERATIONS = PROTON.operations
 
 
 def service_named(name: str) -> Service | None:
@@ -82,8 +83,6 @@ class ApiError(Exception):
 def service_model(model_name: str = "proton") -> ServiceModel:
     """botocore's model of a service, loaded once: loading one takes a noticeable fraction of a second. From a
     session that reads no profile or config file: the user's AWS set-up must not break the fake."""
-    from ..hermetic import isolated_session
-
     return isolated_session().get_service_model(model_name)
 
 

@@ -32,68 +32,39 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
-from .api import CODECONNECTIONS, ApiError, Service, answer, call_key, epoch_seconds, service_named
-from .state import FakeState, Fault
+from .api import ApiError, answer, call_key
+from .fake_state import FakeState
+from .state import Fault
+from .wire import (
+    CBOR_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    LONGEST_OPERATION_KEY,
+    WireProtocol,
+    access_key_of,
+    decode_body,
+    error_body,
+    json_default,
+    printable,
+    protocol_of,
+    too_large,
+)
 
-JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
-CBOR_CONTENT_TYPE = "application/cbor"
 CALLS_PATH = "/_fake/calls"
 #: Larger request bodies are refused (HTTP 413) without being read: every real request is a few hundred bytes.
 MAX_BODY_BYTES = 1024 * 1024
-#: Counted under this key in calls_by_access_key: a Credential= that is not an access key id.
-MALFORMED_ACCESS_KEY = "(malformed)"
-
 # How long stop() waits for handler threads to notice their connections were shut down. They are daemon
 # threads, so a straggler cannot keep the process alive; the wait only lets counts settle before stop returns.
 _STOP_GRACE_SECONDS = 1.0
 # serve_forever checks for shutdown this often; stop() waits up to this long for the accept loop.
 _POLL_INTERVAL_SECONDS = 0.05
-_CREDENTIAL = re.compile(r"Credential=([^/\s,]*)/")
-_ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-_CBOR_PATH = re.compile(r"/service/([^/]+)/operation/([^/]+)\Z")
-_LONGEST_LOGGED_TEXT = 200
 # After refusing a body unread: how long and how much of the rest the server reads and drops before closing.
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 64 * 1024 * 1024
-_LONGEST_OPERATION_KEY = 128
-
-
-def access_key_of(authorization: str | None) -> str | None:
-    """The access key id of a SigV4 ``Authorization`` header (``Credential=AKID/date/region/...``), or None."""
-    if not authorization:
-        return None
-    match = _CREDENTIAL.search(authorization)
-    if match is None:
-        return None
-    key = match.group(1)
-    return key if _ACCESS_KEY_ID.match(key) else MALFORMED_ACCESS_KEY
-
-
-def printable(text: str, limit: int = _LONGEST_LOGGED_TEXT) -> str:
-    """Client text made safe for a terminal or CI log: control characters (ANSI escapes, newlines, ...) become
-    visible escapes, and long text is cut."""
-    cut = text[:limit]
-    shown = "".join(
-        char if char.isprintable() else (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-        for char in cut
-    )
-    return shown + ("..." if len(text) > limit else "")
-
-
-@dataclass(frozen=True)
-class _Protocol:
-    """How one request is spoken: JSON 1.0 or rpc-v2-cbor, and for which service (None: not known)."""
-
-    cbor: bool
-    service: Service | None
-    operation: str
 
 
 class FakeServer:
@@ -251,18 +222,18 @@ class FakeServer:
 
     def _handle_post(self, handler: _Handler) -> None:
         request_id = str(uuid.uuid4())
-        protocol = self._protocol_of(handler)
+        protocol = protocol_of(handler.path, handler.headers.get("X-Amz-Target", ""))
         try:
             body = handler.read_body()
         except ApiError as error:
             # The body was not (fully) read, so the connection cannot carry another request.
             handler.close_connection = True
             self._log(f"POST {printable(protocol.operation)} -> {error.status} {error.code}")
-            handler.send_answer(protocol, error.status, _error_body(protocol, error), request_id, error.code)
+            handler.send_answer(protocol, error.status, error_body(protocol, error), request_id, error.code)
             handler.linger()
             return
-        params, decode_problem = _decode(protocol, body)
-        key = call_key(protocol.operation, params)[: _LONGEST_OPERATION_KEY + 200]
+        params, decode_problem = decode_body(protocol, body)
+        key = call_key(protocol.operation, params)[: LONGEST_OPERATION_KEY + 200]
         state, call_number = self._count(key, access_key_of(handler.headers.get("Authorization")))
         shown_key = printable(key)
 
@@ -276,13 +247,13 @@ class FakeServer:
         except ApiError as error:
             note = f" (fault: {fault.value})" if fault is not Fault.NONE else ""
             self._log(f"POST {shown_key} -> {error.status} {error.code}{note}")
-            handler.send_answer(protocol, error.status, _error_body(protocol, error), request_id, error.code)
+            handler.send_answer(protocol, error.status, error_body(protocol, error), request_id, error.code)
             return
         except Exception:
             # A bug in the fake, not a client's doing: say so loudly, and still answer like a server would.
             traceback.print_exc(file=sys.stderr)
             failure = ApiError("InternalServerException", "the fake failed; see its stderr", 500)
-            handler.send_answer(protocol, 500, _error_body(protocol, failure), request_id, failure.code)
+            handler.send_answer(protocol, 500, error_body(protocol, failure), request_id, failure.code)
             return
         note = f" (slow: {state.faults.slow_seconds:g}s)" if fault is Fault.SLOW else ""
         self._log(f"POST {shown_key} -> 200{note}")
@@ -301,7 +272,7 @@ class FakeServer:
         return not stopping
 
     def _refuse_what_is_wrong(
-        self, fault: Fault, handler: _Handler, protocol: _Protocol, decode_problem: str | None
+        self, fault: Fault, handler: _Handler, protocol: WireProtocol, decode_problem: str | None
     ) -> None:
         """Raise the ApiError an injected fault or a malformed request gets, in the order AWS checks them."""
         if fault is Fault.THROTTLE:
@@ -321,24 +292,7 @@ class FakeServer:
             raise ApiError("SerializationException", decode_problem)
 
     @staticmethod
-    def _protocol_of(handler: _Handler) -> _Protocol:
-        path = handler.path.split("?", 1)[0]
-        if path.startswith("/service/"):
-            match = _CBOR_PATH.match(path)
-            if match is None:
-                return _Protocol(cbor=True, service=None, operation="-")
-            service = service_named(match.group(1))
-            service = service if service is not None and service.cbor else None
-            return _Protocol(cbor=True, service=service, operation=match.group(2)[:_LONGEST_OPERATION_KEY])
-        target = handler.headers.get("X-Amz-Target", "")
-        prefix, _, operation = target.rpartition(".")
-        service = service_named(prefix) if prefix else None
-        if service is None:
-            return _Protocol(cbor=False, service=None, operation=(target or "-")[:_LONGEST_OPERATION_KEY])
-        return _Protocol(cbor=False, service=service, operation=operation[:_LONGEST_OPERATION_KEY])
-
-    @staticmethod
-    def _unknown_operation_text(handler: _Handler, protocol: _Protocol) -> str:
+    def _unknown_operation_text(handler: _Handler, protocol: WireProtocol) -> str:
         if protocol.cbor:
             return (
                 f"unknown rpc-v2-cbor path {printable(handler.path.split('?', 1)[0], 100)!r}; "
@@ -353,7 +307,7 @@ class FakeServer:
 
     def _handle_get(self, handler: _Handler) -> None:
         request_id = str(uuid.uuid4())
-        protocol = _Protocol(cbor=False, service=None, operation="-")
+        protocol = WireProtocol(cbor=False, service=None, operation="-")
         if handler.path.split("?", 1)[0] == CALLS_PATH:
             with self._lock:
                 payload = {
@@ -363,39 +317,7 @@ class FakeServer:
             handler.send_answer(protocol, 200, payload, request_id)
             return
         error = ApiError("UnknownOperationException", "POST / with X-Amz-Target, or GET /_fake/calls", 404)
-        handler.send_answer(protocol, 404, _error_body(protocol, error), request_id, error.code)
-
-
-def _decode(protocol: _Protocol, body: bytes) -> tuple[Any, str | None]:
-    """The request body as data, or None and why it is not (the answer is then SerializationException)."""
-    if protocol.cbor:
-        if not body:
-            return {}, None
-        try:
-            import cbor2
-
-            return cbor2.loads(body), None
-        except Exception as error:  # cbor2 raises several kinds for hostile input, RecursionError included
-            return None, f"the request body is not valid CBOR ({type(error).__name__})"
-    if not body.strip():
-        return {}, None
-    try:
-        return json.loads(body), None
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        return None, "the request body is not valid JSON"
-
-
-def _error_body(protocol: _Protocol, error: ApiError) -> dict[str, Any]:
-    if protocol.cbor:
-        namespace = protocol.service.namespace if protocol.service is not None else CODECONNECTIONS.namespace
-        return {"__type": f"{namespace}#{error.code}", "message": error.message}
-    return {"__type": error.code, "message": error.message}
-
-
-def _json_default(value: object) -> Any:
-    if isinstance(value, datetime):
-        return epoch_seconds(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
+        handler.send_answer(protocol, 404, error_body(protocol, error), request_id, error.code)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -461,8 +383,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Any other method: an AWS-shaped error, and the connection closed (its body, if any, is not read)."""
         self.close_connection = True
         error = ApiError("UnknownOperationException", f"{self.command} is not answered: POST / with X-Amz-Target", 405)
-        protocol = _Protocol(cbor=False, service=None, operation="-")
-        self.send_answer(protocol, 405, _error_body(protocol, error), str(uuid.uuid4()), error.code)
+        protocol = WireProtocol(cbor=False, service=None, operation="-")
+        self.send_answer(protocol, 405, error_body(protocol, error), str(uuid.uuid4()), error.code)
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
 
@@ -485,7 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError("SerializationException", "bad Content-Length")
         length = int(raw_length)
         if length > MAX_BODY_BYTES:
-            raise _too_large()
+            raise too_large(MAX_BODY_BYTES)
         body = self.rfile.read(length) if length else b""
         if len(body) != length:
             raise ApiError("SerializationException", "the request body ended before Content-Length")
@@ -502,7 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError("SerializationException", "bad chunked encoding: a chunk size is not hexadecimal")
             size = int(size_text, 16)
             if len(body) + size > MAX_BODY_BYTES:
-                raise _too_large()
+                raise too_large(MAX_BODY_BYTES)
             if size == 0:
                 for _ in range(100):  # trailer fields, ignored, up to the empty line
                     trailer = self.rfile.readline(8192)
@@ -531,7 +453,7 @@ class _Handler(BaseHTTPRequestHandler):
                 drained += len(chunk)
 
     def send_answer(
-        self, protocol: _Protocol, status: int, payload: Any, request_id: str, error_code: str | None = None
+        self, protocol: WireProtocol, status: int, payload: Any, request_id: str, error_code: str | None = None
     ) -> None:
         """Status line, headers and body in a single write.
 
@@ -544,7 +466,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = cbor2.dumps(payload, datetime_as_timestamp=True)
             content_type = CBOR_CONTENT_TYPE
         else:
-            body = json.dumps(payload, separators=(",", ":"), default=_json_default).encode("utf-8")
+            body = json.dumps(payload, separators=(",", ":"), default=json_default).encode("utf-8")
             content_type = JSON_CONTENT_TYPE
         lines = [
             f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
@@ -561,11 +483,3 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-
-
-def _too_large() -> ApiError:
-    return ApiError(
-        "RequestEntityTooLargeException",
-        f"the request body is larger than {MAX_BODY_BYTES} bytes; the fake refuses it unread",
-        413,
-    )

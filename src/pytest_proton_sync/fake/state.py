@@ -1,7 +1,8 @@
 """What the fake answers from: templates, service instances, stacks, their sync stories, and faults.
 
-The data is built from a YAML state file (:meth:`FakeState.from_file`) or a plain mapping
-(:meth:`FakeState.from_mapping`) by :mod:`pytest_proton_sync.fake.statefile`, which validates it against the
+The whole state, :class:`~pytest_proton_sync.fake.fake_state.FakeState`, is built from a YAML state file
+(``FakeState.from_file``) or a plain mapping (``FakeState.from_mapping``) by
+:mod:`pytest_proton_sync.fake.statefile`, which validates it against the
 JSON Schema shipped beside this module (``state.schema.json``, the one source of the file's keys, types and
 enums). The format is documented in ``docs/fake-state.md``.
 
@@ -11,13 +12,12 @@ This module is pure data: no I/O, no HTTP, no pytest.
 from __future__ import annotations
 
 import enum
-import functools
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+
+from ..yamlcheck.problems import Problem, ProblemsError
 
 # A fixed default keeps answers identical from run to run (and before Proton's end of support, 2026-10-07).
 DEFAULT_SYNCED_AT = datetime(2026, 9, 1, 12, 0, tzinfo=timezone.utc)
@@ -34,41 +34,17 @@ CONNECTIONS_PROVIDERS: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class StateProblem:
-    """One mistake in a state file, located as precisely as the source allows."""
-
-    file: str
-    line: int | None  # 1-based; None for whole-file problems and for mappings built in Python
-    column: int | None
-    field: str  # "templates[1].synced"; "" for the whole file
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return ": ".join(part for part in (where, self.field, self.message) if part)
+#: A mistake in a state file: the one problem type of yamlcheck (file, line, column, field, message).
+StateProblem = Problem
 
 
-class FakeStateError(Exception):
+class FakeStateError(ProblemsError):
     """A state file (or mapping) the fake cannot use. ``str()`` lists every problem, one per line:
     ``file:line:column: field: what is wrong; what is allowed``."""
-
-    problems: tuple[StateProblem, ...]
-
-    def __init__(self, problems: Iterable[StateProblem]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(str(problem) for problem in self.problems))
 
     @property
     def source(self) -> str:
         return self.problems[0].file if self.problems else ""
-
-    def __reduce__(self) -> tuple[type[FakeStateError], tuple[tuple[StateProblem, ...]]]:
-        return (type(self), (self.problems,))
 
 
 @dataclass(frozen=True)
@@ -142,10 +118,6 @@ class SyncSnapshot:
     blockers: tuple[FakeBlocker, ...] = ()
 
 
-#: The name this class had when templates were the only kind.
-TemplateSnapshot = SyncSnapshot
-
-
 class _Story:
     snapshots: tuple[SyncSnapshot, ...]
 
@@ -197,11 +169,6 @@ class Fault(enum.Enum):
     SLOW = "slow"
 
 
-#: Upper bounds of the fault settings (also in state.schema.json): no state can make the fake hang for hours.
-MAX_SLOW_SECONDS = 600.0
-MAX_LATENCY_MS = 600_000.0
-
-
 @dataclass(frozen=True)
 class Faults:
     seed: int = 0
@@ -238,56 +205,3 @@ class Faults:
         if slow < self.slow_rate:
             return Fault.SLOW
         return Fault.NONE
-
-
-@dataclass(frozen=True)
-class FakeState:
-    """Everything the fake answers from. Build it with :meth:`from_file` or :meth:`from_mapping`."""
-
-    templates: tuple[FakeTemplate, ...] = ()
-    faults: Faults = Faults()
-    source: str = "<memory>"
-    service_instances: tuple[FakeServiceInstance, ...] = ()
-    stacks: tuple[FakeStack, ...] = ()
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> FakeState:
-        """Read and validate a YAML state file. Raises :class:`FakeStateError` (only) with every problem."""
-        from .statefile import load_state_file
-
-        return load_state_file(path)
-
-    @classmethod
-    def from_mapping(cls, data: Any, source: str = "<memory>") -> FakeState:
-        """Validate plain Python data shaped like a state file. Raises :class:`FakeStateError` (only)."""
-        from .statefile import state_from_mapping
-
-        return state_from_mapping(data, source)
-
-    # Lookups are by dictionary: a benchmark state has thousands of templates and every request looks one up.
-    @functools.cached_property
-    def _templates(self) -> dict[tuple[str, str, str], FakeTemplate]:
-        return {(t.type, t.name, t.version): t for t in self.templates}
-
-    @functools.cached_property
-    def _instances(self) -> dict[tuple[str, str], FakeServiceInstance]:
-        return {(i.service, i.name): i for i in self.service_instances}
-
-    @functools.cached_property
-    def _stacks(self) -> dict[str, FakeStack]:
-        return {s.name: s for s in self.stacks}
-
-    def find(self, template_type: str, name: str, version: str) -> FakeTemplate | None:
-        return self._templates.get((template_type, name, version))
-
-    def versions_of(self, template_type: str, name: str) -> tuple[FakeTemplate, ...]:
-        return tuple(t for t in self.templates if (t.type, t.name) == (template_type, name))
-
-    def find_service_instance(self, service: str, name: str) -> FakeServiceInstance | None:
-        return self._instances.get((service, name))
-
-    def instances_of(self, service: str) -> tuple[FakeServiceInstance, ...]:
-        return tuple(i for i in self.service_instances if i.service == service)
-
-    def find_stack(self, name: str) -> FakeStack | None:
-        return self._stacks.get(name)

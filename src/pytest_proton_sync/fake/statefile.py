@@ -1,9 +1,9 @@
-"""Reading the fake's state file: YAML (or plain Python data) in, a frozen :class:`FakeState` out.
+"""Reading the fake's state file: YAML (or plain Python data) in, a frozen ``FakeState`` out.
 
 The same stages and rules as the manifest, so that a user sees every mistake of a file in one run:
 
 1. bytes -> text (size cap, strict UTF-8),
-2. text -> plain values with locations (:mod:`pytest_proton_sync.yamlnodes`: syntax, tags, aliases, duplicate
+2. text -> plain values with locations (:mod:`pytest_proton_sync.yamlcheck.yamlnodes`: syntax, tags, aliases, duplicate
    keys, a depth cap; nothing is ever constructed),
 3. numbers typed for the schema (a number keeps the text it was written as; ``.inf`` and ``.nan`` are refused),
 4. the JSON Schema shipped beside this module (``state.schema.json``): keys, types, enums, patterns, bounds,
@@ -17,40 +17,39 @@ Every problem names file, line, column and field. The only exception leaving thi
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from importlib import resources
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .. import awsfacts
-from ..messages import closest, describe_value, show_text
+from ..aws import facts
+from ..yamlcheck.messages import closest, describe_value, show_text
+from ..yamlcheck.problems import Problem, decode_utf8, format_path, ordered
+from ..yamlcheck.schema import ecma_pattern, load_schema, validator_for
 from .state import (
     CONNECTIONS_PROVIDERS,
-    DEFAULT_SYNCED_AT,
-    FakeAttempt,
-    FakeBlocker,
-    FakeEvent,
-    FakeRepository,
-    FakeServiceInstance,
-    FakeStack,
-    FakeState,
     FakeStateError,
-    FakeTemplate,
-    Faults,
-    StateProblem,
-    SyncSnapshot,
+)
+from .statebuild import (
+    _Builder,
+    _canonical_provider,
+    _Float,
+    _Int,
+    _repository_fields,
+    _text,
+    _timestamp,
 )
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
-    from pytest_proton_sync.yamlnodes import Document, FieldPath, Location
+    from pytest_proton_sync.yamlcheck.yamlnodes import Document, FieldPath, Location
+
+#: The FakeState class, handed in by its own constructors (this module cannot import it: it imports this).
+_State = TypeVar("_State")
 
 #: Larger files are refused before parsing (a state with thousands of resources is well under this).
 MAX_STATE_BYTES = 5 * 1024 * 1024
@@ -58,75 +57,31 @@ SCHEMA_RESOURCE = "state.schema.json"
 #: Python data given to from_mapping is walked to at most this depth (the YAML reader has the same cap).
 MAX_DEPTH = 64
 _MAX_PROBLEMS = 200
-_LONGEST_PATTERN_INPUT = 10_000
 
 _SECTIONS = ("templates", "service_instances", "stacks")
-_LATEST_AFTER_SYNCED = timedelta(hours=1)
-_BUILTIN_REPOSITORY: Mapping[str, str] = {"provider": "GITHUB", "branch": "main", "directory": ""}
-# CodeConnections' spelling -> the canonical one (GITHUB, ...) where the state file has one; any other is its own.
-_CANONICAL_OF_CONNECTIONS = {value: key for key, value in CONNECTIONS_PROVIDERS.items()}
-
-
-def _canonical_provider(spelling: str) -> str:
-    return _CANONICAL_OF_CONNECTIONS.get(spelling, spelling)
 
 
 def _providers() -> tuple[str, ...]:
     """What a state file may name: either API's spelling from botocore's models, and the upper-case ones."""
-    return (*awsfacts.proton_providers(), *CONNECTIONS_PROVIDERS, *awsfacts.connections_providers())
-_TIMESTAMP = re.compile(
-    r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
-    r"(?:(?:[Tt]|[ \t]+)(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?"
-    r"[ \t]*(?P<zone>[Zz]|(?P<sign>[+-])(?P<zone_hour>\d{1,2})(?::?(?P<zone_minute>\d{2}))?)?)?\Z"
-)
-
-
-# --- numbers that remember their text ----------------------------------------------------------------------
-
-
-class _Int(int):
-    """An integer as the schema sees it, and the text it was written as (``0123456`` stays ``0123456``)."""
-
-    text: str
-
-    def __new__(cls, value: int, text: str) -> _Int:
-        number = super().__new__(cls, value)
-        number.text = text
-        return number
-
-
-class _Float(float):
-    text: str
-
-    def __new__(cls, value: float, text: str) -> _Float:
-        number = super().__new__(cls, value)
-        number.text = text
-        return number
-
-
-def _text(value: Any) -> str:
-    """A value the schema accepted as text (a string, or a number read as the text written)."""
-    if isinstance(value, (_Int, _Float)):
-        return value.text
-    return value if isinstance(value, str) else str(value)
+    return (*facts.proton_providers(), *CONNECTIONS_PROVIDERS, *facts.connections_providers())
 
 
 # --- entry points ------------------------------------------------------------------------------------------
 
 
-def load_state_file(path: str | os.PathLike[str]) -> FakeState:
+def load_state_file(path: str | os.PathLike[str], build: Callable[..., _State]) -> _State:
     display = os.fspath(path)
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_STATE_BYTES + 1)  # one byte past the cap tells "too large" without reading it all
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error)
-        raise FakeStateError([StateProblem(display, None, None, "", f"cannot read the state file: {reason}")]) from None
-    return _Reader(display).from_bytes(data)
+        raise FakeStateError([Problem(display, None, None, "", f"cannot read the state file: {reason}")]) from None
+    return _Reader(display, build).from_bytes(data)
 
 
-def state_from_mapping(data: Any, source: str = "<memory>") -> FakeState:
-    return _Reader(source).from_python(data)
+def state_from_mapping(data: Any, source: str, build: Callable[..., _State]) -> _State:
+    return _Reader(source, build).from_python(data)
 
 
 # --- the schema --------------------------------------------------------------------------------------------
@@ -135,41 +90,20 @@ def state_from_mapping(data: Any, source: str = "<memory>") -> FakeState:
 @functools.cache
 def schema() -> dict[str, Any]:
     """The shipped JSON Schema, its AWS enums filled in from the installed botocore's models."""
-    text = resources.files(__package__).joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    loaded: dict[str, Any] = awsfacts.fill_enums(json.loads(text), {
+    loaded: dict[str, Any] = facts.fill_enums(load_schema(__package__ or "pytest_proton_sync.fake", SCHEMA_RESOURCE), {
         "providers": _providers,
-        "template types": awsfacts.template_types,
-        "sync statuses": awsfacts.sync_statuses,
-        "blocker types": awsfacts.blocker_types,
-        "blocker statuses": awsfacts.blocker_statuses,
+        "template types": facts.template_types,
+        "sync statuses": facts.sync_statuses,
+        "blocker types": facts.blocker_types,
+        "blocker statuses": facts.blocker_statuses,
     })
     return loaded
 
 
 @functools.cache
 def _validator() -> Validator:
-    import jsonschema
-    from jsonschema import validators
-
-    validator_class = validators.extend(  # type: ignore[no-untyped-call]
-        jsonschema.Draft202012Validator,
-        {"pattern": _pattern, "minLength": _min_length, "maxLength": _max_length},
-    )
-    return validator_class(_inline_local_references(schema()))  # type: ignore[no-any-return]
-
-
-def _inline_local_references(node: Any, root: Any = None) -> Any:
-    """Replace each ``{"$ref": "#/$defs/name"}`` with the schema it names (the schema has no recursive
-    references): same verdicts, and jsonschema no longer resolves references for every entry."""
-    root = node if root is None else root
-    if isinstance(node, dict):
-        reference = node.get("$ref")
-        if isinstance(reference, str) and reference.startswith("#/$defs/") and len(node) == 1:
-            return _inline_local_references(root["$defs"][reference[len("#/$defs/") :]], root)
-        return {key: _inline_local_references(value, root) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_inline_local_references(item, root) for item in node]
-    return node
+    return validator_for(schema(), {"pattern": ecma_pattern(_as_text), "minLength": _min_length,
+                                    "maxLength": _max_length})
 
 
 def _as_text(instance: object) -> str | None:
@@ -184,18 +118,6 @@ def _as_text(instance: object) -> str | None:
     if isinstance(instance, float):
         return repr(instance)
     return None
-
-
-def _pattern(validator: Validator, pattern: str, instance: object, schema: Mapping[str, Any]) -> Iterator[Any]:
-    """``pattern`` with ECMA-262's ``$`` (end of text, not before a final newline), applied to numbers' text."""
-    from jsonschema.exceptions import ValidationError
-
-    text = _as_text(instance)
-    if text is None or len(text) > _LONGEST_PATTERN_INPUT:
-        return
-    match = re.search(pattern, text)
-    if match is None or (pattern.endswith("$") and match.end() != len(text)):
-        yield ValidationError(f"{text!r} does not match {pattern!r}")
 
 
 def _min_length(validator: Validator, minimum: int, instance: object, schema: Mapping[str, Any]) -> Iterator[Any]:
@@ -223,10 +145,11 @@ class _Finding:
     message: str
 
 
-class _Reader:
-    def __init__(self, display: str) -> None:
+class _Reader(Generic[_State]):
+    def __init__(self, display: str, build: Callable[..., _State]) -> None:
         self.display = display
-        self.problems: list[StateProblem] = []
+        self.build = build
+        self.problems: list[Problem] = []
         self.locations: dict[FieldPath, Location] = {}
         self.key_locations: dict[FieldPath, Location] = {}
         self.scalar_text: dict[FieldPath, str] = {}
@@ -234,25 +157,18 @@ class _Reader:
 
     # -- problems --------------------------------------------------------------------------------------
     def fail(self) -> FakeStateError:
-        unique = list(dict.fromkeys(self.problems))
-        unique.sort(key=lambda problem: (problem.line or 0, problem.column or 0))
-        if len(unique) > _MAX_PROBLEMS:
-            hidden = len(unique) - _MAX_PROBLEMS
-            unique = [*unique[:_MAX_PROBLEMS], StateProblem(self.display, None, None, "", f"... and {hidden} more")]
-        return FakeStateError(unique)
+        return FakeStateError(ordered(self.problems, _MAX_PROBLEMS))
 
     def whole_file(self, message: str, location: Location | None = None) -> None:
         line, column = (location.line, location.column) if location else (None, None)
-        self.problems.append(StateProblem(self.display, line, column, "", message))
+        self.problems.append(Problem(self.display, line, column, "", message))
 
     def add(self, path: FieldPath, message: str, *, at_key: bool = False, unusable: bool = True) -> None:
         """A problem at ``path``; when ``unusable``, later stages stay quiet about everything under it."""
-        from pytest_proton_sync.yamlnodes import format_path
-
         location = self.key_locations.get(path) if at_key else None
         location = location or self.location(path)
         self.problems.append(
-            StateProblem(
+            Problem(
                 self.display,
                 location.line if location else None,
                 location.column if location else None,
@@ -274,34 +190,23 @@ class _Reader:
         return any(path[:length] in self.reported for length in range(len(path) + 1))
 
     # -- stage 1 and 2: bytes to values ----------------------------------------------------------------
-    def from_bytes(self, data: bytes) -> FakeState:
-        from pytest_proton_sync.yamlnodes import read_document
-
+    def from_bytes(self, data: bytes) -> _State:
         if len(data) > MAX_STATE_BYTES:
             self.whole_file(f"the state file is larger than {MAX_STATE_BYTES // (1024 * 1024)} MiB")
             raise self.fail()
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            before = data[: error.start]
-            line = before.count(b"\n") + 1
-            column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
-            self.problems.append(
-                StateProblem(
-                    self.display, line, column, "",
-                    f"the state file is not UTF-8: byte 0x{data[error.start]:02x} cannot be decoded; save it as UTF-8",
-                )
-            )
-            raise self.fail() from None
+        text = decode_utf8(data, self.display, "the state file")
+        if isinstance(text, Problem):
+            self.problems.append(text)
+            raise self.fail()
+        from pytest_proton_sync.yamlcheck.yamlnodes import read_document  # PyYAML only once a file is read
+
         document = read_document(text)
         self.locations = document.locations
         self.key_locations = document.key_locations
         self.reported = set(document.reported)
         for issue in document.issues:
-            from pytest_proton_sync.yamlnodes import format_path
-
             self.problems.append(
-                StateProblem(
+                Problem(
                     self.display,
                     issue.location.line if issue.location else None,
                     issue.location.column if issue.location else None,
@@ -352,7 +257,7 @@ class _Reader:
             return _Float(value, text)
         return _Int(value, text)
 
-    def from_python(self, data: Any) -> FakeState:
+    def from_python(self, data: Any) -> _State:
         return self.finish(self.typed_python(data, (), 0))
 
     def typed_python(self, value: Any, path: FieldPath, depth: int) -> Any:
@@ -380,7 +285,7 @@ class _Reader:
         return value
 
     # -- stages 4 and 5 ------------------------------------------------------------------------------------
-    def finish(self, typed: Any) -> FakeState:
+    def finish(self, typed: Any) -> _State:
         if self.problems and not isinstance(typed, dict):
             raise self.fail()
         if not isinstance(typed, dict):
@@ -395,7 +300,7 @@ class _Reader:
             self.semantic_findings(typed)
         if self.problems:
             raise self.fail()
-        return _Builder(typed, self.display).state()
+        return _Builder(typed, self.display, self.build).state()
 
     def schema_findings(self, typed: dict[str, Any]) -> None:
         value_paths: set[FieldPath] = set()
@@ -544,7 +449,7 @@ class _Reader:
             self.add(where, "no repository name: give 'repository: owner/repo' here or 'name' under "
                             "defaults.repository")
         provider = _canonical_provider(repository.get("provider", "GITHUB"))
-        proton = awsfacts.proton_providers()
+        proton = facts.proton_providers()
         if section != "stacks" and provider not in proton:
             self.add(where, f"provider {repository.get('provider')} exists in CodeConnections only; Proton "
                             f"{section.replace('_', ' ')} sync from {', '.join(proton)}")
@@ -588,182 +493,6 @@ def _identity(section: str, entry: dict[str, Any]) -> str:
 
 
 def _format(path: FieldPath) -> str:
-    from pytest_proton_sync.yamlnodes import format_path
-
     return format_path(path)
 
 
-def _repository_fields(value: Any) -> dict[str, str]:
-    """``"acme/x"`` is shorthand for ``{name: acme/x}``."""
-    if isinstance(value, str):
-        return {"name": value}
-    if isinstance(value, dict):
-        return {key: _text(item) for key, item in value.items() if item is not None}
-    return {}
-
-
-def _timestamp(text: str) -> datetime:
-    match = _TIMESTAMP.match(text.strip())
-    if match is None:
-        raise ValueError("not an ISO 8601 timestamp")
-    parts = match.groupdict()
-    fraction = (parts["fraction"] or "0")[:6].ljust(6, "0")
-    zone = timezone.utc
-    if parts["sign"]:
-        offset = timedelta(hours=int(parts["zone_hour"]), minutes=int(parts["zone_minute"] or 0))
-        if offset >= timedelta(hours=24):
-            raise ValueError("the zone offset must be less than 24 hours")
-        zone = timezone(offset if parts["sign"] == "+" else -offset)
-    return datetime(
-        int(parts["year"]),
-        int(parts["month"]),
-        int(parts["day"]),
-        int(parts["hour"] or 0),
-        int(parts["minute"] or 0),
-        int(parts["second"] or 0),
-        int(fraction),
-        tzinfo=zone,
-    )
-
-
-
-
-
-
-
-
-# --- building ----------------------------------------------------------------------------------------------
-
-
-class _Builder:
-    """Frozen data from a document that passed every check: no validation here, only defaults."""
-
-    def __init__(self, root: dict[str, Any], source: str) -> None:
-        self.root = root
-        self.source = source
-        defaults = root.get("defaults") or {}
-        self.default_repository = {**_BUILTIN_REPOSITORY, **_repository_fields(defaults.get("repository"))}
-
-    def state(self) -> FakeState:
-        root = self.root
-        templates = tuple(
-            FakeTemplate(
-                name=_text(entry["name"]),
-                type=entry["type"],
-                version=_text(entry["version"]),
-                snapshots=self.snapshots(entry),
-            )
-            for entry in root.get("templates") or []
-        )
-        instances = tuple(
-            FakeServiceInstance(
-                service=_text(entry["service"]), name=_text(entry["name"]), snapshots=self.snapshots(entry)
-            )
-            for entry in root.get("service_instances") or []
-        )
-        stacks = tuple(
-            FakeStack(name=_text(entry["name"]), snapshots=self.snapshots(entry)) for entry in root.get("stacks") or []
-        )
-        return FakeState(
-            templates=templates,
-            faults=self.faults(root.get("faults") or {}),
-            source=self.source,
-            service_instances=instances,
-            stacks=stacks,
-        )
-
-    def snapshots(self, entry: dict[str, Any]) -> tuple[SyncSnapshot, ...]:
-        base = {key: value for key, value in entry.items() if key not in ("name", "type", "version", "service",
-                                                                          "sequence")}
-        steps = entry.get("sequence")
-        if not steps:
-            return (self.snapshot(base),)
-        built = []
-        for step in steps:
-            merged = {**base, **step}
-            if "repository" in step:
-                merged["repository"] = {**_repository_fields(base.get("repository")),
-                                        **_repository_fields(step.get("repository"))}
-            built.append(self.snapshot(merged))
-        return tuple(built)
-
-    def snapshot(self, fields: Mapping[str, Any]) -> SyncSnapshot:
-        merged = {**self.default_repository, **_repository_fields(fields.get("repository"))}
-        repository = FakeRepository(
-            provider=_canonical_provider(merged["provider"]),
-            name=merged["name"],
-            branch=merged["branch"],
-            directory=merged["directory"],
-        )
-        synced_at = _timestamp(fields["synced_at"]) if fields.get("synced_at") is not None else DEFAULT_SYNCED_AT
-        latest_successful = None
-        if fields.get("synced") is not None:
-            synced = _text(fields["synced"])
-            latest_successful = FakeAttempt(status="SUCCEEDED", sha=synced, started_at=synced_at, initial_sha=synced)
-        latest = self.attempt(fields["latest"], latest_successful, synced_at) if fields.get("latest") else None
-        latest = latest if latest is not None else latest_successful
-        if fields.get("desired") is not None:
-            desired: str | None = _text(fields["desired"])
-        else:
-            desired = latest.sha if latest is not None else None
-        return SyncSnapshot(
-            repository=repository,
-            latest_successful=latest_successful,
-            latest=latest,
-            desired=desired,
-            deny=bool(fields.get("deny")),
-            blockers=tuple(self.blocker(raw, synced_at) for raw in fields.get("blockers") or []),
-        )
-
-    def attempt(self, raw: dict[str, Any], latest_successful: FakeAttempt | None, synced_at: datetime) -> FakeAttempt:
-        sha = _text(raw["sha"])
-        if raw.get("started_at") is not None:
-            started_at = _timestamp(raw["started_at"])
-        else:
-            started_at = synced_at + _LATEST_AFTER_SYNCED if latest_successful is not None else synced_at
-        if raw.get("initial_sha") is not None:
-            initial_sha = _text(raw["initial_sha"])
-        else:
-            initial_sha = latest_successful.sha if latest_successful is not None else sha
-        return FakeAttempt(
-            status=raw["status"],
-            sha=sha,
-            started_at=started_at,
-            initial_sha=initial_sha,
-            events=tuple(
-                FakeEvent(
-                    type=event["type"],
-                    event=event["event"],
-                    time=_timestamp(event["time"]) if event.get("time") is not None else None,
-                    external_id=event.get("external_id"),
-                )
-                for event in raw.get("events") or []
-            ),
-        )
-
-    def blocker(self, raw: dict[str, Any], synced_at: datetime) -> FakeBlocker:
-        return FakeBlocker(
-            id=_text(raw["id"]),
-            type=raw.get("type") or "AUTOMATED",
-            status=raw.get("status") or "ACTIVE",
-            created_reason=raw["created_reason"],
-            created_at=_timestamp(raw["created_at"]) if raw.get("created_at") is not None else synced_at,
-            contexts=tuple((key, _text(value)) for key, value in (raw.get("contexts") or {}).items()),
-            resolved_reason=raw.get("resolved_reason"),
-            resolved_at=_timestamp(raw["resolved_at"]) if raw.get("resolved_at") is not None else None,
-        )
-
-    def faults(self, raw: dict[str, Any]) -> Faults:
-        def number(key: str, default: float) -> float:
-            value = raw.get(key)
-            return float(value) if value is not None else default
-
-        return Faults(
-            seed=int(raw.get("seed") or 0),
-            latency_ms=number("latency_ms", 0.0),
-            throttle_rate=number("throttle_rate", 0.0),
-            error_5xx_rate=number("error_5xx_rate", 0.0),
-            drop_rate=number("drop_rate", 0.0),
-            slow_rate=number("slow_rate", 0.0),
-            slow_seconds=number("slow_seconds", 5.0),
-        )

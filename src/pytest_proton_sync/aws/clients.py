@@ -1,0 +1,157 @@
+"""How clients are made: the fetch settings, botocore's config, a client from boto3's chain or the fake, the
+default region, and the check of a 200 answer's raw body before botocore parses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.awsrequest
+import botocore.config
+import botocore.exceptions
+
+from pytest_proton_sync import __version__, options
+from pytest_proton_sync.aws.accounts import Account
+from pytest_proton_sync.aws.answers import MalformedAnswer
+from pytest_proton_sync.aws.deadline import THREAD
+from pytest_proton_sync.aws.hermetic import fake_client
+from pytest_proton_sync.model import SyncStatus
+from pytest_proton_sync.text.safetext import clean, excerpt
+
+_DEFAULTS = options.defaults()
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How to fetch. The defaults of what users can set are options.py's (the one place they live)."""
+
+    concurrency: int = _DEFAULTS.concurrency
+    max_attempts: int = _DEFAULTS.max_attempts  # HTTP attempts per API call, retries included
+    retry_mode: str = _DEFAULTS.retry_mode  # botocore's "standard" or "adaptive" (adaptive adds client-side pacing)
+    connect_timeout: float = _DEFAULTS.connect_timeout  # per connection attempt
+    read_timeout: float = _DEFAULTS.read_timeout  # per socket read: a trickle never trips it, call_timeout does
+    max_rps: float | None = _DEFAULTS.max_rps
+    wait_seconds: float = _DEFAULTS.wait
+    poll_interval: float = _DEFAULTS.poll_interval
+    region: str | None = None  # --proton-region: used for entries that name none
+    endpoint_url: str | None = None  # set by --proton-fake only; otherwise boto3's own chain decides
+    use_fake_credentials: bool = False  # --proton-fake: a fresh machine has no credentials, and needs none
+    # Overall deadline of one API call: connect + read + every retry and backoff.
+    call_timeout: float = _DEFAULTS.call_timeout
+    # -- internal bounds, not options --
+    backoff_base: float = 0.25  # retry n sleeps uniform(0, min(backoff_cap, backoff_base * 2**n)) ("full jitter")
+    backoff_cap: float = 5.0
+    connect_attempts: int = 3  # attempts when the endpoint cannot be reached at all (refused, DNS, connect timeout)
+    unresponsive_limit: int = 3  # this many calls in a row to one endpoint without any answer: the rest are not sent
+    progress_every: float = 10.0  # seconds between progress reports while calls are pending
+
+
+ClientMaker = Callable[[str, str, "Account | None"], Any]  # (service, region, account) -> botocore client
+
+
+def botocore_config(settings: FetchSettings) -> botocore.config.Config:
+    # One attempt per botocore call: the plugin's own loop retries (Fetcher.ask), inside the call deadline, with
+    # no client-wide retry quota that a storm could drain.
+    return botocore.config.Config(
+        retries={"mode": settings.retry_mode, "total_max_attempts": 1},
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_pool_connections=max(10, settings.concurrency),
+        user_agent_extra=f"pytest-proton-sync/{__version__}",
+    )
+
+
+def default_client(service: str, region: str, settings: FetchSettings, account: Account | None = None) -> Any:
+    """A client from boto3's standard chain, or from ``account``'s own session (its assumed role or profile);
+    only --proton-fake overrides its endpoint and credentials (and then no account's credentials are used)."""
+    if settings.use_fake_credentials and settings.endpoint_url:
+        # --proton-fake: nothing of the user's AWS set-up may break or redirect it
+        return fake_client(service, region, settings.endpoint_url, botocore_config(settings))
+    extra: dict[str, Any] = {}
+    if settings.endpoint_url:
+        extra["endpoint_url"] = settings.endpoint_url
+    if account is not None:
+        session = account.session(region)
+        return session.client(service, region_name=region, config=botocore_config(settings), **extra)
+    session = boto3.session.Session()
+    return session.client(service, region_name=region, config=botocore_config(settings), **extra)
+
+
+def default_region(settings: FetchSettings) -> str | None:
+    """--proton-region, then AWS_REGION (which other AWS SDKs honour), then boto3's own chain."""
+    if settings.region:
+        return settings.region
+    if settings.use_fake_credentials:
+        return "us-east-1"  # --proton-fake: neither the environment nor a profile may break it; the fake ignores it
+    if os.environ.get("AWS_REGION"):
+        return os.environ["AWS_REGION"]
+    region = boto3.session.Session().region_name
+    return str(region) if region else None
+
+
+def default_credentials_missing() -> bool:
+    """Whether boto3's standard chain finds no credentials (asked only when no call will be made anyway)."""
+    try:
+        return boto3.session.Session().get_credentials() is None
+    except botocore.exceptions.BotoCoreError:
+        return False  # a broken profile: the call's own error says what is wrong once the region is set
+
+
+def before_parse(operation_model: Any = None, response_dict: Any = None, **kwargs: Any) -> None:
+    normalise = getattr(THREAD, "normalise", None)
+    if normalise is None or not isinstance(response_dict, Mapping) or response_dict.get("status_code") != 200:
+        return
+    headers = response_dict.get("headers") or {}
+    THREAD.answer = check_body(response_dict.get("body") or b"", str(headers.get("content-type", "")), normalise)
+
+
+def check_body(body: bytes, content_type: str, normalise: Callable[[Mapping[str, Any]], SyncStatus]) -> SyncStatus:
+    """A 200 answer's raw body -> SyncStatus, or MalformedAnswer saying what came back (content type, length, a
+    short sanitised excerpt). botocore would read an empty body, an HTML page or broken JSON as an empty answer,
+    i.e. "never synced"; and a member of the wrong type can crash its parser."""
+
+    def what(problem: str) -> MalformedAnswer:
+        shown = f": {excerpt(body)}" if body else ""
+        return MalformedAnswer(
+            f"{problem} (HTTP 200, Content-Type {clean(content_type, 80) or '(none)'}, {len(body)} bytes){shown}"
+        )
+
+    if not body.strip():
+        return _raise(what("an empty answer where a JSON object was expected"))
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            at_end = exc.pos >= len(exc.doc.rstrip())
+            detail = f"{exc.msg.removesuffix(' at')}: character {exc.pos} of {len(exc.doc)}"
+            detail += ", cut short?" if at_end or exc.msg.startswith("Unterminated") else ""
+        else:
+            detail = "not UTF-8"
+        looks = "an HTML page" if body.lstrip()[:1] == b"<" else "not JSON"
+        return _raise(what(f"{looks} where a JSON object was expected ({detail})"))
+    if not isinstance(data, dict):
+        return _raise(what(f"a JSON {type(data).__name__} where a JSON object was expected"))
+    try:
+        return normalise(data)
+    except MalformedAnswer as exc:
+        raise MalformedAnswer(f"not the documented shape: {exc}") from None
+    except RecursionError:
+        return _raise(what("nested too deeply"))
+
+
+def _raise(error: Exception) -> SyncStatus:
+    raise error
+
+
+def sent_requests() -> int:
+    """HTTP requests sent since this thread's last :func:`reset_sent_requests` (0 for uninstrumented clients)."""
+    return int(getattr(THREAD, "count", 0))
+
+
+def reset_sent_requests() -> None:
+    THREAD.count = 0

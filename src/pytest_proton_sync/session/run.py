@@ -1,0 +1,532 @@
+"""The stateful part of a gate run, registered with pytest only when a manifest is in play.
+
+The way pytest-xdist registers its ``DSession`` only when distributing, ``plugin.py`` registers one
+:class:`ProtonSyncSession` only when there is a manifest; its methods are hook implementations, so a run without a
+manifest pays nothing for them. The session owns: the bundled fake's lifecycle, log masking, the observation
+store (fetching once), the xdist hand-over side, the results of every target and what is written from them (outputs.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Generator, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_proton_sync.aws.accounts import Account
+from pytest_proton_sync.aws.clients import FetchSettings, default_region
+from pytest_proton_sync.fake import FakeServer, FakeState, FakeStateError
+from pytest_proton_sync.fetch import cancel
+from pytest_proton_sync.fetch.clients import ClientPool
+from pytest_proton_sync.fetch.observations import ObservationStore, with_verdict
+from pytest_proton_sync.git.expectations import Repository
+from pytest_proton_sync.manifest.loader import Manifest, ManifestError, load_manifest, load_manifests
+from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
+from pytest_proton_sync.options import Options
+from pytest_proton_sync.reports import junit, outputs
+from pytest_proton_sync.reports.github import defuse, manifest_annotation_lines
+from pytest_proton_sync.reports.jsonreport import target_facts
+from pytest_proton_sync.reports.results import RunResults, TargetResult, manifest_rank
+from pytest_proton_sync.session import xdist_handover
+from pytest_proton_sync.session.items import SESSION_KEY as SESSION_KEY  # plugin.py stores the session there
+from pytest_proton_sync.session.items import CouldNotCheck, ManifestFile, TargetItem
+from pytest_proton_sync.session.progress import ProgressPrinter
+from pytest_proton_sync.session.selection import shown_path
+from pytest_proton_sync.text.redact import install, redact
+from pytest_proton_sync.yamlcheck.messages import plural
+from pytest_proton_sync.yamlcheck.problems import Problem
+
+
+class ProtonSyncSession:
+    def __init__(self, config: pytest.Config, manifests: Sequence[Path], options: Options) -> None:
+        self.config = config
+        self.manifests = tuple(manifests)
+        self.options = options
+        self._resolved_manifests = frozenset(_resolved(path) for path in self.manifests)
+        self._manifest_paths_and_parents = frozenset(
+            place
+            for path in self.manifests
+            for whole in {_resolved(path), (config.invocation_params.dir / path).absolute()}
+            for place in (whole, *whole.parents)
+        )
+        self.fake: Any = None  # FakeServer under --proton-fake
+        self.results = RunResults()  # every target's outcome, text and facts, from its test reports
+        self.per_target_properties = junit.per_target_properties(config)
+        self.report_path: Path | None = None  # --proton-report, resolved
+        self._started = datetime.now(timezone.utc)
+        self._junit_writer: Any = None
+        self._junit_writer_looked_up = False
+        self._store: ObservationStore | None = None
+        self._settings: FetchSettings | None = None
+        self._clients: ClientPool | None = None
+        self._worker: xdist_handover.WorkerSide | None = None
+        self._unredact: Any = None
+        self._repository: Repository | None = None
+        self._manifests: dict[Path, Manifest | ManifestError] | None = None
+        # Each manifest's problems as its collection found them (resolved path -> problems; () when valid).
+        self._manifest_problems: dict[Path, tuple[Problem, ...]] = {}
+        self._collection_failed = False
+        self._testcases: dict[int, str] = {}  # id() of the JUnit writer's testcase objects -> node id
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Mask credentials in the AWS libraries' log records; set up the xdist side of this process; in the process
+        that asks the API, start the fake when asked for."""
+        # Checked first: a usage error raised after install() would leave the masking installed (this session is
+        # registered, and so unconfigured, only once start() returns).
+        self.report_path = _report_path(self.config, self.options.report)
+        self._unredact = install()
+        if xdist_handover.is_worker(self.config):
+            self._worker = xdist_handover.WorkerSide(self.config)
+            self.config.pluginmanager.register(self._worker, "proton_sync_xdist_worker")
+            return
+        if xdist_handover.distributes(self.config):
+            controller = xdist_handover.ControllerSide(self._fetch_for_workers)
+            self.config.pluginmanager.register(controller, "proton_sync_xdist_controller")
+        if self.options.fake:
+            self.fake = _start_fake(self.options.fake)  # a usage error still reaches this session's unconfigure
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._store is not None:
+            self._store.stop()  # a background fetch still running (Ctrl-C, -x) stops at its next step
+        _skip_garbage_collection_at_exit()
+        if self._unredact is not None:
+            self._unredact()
+            self._unredact = None
+        if self.fake is not None:
+            self.fake.stop()
+            self.fake = None
+        if self._repository is not None:
+            self._repository.close()
+
+    def settings(self) -> FetchSettings:
+        if self._settings is None:
+            options = self.options
+            self._settings = FetchSettings(
+                concurrency=options.concurrency,
+                max_attempts=options.max_attempts,
+                call_timeout=options.call_timeout,
+                retry_mode=options.retry_mode,
+                connect_timeout=options.connect_timeout,
+                read_timeout=options.read_timeout,
+                max_rps=options.max_rps,
+                wait_seconds=options.wait,
+                poll_interval=options.poll_interval,
+                region=options.region,
+                endpoint_url=self.fake.endpoint_url if self.fake is not None else None,
+                use_fake_credentials=self.fake is not None,
+            )
+        return self._settings
+
+    def client_pool(self) -> ClientPool:
+        if self._clients is None:
+            settings = self.settings()
+            hook = self.config.hook
+
+            def make_client(service: str, region: str, account: Account | None) -> Any:
+                return hook.pytest_proton_sync_make_client(
+                    service=service, region=region, settings=settings, account=account
+                )
+
+            self._clients = ClientPool(settings, make_client)
+        return self._clients
+
+    @property
+    def repository(self) -> Repository:
+        """The git checkouts that ``rev:`` and ``match: content`` entries read (opened on first use)."""
+        if self._repository is None:
+            self._repository = Repository(self.options.git_dir)
+        return self._repository
+
+    @property
+    def store(self) -> ObservationStore:
+        if self._store is None:
+            self._store = ObservationStore(self.settings(), self.client_pool, self._judge)
+        return self._store
+
+    # -- collection -------------------------------------------------------------------------------------------
+    def manifest(self, path: Path) -> Manifest:
+        """The manifest at ``path``, read once with every other manifest of the run (a target declared in two
+        is an error at the second); raises ManifestError with this file's problems only."""
+        if self._manifests is None:
+            self._manifests = _load_together(self.manifests, self.config.invocation_params.dir)
+        found = self._manifests.get(_resolved(path))
+        if found is None:  # not a manifest of this run (a plugin collecting one itself): read it alone
+            found = _load_together([path], self.config.invocation_params.dir)[_resolved(path)]
+        if isinstance(found, ManifestError):
+            raise found
+        return found
+
+    def loaded_targets(self) -> list[Target] | None:
+        """Every target of the run's manifests, or None when one of them cannot be read."""
+        targets: list[Target] = []
+        for path in self.manifests:
+            try:
+                targets.extend(self.manifest(self.config.invocation_params.dir / path).targets)
+            except ManifestError:
+                return None
+        return targets
+
+    def record_manifest_problems(self, path: Path, problems: Sequence[Problem]) -> None:
+        """What collecting ``path`` found wrong (``()``: nothing), for the GitHub annotations and summary."""
+        self._manifest_problems[_resolved(path)] = tuple(problems)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:  # here or, under xdist, a worker's collection handed to the controller
+            self._collection_failed = True
+
+    def manifest_problems(self) -> list[Problem]:
+        """Every manifest problem of the run, in manifest order. A manifest this process did not collect (the
+        xdist controller's: workers collect) is read here, and only when some collection failed."""
+        problems: list[Problem] = []
+        for path in self.manifests:
+            resolved = _resolved(self.config.invocation_params.dir / path)
+            found = self._manifest_problems.get(resolved)
+            if found is None and self._collection_failed:
+                found = ()
+                try:
+                    manifest = self.manifest(self.config.invocation_params.dir / path)
+                    if any(target.expectation.needs_checkout for target in manifest.targets):
+                        self.repository.resolve(manifest, str(shown_path(resolved, self.config.invocation_params.dir)))
+                except ManifestError as error:
+                    found = error.problems
+            problems += found or ()
+        return problems
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        # A manifest in play is collected wherever it lives, as if it were on the command line: pytest drops a
+        # path that a directory argument holds, and its walk skips dot-directories such as .github/.
+        return False if collection_path in self._manifest_paths_and_parents else None
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
+        if _resolved(file_path) not in self._resolved_manifests:
+            return None
+        return ManifestFile.from_parent(parent, path=file_path)
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        names = ", ".join(str(path) for path in self.manifests)
+        lines = [f"proton-sync: manifests {names}"]
+        if self.fake is not None:
+            lines.append(f"proton-sync: endpoint {self.fake.endpoint_url} (bundled fake, no AWS calls)")
+            return lines
+        targets = self.loaded_targets()
+        if not targets:
+            return lines  # the manifests cannot be read: collection says why, and nothing is asked
+        own = sorted({target.region for target in targets if target.region})
+        needing = sum(1 for target in targets if not target.region)
+        try:
+            # The default region matters only to entries that name none; with none such, it is not mentioned.
+            region = default_region(self.settings()) if needing else (own[0] if len(own) == 1 else None)
+            if not needing:
+                where = f"region{'s' if len(own) > 1 else ''} {_listed(own)} (from the manifests)"
+            elif region:
+                where = f"region {region}" + (f" (entries naming their own: {_listed(own)})" if own else "")
+            else:
+                noun = "entry names" if needing == 1 else "entries name"
+                where = (f"no default region (AWS_REGION, AWS_DEFAULT_REGION, --proton-region unset), and {needing} "
+                         f"{noun} none")
+            endpoint = ""
+            if region:
+                url = str(self.client_pool().client("proton", region).meta.endpoint_url)
+                if not url.endswith(".amazonaws.com") and ".amazonaws.com/" not in url:
+                    endpoint = f", endpoint {redact(url)}"  # user:password@ in an endpoint URL is a secret too
+            lines.append(f"proton-sync: {where}{endpoint}")
+        except Exception as exc:
+            lines.append(f"proton-sync: AWS configuration problem: {type(exc).__name__}: {redact(str(exc))}")
+        return lines
+
+    # -- running ----------------------------------------------------------------------------------------------
+    # trylast: innermost of the wrappers, so pytest's logging capture (and --log-cli-level) is already set up and
+    # sees botocore's logs of the fetch, masked by redact.py.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        config = session.config
+        cancellation = None
+        if self._worker is None:
+            # SIGTERM/SIGINT during the fetch: unsettled targets become errors "cancelled", then summary and JUnit.
+            cancellation = cancel.install()
+        if (
+            self._worker is None
+            and not config.option.collectonly
+            # pytest's own loop stops on collection errors; no API call may be made for an invalid manifest.
+            and not (session.testsfailed and not config.option.continue_on_collection_errors)
+        ):
+            # A target whose expectation the checkout cannot give is an error without asking the API. An xdist
+            # controller collects nothing (pytest 7 does not even set session.items): it fetched for the workers.
+            targets = [item.target for item in getattr(session, "items", ())
+                       if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
+            if targets:
+                if self.options.wait > 0:
+                    self._fetch_with_progress(targets)
+                else:
+                    # What is still pending is printed from the main thread, while an item waits for its answer.
+                    printer = ProgressPrinter(self.config)
+                    self.store.on_wait = printer.print_latest
+                    self.store.fetch_in_background(targets, progress=printer.remember)
+        try:
+            return (yield)
+        finally:
+            if self._store is not None:
+                self._store.finish()
+            if cancellation is not None:
+                cancel.finish(cancellation)  # pytest.exit with 2 (SIGINT) or 143 (SIGTERM) after a cancellation
+
+    def _fetch_with_progress(self, targets: Sequence[Target]) -> None:
+        printer = ProgressPrinter(self.config)
+        try:
+            self.store.fetch(targets, printer)
+        finally:
+            printer.finish()
+
+    def _fetch_for_workers(self, targets: Sequence[Target]) -> dict[tuple[str, ...], Observation]:
+        """xdist controller: the first worker's collection is in; ask the API once for all, before scheduling."""
+        if self.options.wait > 0:
+            self._fetch_with_progress(targets)
+        else:
+            self.store.fetch(targets)
+        return self.store.everything()
+
+    def observation_for(self, target: Target, rerun: bool = False) -> Observation:
+        """The target's observation. A rerun (pytest-rerunfailures) asks the API again, in the process that asks
+        (a rerun exists to see whether things changed); an xdist worker cannot ask, and reuses the hand-over."""
+        if target.expectation.history_problem is not None:
+            return Observation(target, error=CheckError("HistoryMissing", target.expectation.history_problem))
+        if self._worker is not None:
+            observation = self._worker.observation(target.key)
+            if observation is None:
+                return Observation(target, error=CheckError(
+                    "NoObservation", "the xdist controller did not hand over this target's sync status"))
+            observation = replace(observation, target=target)
+        elif rerun:
+            observation = self.store.fetch_again(target)
+        else:
+            observation = self.store.get_or_fetch(target)
+        return with_verdict(observation, self._judge)
+
+    def _judge(self, target: Target, status: SyncStatus) -> Verdict:
+        compare = self.repository.compare if target.expectation.match == "content" else None
+        verdict: Verdict = self.config.hook.pytest_proton_sync_judge(
+            target=target, status=status, compare_content=compare
+        )
+        return verdict
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        if not isinstance(item, TargetItem):
+            return report
+        # Setup errors normally get a traceback (pytest asks repr_failure only for the call phase); a target that
+        # could not be checked deserves the same short text as a failure. So does pytest.fail() from another
+        # plugin (pytest-timeout's "Timeout"), whose traceback would be pytest's and pluggy's frames.
+        raised = call.excinfo.value if call.excinfo is not None else None
+        if isinstance(raised, CouldNotCheck):
+            report.longrepr = str(raised)
+        elif call.when == "setup" and isinstance(raised, pytest.fail.Exception):
+            report.longrepr = f"{item.target.id} could not be checked: {raised}"
+            if _is_timeout(raised):
+                # pytest-timeout also dumped every thread's stack (the fetch's: botocore, pluggy) into the captured
+                # output; what the reader needs is that no answer came in time, not ~150 lines per target of it.
+                report.sections = [(title, text) for title, text in report.sections if TIMEOUT_BANNER not in text]
+                report.longrepr += "\n  no answer before pytest-timeout's limit (see --proton-read-timeout)"
+        if isinstance(report.longrepr, str):  # our texts quote the API's: no line of them may be a CI command
+            report.longrepr = defuse(report.longrepr)
+        # A plain, JSON-safe attribute: pytest-xdist carries it to the controller with the report.
+        report.proton_sync = target_facts(item.target, item.observation, str(item.path))
+        return report
+
+    # tryfirst: before pytest's JUnit writer sees the report (the classname must be set by then).
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Test reports reach the xdist controller too, so the summary is right under -n N.
+        facts = getattr(report, "proton_sync", None)
+        if not isinstance(facts, dict):
+            return
+        text = report.longreprtext if report.outcome in ("failed", "rerun") else None
+        self.results.record(report.nodeid, report.when, report.outcome, facts, text, report.duration)
+        writer = self.junit_writer()
+        if writer is not None:
+            testcase = junit.set_classname(writer, report, junit.classname(facts))
+            self._testcases[id(testcase)] = report.nodeid  # the writer empties it once written; kept alive by it
+            if report.failed and isinstance(report.longrepr, str):
+                # JUnit's message attribute: the first reason and the next step, not the first lines of the text
+                # (which stop before the mismatch); the element text keeps the whole report.
+                # pytest types longrepr with its own (non-public) TerminalRepr; this one is read the same way.
+                report.longrepr = junit.ShortMessage(  # type: ignore[assignment]
+                    report.longrepr, junit.short_message(facts, report.longrepr))
+
+    def junit_writer(self) -> Any:
+        if not self._junit_writer_looked_up:  # pytest's is registered in pytest_configure, maybe after this session
+            self._junit_writer = junit.junit_writer(self.config)
+            self._junit_writer_looked_up = True
+        return self._junit_writer
+
+    # A wrapper: what comes before the yield runs before pytest's JUnit writer writes its file (suite properties
+    # must be in by then); after it, the exit status of a SIGTERM (143), once JUnit and the summary are written.
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, object, object]:
+        self._before_sessionfinish(session)
+        try:
+            return (yield)
+        finally:
+            session.exitstatus = cancel.exit_status(session.exitstatus)
+
+    def _before_sessionfinish(self, session: pytest.Session) -> None:
+        if self._store is not None and self._store.fetched_here:
+            observations = list(self._store.everything().values())
+            self.config.hook.pytest_proton_sync_observed(observations=observations, config=self.config)
+        if self._worker is not None:
+            return
+        results = self.ordered_results()
+        writer = self.junit_writer()
+        if writer is not None:
+            junit.add_suite_properties(writer, outputs.suite_properties(self.manifests, results, self.api_calls()))
+            junit.order_testcases(writer, [result.nodeid for result in results], self._testcases)
+        if self.report_path is not None:
+            problem = outputs.write_json_report(
+                self.report_path, started_at=self._started, manifests=self.manifests, api_calls=self.api_calls(),
+                exit_status=int(session.exitstatus), results=results)
+            if problem:
+                _warn(self.config, problem)
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            problem = outputs.append_step_summary(os.environ.get("GITHUB_STEP_SUMMARY"), results,
+                                                  self.manifest_problems(), os.environ.get("GITHUB_WORKSPACE"))
+            if problem:
+                _warn(self.config, problem)
+
+    def api_calls(self) -> int | None:
+        """Sync-status calls this process made (None where it asked nothing: an xdist worker, --collect-only)."""
+        return self._store.api_calls if self._store is not None and self._store.fetched_here else None
+
+    def ordered_results(self) -> list[TargetResult]:
+        ranks: dict[str, int] = {}
+        for index, path in enumerate(self.manifests):
+            ranks.setdefault(str(_resolved(path)), index)
+        rank = manifest_rank(ranks)
+        resolved = functools.lru_cache(maxsize=None)(lambda path: str(_resolved(Path(path))))  # a few manifests
+        return self.results.ordered(lambda path: rank(resolved(path)) if path else len(ranks))
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        results = self.ordered_results()
+        lines = outputs.summary_lines(results, show_passed=config.option.verbose > 0)
+        if lines:
+            calls = self.api_calls()
+            if calls is not None:
+                lines.append(f"{plural(calls, 'sync-status call')} (one per target and poll; retries not counted)"
+                             if calls else "no sync-status call was sent (each target stopped before a request)")
+            terminalreporter.write_sep("=", "proton sync")
+            for line in lines:
+                terminalreporter.write_line(line)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            # Workflow commands on stdout, one per line. Beside pytest-github-actions-annotate-failures, which
+            # annotates failures (not setup errors) itself, only errors are annotated here: never twice.
+            workspace = os.environ.get("GITHUB_WORKSPACE")
+            for line in manifest_annotation_lines(self.manifest_problems(), workspace):
+                terminalreporter.write_line(line)
+            other = outputs.other_annotator_active(config)
+            for line in outputs.github_annotations(results, workspace, errors_only=other):
+                terminalreporter.write_line(line)
+
+
+# pytest-timeout's banner around the stacks it dumps, and the start of its failure message.
+TIMEOUT_BANNER = "+ Timeout +"
+
+
+# pytest-timeout's pytest.fail() text: "Timeout >0.3s" (2.2), "Timeout (>0.3s) from pytest-timeout." (2.3 and later)
+_TIMEOUT_MESSAGE = re.compile(r"Timeout \(?>[0-9.e+-]+s\)?( from pytest-timeout\.)?\Z")
+
+
+def _is_timeout(exception: BaseException) -> bool:
+    return isinstance(exception, pytest.fail.Exception) and _TIMEOUT_MESSAGE.match(str(exception)) is not None
+
+
+def _report_path(config: pytest.Config, value: str | None) -> Path | None:
+    """--proton-report relative to where pytest was started; ini proton_report relative to the ini file."""
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_absolute():
+        given = config.getoption("proton_report", None)
+        base = config.invocation_params.dir if given or not config.inipath else config.inipath.parent
+        path = base / path
+    if not path.parent.is_dir():
+        raise pytest.UsageError(f"--proton-report {value}: directory {path.parent} does not exist")
+    return path
+
+
+def _warn(config: pytest.Config, message: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(redact(f"proton-sync: {message}"), red=True)
+
+
+def _listed(words: Sequence[str], at_most: int = 5) -> str:
+    more = f" and {len(words) - at_most} more" if len(words) > at_most else ""
+    return ", ".join(words[:at_most]) + more
+
+
+def _start_fake(state: str) -> Any:
+    try:
+        return FakeServer(FakeState.from_file(Path(state))).start()
+    except (FakeStateError, OSError) as exc:
+        raise pytest.UsageError(f"--proton-fake {state}: {exc}") from None
+
+
+def _load_together(paths: Sequence[Path], invocation_dir: Path) -> dict[Path, Manifest | ManifestError]:
+    """Each manifest (by resolved path) or its own problems, read as one set so that a target declared in two
+    files is a problem of the second (manifest.load_manifests)."""
+
+    shown = {_resolved(invocation_dir / path): shown_path(path, invocation_dir) for path in paths}
+    try:
+        manifests = load_manifests(list(shown.values()))
+    except ManifestError as error:
+        by_file: dict[str, list[Problem]] = {}
+        for problem in error.problems:
+            by_file.setdefault(problem.file, []).append(problem)
+        found: dict[Path, Manifest | ManifestError] = {}
+        for key, display in shown.items():
+            own = by_file.get(str(display))
+            if own:
+                found[key] = ManifestError(own)
+                continue
+            try:
+                found[key] = load_manifest(display)
+            except ManifestError as alone:
+                found[key] = alone
+        return found
+    return {_resolved(invocation_dir / manifest.path): manifest for manifest in manifests}
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return path.absolute()
+
+
+_EXIT_HOOK_REGISTERED = False
+
+
+def _skip_garbage_collection_at_exit() -> None:
+    """At interpreter exit, spare the final garbage collections the walk over every object still alive.
+
+    A gate run ends with some 110,000 tracked objects (pytest's, botocore's service models, one item per target);
+    CPython's shutdown runs full collections over all of them, which cost about 0.3 s of a 1.6 s run at 500
+    targets, for memory the OS takes back anyway. gc.freeze() in an atexit handler runs only when the process
+    really exits, so a long-lived host that calls pytest.main() repeatedly is not affected.
+    """
+    global _EXIT_HOOK_REGISTERED
+    if not _EXIT_HOOK_REGISTERED:
+        import atexit
+        import gc
+
+        atexit.register(gc.freeze)
+        _EXIT_HOOK_REGISTERED = True
