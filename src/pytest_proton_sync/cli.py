@@ -6,6 +6,7 @@
     pytest-proton-sync schema [--report] > proton-sync.schema.json
     pytest-proton-sync fake-server examples/fake-account.yaml [--host 127.0.0.1] [--port 0] [--log-requests]
     pytest-proton-sync init [--directory templates] [--repository owner/repo] [--output proton-sync.yaml] [--force]
+    pytest-proton-sync discover [--region R] [--profile P] [--repository OWNER/NAME] [--manifest] [--fake STATE]
 
 Exit codes: 0 success; 1 a manifest has problems; 2 bad usage or a state file the fake cannot use.
 """
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_init(commands)
     _add_check(commands)
     _add_schema(commands)
+    _add_discover(commands)
     return parser
 
 
@@ -108,6 +110,10 @@ def _add_init(commands: Any) -> None:
     init.add_argument(
         "--git-dir", default=".", metavar="PATH", help="a directory in the checkout (default: the current one)"
     )
+    init.add_argument("--no-stacks", action="store_true",
+                      help="do not ask AWS for the stacks synced from the repository (read-only list calls)")
+    init.add_argument("--region", help="region of the stacks' sync configurations (default: boto3's chain)")
+    init.add_argument("--profile", help="AWS profile to list them with (default: boto3's chain)")
     init.set_defaults(run=_init)
 
 
@@ -325,11 +331,22 @@ def _init(arguments: argparse.Namespace) -> int:
                         f"{f' ({origin})' if origin else ' (there is none)'}\nfix: give --repository OWNER/REPO"
                     )
                 provider, repository = inferred
-            discovery = discover_bundles(checkout, head, arguments.directory)
+            try:
+                discovery = discover_bundles(checkout, head, arguments.directory)
+            except GitError as error:
+                # No bundle directory: the stacks synced from the repository may still make a manifest.
+                stacks_only = _stacks_only(arguments, repository)
+                if stacks_only is not None:
+                    return _write_init(output, stacks_only, arguments.force, fail)
+                raise error
     except GitError as error:
         return fail(str(error))
     for problem in discovery.problems:
         print(f"warning: {problem}", file=sys.stderr)
+    if not discovery.bundles:
+        stacks_only = _stacks_only(arguments, repository)
+        if stacks_only is not None:
+            return _write_init(output, stacks_only, arguments.force, fail)
     if not discovery.bundles:
         where = f"{discovery.directory}/" if discovery.directory else "the repository root"
         return fail(
@@ -338,6 +355,10 @@ def _init(arguments: argparse.Namespace) -> int:
             EXIT_INVALID,
         )
     text = starter_manifest(discovery, repository, provider, rev="HEAD")
+    if not arguments.no_stacks:
+        from .discovery_cli import add_stacks_for_init
+
+        text = add_stacks_for_init(text, repository, arguments.region, arguments.profile)
     try:
         with output.open("w" if arguments.force else "x", encoding="utf-8") as stream:
             stream.write(text)
@@ -349,6 +370,32 @@ def _init(arguments: argparse.Namespace) -> int:
     where = f"{discovery.directory}/" if discovery.directory else "the repository root"
     print(f"wrote {output}: {count} template{'' if count == 1 else 's'} from {where} at {head[:12]}")
     return EXIT_OK
+
+
+def _stacks_only(arguments: argparse.Namespace, repository: str) -> str | None:
+    if arguments.no_stacks:
+        return None
+    from .discovery_cli import stacks_only_for_init
+
+    return stacks_only_for_init(repository, arguments.region, arguments.profile)
+
+
+def _write_init(output: Path, text: str, force: bool, fail: Any) -> int:
+    try:
+        with output.open("w" if force else "x", encoding="utf-8") as stream:
+            stream.write(text)
+    except FileExistsError:
+        return int(fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output"))
+    except OSError as error:
+        return int(fail(f"cannot write {output}: {error.strerror or error}"))
+    print(f"wrote {output}")
+    return EXIT_OK
+
+
+def _add_discover(commands: Any) -> None:
+    from .discovery_cli import add_parser
+
+    add_parser(commands)
 
 
 if __name__ == "__main__":
