@@ -89,3 +89,17 @@ class CoverageCheck:
         return Coverage(mode=self.mode, findings=tuple(findings), errors=tuple(errors),
                         scopes=len(self._futures) + len(self._setup_errors), sync_configurations=configurations,
                         calls=calls)
+
+
+def start_for(mode: str, targets: Sequence[Target], pool: Any) -> CoverageCheck:
+    """Start listing for every account and region of ``targets``; ``pool`` is the run's fetch.ClientPool."""
+    regions = {id(target): pool.region_for(target) for target in targets}
+    default_region = next((regions[id(t)] for t in targets if not t.region), None)
+    check = CoverageCheck(mode, default_region)
+    unknown = sorted({t.account or "" for t in targets if not regions[id(t)]})
+    for account in unknown:
+        check._setup_errors.append(f"{f'account {account}: ' if account else ''}no AWS region for entries that name "
+                                   "none\n  fix: give --proton-region, AWS_REGION, or `region:` in the manifest")
+    scoped = [(Scope(t.account, regions[id(t)]), t.account_spec, t) for t in targets if regions[id(t)]]
+    check.start(scoped, lambda region, spec: pool.client("codeconnections", region, spec))
+    return check

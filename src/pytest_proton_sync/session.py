@@ -65,6 +65,8 @@ class ProtonSyncSession:
         self._unredact: Any = None
         self._repository: Repository | None = None
         self._manifests: dict[Path, Manifest | ManifestError] | None = None
+        self._coverage_check: Any = None  # coverage_fetch.CoverageCheck under --proton-coverage warn|fail
+        self.coverage: Any = None  # its coverage.Coverage, once the run's checks are done
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -261,6 +263,11 @@ class ProtonSyncSession:
                     printer = ProgressPrinter(self.config)
                     self.store.on_wait = printer.print_latest
                     self.store.fetch_in_background(targets, progress=printer.remember)
+            if self.options.coverage != "off":  # concurrently with the status calls; see coverage_fetch.py
+                from .coverage_fetch import start_for
+
+                self._coverage_check = start_for(self.options.coverage, self.loaded_targets() or [],
+                                                 self.client_pool())
         try:
             return (yield)
         finally:
@@ -377,16 +384,23 @@ class ProtonSyncSession:
             self.config.hook.pytest_proton_sync_observed(observations=observations, config=self.config)
         if self._worker is not None:
             return
-        from . import outputs
+        from . import coverage, outputs
 
+        if self._coverage_check is not None:
+            self.coverage = self._coverage_check.result()
+            if self.coverage.failed and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         results = self.ordered_results()
         writer = self.junit_writer()
         if writer is not None:
             junit.add_suite_properties(writer, outputs.suite_properties(self.manifests, results, self.api_calls()))
+            if self.coverage is not None:
+                junit.add_suite_properties(writer, coverage.junit_properties(self.coverage))
         if self.report_path is not None:
             problem = outputs.write_json_report(
                 self.report_path, started_at=self._started, manifests=self.manifests, api_calls=self.api_calls(),
-                exit_status=int(session.exitstatus), results=results)
+                exit_status=int(session.exitstatus), results=results,
+                coverage=coverage.report_section(self.coverage) if self.coverage is not None else None)
             if problem:
                 _warn(self.config, problem)
                 if session.exitstatus == pytest.ExitCode.OK:
@@ -429,6 +443,15 @@ class ProtonSyncSession:
             other = outputs.other_annotator_active(config)
             for line in outputs.github_annotations(results, os.environ.get("GITHUB_WORKSPACE"), errors_only=other):
                 terminalreporter.write_line(line)
+        if self.coverage is not None:
+            from . import coverage
+
+            terminalreporter.write_sep("=", "proton coverage")
+            for line in coverage.summary_lines(self.coverage):
+                terminalreporter.write_line(line)
+            if os.environ.get("GITHUB_ACTIONS") == "true":
+                for line in coverage.github_annotations(self.coverage, os.environ.get("GITHUB_WORKSPACE")):
+                    terminalreporter.write_line(line)
 
 
 # pytest-timeout's banner around the stacks it dumps, and the start of its failure message.
