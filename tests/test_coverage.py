@@ -175,3 +175,46 @@ def test_a_bad_mode_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = run_gate(pytester, "--proton-coverage", "strict")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--proton-coverage*invalid choice*'strict'*"])
+
+
+# -- repository link health -------------------------------------------------------------------------------------
+
+
+def test_a_failed_repository_sync_is_the_cause_in_the_failure_text(pytester: pytest.Pytester) -> None:
+    (pytester.path / "gate.yaml").write_text("""\
+version: 1
+defaults: {region: us-east-1, sha: 0123456789abcdef0123456789abcdef01234567}
+stacks:
+  - {name: app-db, repository: {provider: GitLab, name: acme/data/app-db}}
+  - {name: network, repository: {provider: GitHub, name: acme/infra}}
+""")
+    (pytester.path / "state.yaml").write_text(STATE.read_text())
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--proton-manifest", "gate.yaml",
+                                           "--proton-fake", "state.yaml", f"--junitxml={junit}")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "STACK/app-db is not synced from the expected commit",
+        "  cause:           the repository link of GitLab acme/data/app-db (branch release): its latest repository "
+        "sync FAILED, started 2026-09-30 16:20:00 UTC",
+        "                   REPOSITORY_SYNC_FAILED: Could not access the repository: the connection is not available",
+        "  next: fix the repository link*",
+    ])
+    text = result.stdout.str()
+    network = text.split("STACK/network is not synced from the expected commit", 1)[1].split("____", 1)[0]
+    assert "cause:" not in network  # acme/infra's link has no failed repository sync
+    assert "REPOSITORY_SYNC_FAILED" in junit.read_text()
+
+
+def test_nothing_newer_seen() -> None:
+    from pytest_proton_sync.link_health import nothing_newer_seen
+    from pytest_proton_sync.model import Revision, SyncAttempt, SyncStatus
+
+    def attempt(sha: str, status: str = "SUCCEEDED") -> SyncAttempt:
+        return SyncAttempt(status, Revision(sha, "acme/infra", "GitHub", "main", ""))
+
+    assert nothing_newer_seen(SyncStatus(latest_successful=attempt("a"), latest=attempt("a")))
+    assert nothing_newer_seen(SyncStatus())  # never any attempt
+    assert not nothing_newer_seen(SyncStatus(latest_successful=attempt("a"), latest=attempt("b", "FAILED")))
+    assert not nothing_newer_seen(SyncStatus(latest=attempt("b", "FAILED")))  # its own events say why
+    assert not nothing_newer_seen(SyncStatus(found=False))

@@ -67,6 +67,7 @@ class ProtonSyncSession:
         self._manifests: dict[Path, Manifest | ManifestError] | None = None
         self._coverage_check: Any = None  # coverage_fetch.CoverageCheck under --proton-coverage warn|fail
         self.coverage: Any = None  # its coverage.Coverage, once the run's checks are done
+        self._link_health: Any = None  # link_health.LinkHealth, made for the first failing stack
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -309,6 +310,19 @@ class ProtonSyncSession:
         else:
             observation = self.store.get_or_fetch(target)
         return with_verdict(observation, self._judge)
+
+    def link_health(self, observation: Observation) -> str:
+        """The repository link's failed sync as the cause of a failing stack (link_health.py); "" if none. Asked
+        where the API is asked: not in an xdist worker."""
+        if self._worker is not None or observation.target.kind != "stack":
+            return ""
+        if self._link_health is None:
+            from .link_health import LinkHealth
+
+            pool = self.client_pool()
+            self._link_health = LinkHealth(lambda region, spec: pool.client("codeconnections", region, spec))
+        text: str = self._link_health.text(observation)
+        return text
 
     def _judge(self, target: Target, status: SyncStatus) -> Verdict:
         compare = self.repository.compare if target.expectation.match == "content" else None
