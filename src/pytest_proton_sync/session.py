@@ -256,6 +256,11 @@ class ProtonSyncSession:
             # A target whose expectation the checkout cannot give is an error without asking the API.
             targets = [item.target for item in session.items
                        if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
+            if self.options.coverage != "off":  # concurrently with the status calls; see coverage_fetch.py
+                from .coverage_fetch import start_for
+
+                self._coverage_check = start_for(self.options.coverage, self.loaded_targets() or [],
+                                                 self.client_pool())
             if targets:
                 if self.options.wait > 0:
                     self._fetch_with_progress(targets)
@@ -264,11 +269,6 @@ class ProtonSyncSession:
                     printer = ProgressPrinter(self.config)
                     self.store.on_wait = printer.print_latest
                     self.store.fetch_in_background(targets, progress=printer.remember)
-            if self.options.coverage != "off":  # concurrently with the status calls; see coverage_fetch.py
-                from .coverage_fetch import start_for
-
-                self._coverage_check = start_for(self.options.coverage, self.loaded_targets() or [],
-                                                 self.client_pool())
         try:
             return (yield)
         finally:
