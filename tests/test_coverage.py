@@ -79,6 +79,8 @@ def test_outputs_of_a_coverage() -> None:
         "account/regions, 4 list calls; 1 could not be listed",
         "UNGATED STACK/edge in us-east-1: synced from ...\n  fix: add ...",
         "ERROR coverage unknown: eu-west-1: access denied",
+        "--proton-coverage fail: the run fails (exit 1) until every stack above is gated as its sync configuration "
+        "says and coverage can be listed",
     ]
     assert coverage.github_annotations(result, None)[0] == (
         "::error file=m.yaml,line=4,title=proton-sync coverage%3A STACK/edge ungated::UNGATED STACK/edge in "

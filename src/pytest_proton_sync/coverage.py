@@ -184,6 +184,9 @@ def summary_lines(coverage: Coverage) -> list[str]:
     lines = [headline(coverage)]
     lines += [finding.text for finding in coverage.findings]
     lines += [f"ERROR coverage unknown: {error}" for error in coverage.errors]
+    if coverage.failed:  # the tests above may all have passed: say why the exit status is 1
+        lines.append("--proton-coverage fail: the run fails (exit 1) until every stack above is gated as its sync "
+                     "configuration says" + (" and coverage can be listed" if coverage.errors else ""))
     return lines
 
 
