@@ -104,3 +104,11 @@ def write_manifest(directory: Path, *entries: dict[str, Any], name: str = "proto
 def write_text(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text).lstrip())
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The compatibility matrix (.ci/matrix.py) runs what depends on pytest's, pluggy's and xdist's versions: every
+    # test that runs a real pytest session; modules that run the plugin in subprocesses mark themselves.
+    for item in items:
+        if "pytester" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)

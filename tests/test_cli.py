@@ -21,6 +21,8 @@ from botocore.config import Config
 import pytest_proton_sync
 from pytest_proton_sync import cli
 
+pytestmark = pytest.mark.integration  # the command and the plugin in subprocesses
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SRC = Path(pytest_proton_sync.__file__).resolve().parent.parent
 

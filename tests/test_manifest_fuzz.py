@@ -11,11 +11,11 @@ import copy
 import re
 from typing import Any
 
+import botocore.session
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_proton_sync.kinds import PROTON_PROVIDERS
 from pytest_proton_sync.manifest import Manifest, ManifestError, parse_manifest
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -127,6 +127,8 @@ def check(source: str | bytes) -> Manifest | None:
 SHA = re.compile(r"([0-9a-f]{7,40}|[0-9a-f]{64})")
 NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
 VERSION = re.compile(r"0|[1-9][0-9]*")
+# The oracle reads botocore's model itself, not the plugin's copy of it.
+PROTON_MODEL_PROVIDERS = botocore.session.get_session().get_service_model("proton").shape_for("RepositoryProvider").enum
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 REPOSITORY = re.compile(r"[A-Za-z0-9_.-].*/[A-Za-z0-9_.-].*")
 
@@ -144,7 +146,7 @@ def assert_well_formed(manifest: Manifest) -> None:
         assert target.region is None or REGION.fullmatch(target.region)
         repository = target.expectation.repository
         assert REPOSITORY.fullmatch(repository.name) and len(repository.name) <= 100
-        assert repository.provider is None or repository.provider in PROTON_PROVIDERS.values()
+        assert repository.provider is None or repository.provider in PROTON_MODEL_PROVIDERS
         assert repository.branch is None or 1 <= len(repository.branch) <= 200
         assert repository.directory is None or 1 <= len(repository.directory) <= 4096
         assert target.line >= 1

@@ -96,6 +96,46 @@ def test_a_directory_holding_a_manifest_in_a_dot_directory_checks_it(
     assert aws_env.total_calls() == 2
 
 
+SEVEN_UNIT_TESTS = "".join(f"def test_unit_{n}():\n    pass\n\n" for n in range(7))
+
+
+@pytest.mark.parametrize(("ini", "manifest_dir", "args"), [
+    ("proton_manifests = proton-sync.yaml", ".", []),  # bare pytest: "." holds the manifest
+    ("testpaths = tests\nproton_manifests = tests/proton-sync.yaml", "tests", []),  # testpaths hold it
+    ("proton_manifests = .github/proton-sync.yaml", ".github", []),  # in a dot-directory the walk skips
+    ("proton_manifests = deploy/proton-sync.yaml", "deploy", ["."]),  # an explicit directory holds it
+    ("proton_manifests = deploy/proton-sync.yaml", "deploy", ["tests", "deploy"]),
+], ids=["root", "in-testpaths", "dot-directory", "explicit-dot", "explicit-two-dirs"])
+def test_the_users_own_tests_are_collected_exactly_once_beside_an_ini_manifest(
+    pytester: pytest.Pytester, aws_env: FakeServer, ini: str, manifest_dir: str, args: list[str]
+) -> None:
+    """pytest 8.0-8.4 collect only DIR/file when given DIR and DIR/file (the user's tests silently dropped), and
+    pytest 7 collects the file twice: the plugin never names a manifest that an argument already holds."""
+    aws_env.set_state(fake_state({"name": "vpc-env", "type": "ENVIRONMENT", "version": 1, "synced": SHA_A}))
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_units.py").write_text(SEVEN_UNIT_TESTS)
+    (pytester.path / manifest_dir).mkdir(exist_ok=True)
+    write_manifest(pytester.path / manifest_dir, template("vpc-env", SHA_A))
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest("-v", "-p", "no:randomly", *args)
+    result.assert_outcomes(passed=8)
+    assert result.stdout.str().count("::ENVIRONMENT/vpc-env@1 PASSED") == 1
+    assert aws_env.total_calls() == 1
+
+
+@pytest.mark.parametrize("second", ["./proton-sync.yaml", "{path}/proton-sync.yaml", "sub/../proton-sync.yaml"])
+def test_one_manifest_named_twice_is_checked_once(
+    pytester: pytest.Pytester, aws_env: FakeServer, second: str
+) -> None:
+    aws_env.set_state(fake_state({"name": "vpc-env", "type": "ENVIRONMENT", "version": 1, "synced": SHA_A}))
+    write_manifest(pytester.path, template("vpc-env", SHA_A))
+    (pytester.path / "sub").mkdir()
+    result = pytester.runpytest("-v", "--proton-manifest", "proton-sync.yaml",
+                                "--proton-manifest", second.format(path=pytester.path))
+    result.assert_outcomes(passed=1)
+    assert aws_env.total_calls() == 1
+
+
 def test_the_command_line_option_keeps_the_gate_only_run(
     pytester: pytest.Pytester, repository: Path, aws_env: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

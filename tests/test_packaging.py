@@ -20,7 +20,7 @@ import yaml
 import pytest_proton_sync
 from pytest_proton_sync import cli
 from pytest_proton_sync.jsonreport import report_schema
-from pytest_proton_sync.manifest import manifest_schema
+from pytest_proton_sync.manifest import editor_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,13 +68,33 @@ def test_readme_reads_right_on_a_package_index() -> None:
 def test_schema_command_prints_the_manifest_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["schema"]) == cli.EXIT_OK
     printed = json.loads(capsys.readouterr().out)
-    assert printed == manifest_schema()
+    assert printed == editor_schema()
     jsonschema.Draft202012Validator.check_schema(printed)
-    # The schema describes a manifest after ${VAR} interpolation (docs/manifest.md): interpolate as the loader would.
-    text = (ROOT / "examples" / "proton-sync.yaml").read_text()
-    text = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)  # its one variable has a default
-    example = yaml.safe_load(text)
-    jsonschema.Draft202012Validator(printed).validate(example)
+
+
+# Every manifest a user may copy: the examples and the good test manifests.
+EXAMPLE_MANIFESTS = sorted(
+    path for path in [*(ROOT / "examples").glob("*.yaml"), *(ROOT / "tests" / "manifests" / "good").glob("*.yaml")]
+    if not path.name.startswith("fake-")
+)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_MANIFESTS, ids=lambda path: path.name)
+def test_every_example_manifest_is_valid_as_an_editor_sees_it(path: Path) -> None:
+    """The raw YAML, ${VAR} and all, against the published schema, as the YAML language server checks a file."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    errors = [f"{'.'.join(map(str, error.absolute_path))}: {error.message}"
+              for error in jsonschema.Draft202012Validator(editor_schema()).iter_errors(document)]
+    assert errors == []
+
+
+def test_the_published_schema_still_checks_what_interpolation_does_not_touch() -> None:
+    validator = jsonschema.Draft202012Validator(editor_schema())
+    entry = {"name": "vpc", "type": "ENVIRONMENT", "version": "1", "repository": "acme/templates"}
+    assert validator.is_valid({"version": 1, "templates": [{**entry, "sha": "${DEPLOY_SHA:-0123456}"}]})
+    assert not validator.is_valid({"version": 1, "templates": [{**entry, "sha": "not-a-sha"}]})
+    assert not validator.is_valid({"version": 1, "templates": [{**entry, "sha": "0123456", "type": "NETWORK"}]})
+    assert not validator.is_valid({"version": 1, "templates": [{**entry, "sha": "0123456", "shaa": "x"}]})
 
 
 def test_schema_command_prints_the_report_schema(capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,3 +143,33 @@ def test_the_readme_options_table_lists_every_option_with_its_default() -> None:
         if spec.default is not None and spec.kind != "choice":
             default = f"{spec.default:g}" if isinstance(spec.default, float) else str(spec.default)
             assert f"| {default} " in rows[spec.flag] or f"| {default} (" in rows[spec.flag], rows[spec.flag]
+
+
+def test_ci_runs_exactly_the_readmes_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**(b) Run the test suite**", 1)[1]
+    command = section.split("```sh\n", 1)[1].split("\n```", 1)[0].strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert command in ci, "README (b) and .ci/run differ"
+
+
+def test_the_supported_versions_table_is_what_the_matrix_pins() -> None:
+    from packaging.version import Version
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Supported versions", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(): line
+            for line in table.splitlines() if line.startswith("| ") and "---" not in line}
+    for name, python in (("oldest", "3.10"), ("middle", "3.12"), ("newest", "3.13")):
+        pins = dict(line.split("==", 1) for line in
+                    (ROOT / ".ci" / "constraints" / f"{name}-py{python}.txt").read_text().splitlines()
+                    if "==" in line and not line.startswith("#"))
+        cells = [cell.strip() for cell in rows[name].split("|")[2:-1]]
+        assert cells == [python, pins["pytest"], pins["pluggy"], f"{pins['boto3']} / {pins['botocore']}",
+                         pins["pyyaml"], pins["jsonschema"], pins["cbor2"], pins["pytest-xdist"]]
+    floors = {requirement.split(">=")[0]: requirement.split(">=")[1] for requirement in pyproject()["project"]
+              ["dependencies"]}
+    oldest = dict(line.split("==", 1) for line in (ROOT / ".ci" / "constraints" / "oldest-py3.10.txt").read_text()
+                  .splitlines() if "==" in line and not line.startswith("#"))
+    for package, floor in floors.items():  # the oldest row installs exactly the declared floors
+        assert Version(oldest[package.lower()]) == Version(floor), package

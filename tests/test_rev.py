@@ -202,9 +202,13 @@ def test_a_checkout_of_another_repository_is_said_once_as_a_warning(
     aws_env.set_state(fake_state(env("vpc-env", synced=commits["c2"])))
     target = manifest(path, env("vpc-env"))
     git(path, "remote", "add", "origin", "https://github.com/acme/something-else.git")
+    # The plugin's own warnings are counted: botocore 1.38 on Python 3.12 adds DeprecationWarnings of its own.
     result = pytester.runpytest("--proton-manifest", str(target), "-p", "no:randomly")
-    result.assert_outcomes(passed=1, warnings=1)
+    result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*proton-sync: the checkout * has remotes https://github.com/acme/something-else.git,"
                                  " none of them acme/platform-templates*"])
+    assert result.stdout.str().count("proton-sync: the checkout") == 1
     git(path, "remote", "set-url", "origin", "git@github.com:acme/platform-templates.git")
-    pytester.runpytest("--proton-manifest", str(target), "-p", "no:randomly").assert_outcomes(passed=1, warnings=0)
+    result = pytester.runpytest("--proton-manifest", str(target), "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    assert "proton-sync: the checkout" not in result.stdout.str()

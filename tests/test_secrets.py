@@ -224,3 +224,33 @@ def test_uninstall_under_another_factory_leaves_it_in_place() -> None:
         assert record.getMessage() == f"token={SESSION_TOKEN}"  # ours is now a pass-through
     finally:
         logging.setLogRecordFactory(before)
+
+
+def test_botocore_logs_a_failed_credential_refresh_in_one_line_without_the_plugins_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """botocore warns "Refreshing temporary credentials failed during mandatory refresh period" with the exception
+    of the plugin's own credential provider attached; pytest shows it under "Captured log". The plugin reports the
+    account's error itself: the record keeps one line, and no traceback reaches the user."""
+    from datetime import datetime, timedelta, timezone
+
+    from botocore.credentials import RefreshableCredentials
+
+    from pytest_proton_sync.accounts import AccountUnavailable
+
+    def refuse() -> dict[str, str]:
+        raise AccountUnavailable("AssumeRoleDenied", "account 'prod': role arn:aws:iam::1:role/x cannot be assumed")
+
+    soon = datetime.now(timezone.utc) + timedelta(seconds=5)  # inside botocore's mandatory refresh period
+    credentials = RefreshableCredentials("AKIDEXAMPLE", "secret", "token", soon, refuse, "test")
+    uninstall = install()
+    try:
+        with caplog.at_level(logging.WARNING, logger="botocore.credentials"), pytest.raises(AccountUnavailable):
+            credentials.get_frozen_credentials()
+    finally:
+        uninstall()
+    (record,) = [r for r in caplog.records if r.name == "botocore.credentials"]
+    shown = caplog.handler.format(record)
+    assert "Refreshing temporary credentials failed during mandatory refresh period" in shown
+    assert "role arn:aws:iam::1:role/x cannot be assumed" in shown
+    assert "Traceback" not in shown and "\n" not in shown.strip()

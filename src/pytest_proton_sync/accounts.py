@@ -29,7 +29,7 @@ import botocore.exceptions
 import botocore.session
 
 from .model import AccountSpec
-from .redact import redact
+from .redact import ReportedError, redact
 
 DEFAULT_SESSION_NAME = "pytest-proton-sync"
 STS_DEFAULT_DURATION = 3600  # what STS grants when AssumeRole names no DurationSeconds
@@ -49,7 +49,7 @@ _SOURCE_CREDENTIALS_BAD = frozenset({
 _README = "see the README's \"Several AWS accounts\""
 
 
-class AccountUnavailable(Exception):
+class AccountUnavailable(ReportedError):
     """An account's credentials could not be had: every target of that account is an *error*.
 
     ``code`` is what the test's error line shows; ``transient`` says whether asking again later may work (then the

@@ -19,13 +19,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .model import SYNC_STATUSES, Revision, SyncAttempt, SyncBlocker, SyncEvent, SyncStatus
+from . import awsfacts
+from .model import Revision, SyncAttempt, SyncBlocker, SyncEvent, SyncStatus
 from .safetext import MAX_EVENTS, clean, more
 
 IDENTITY_LIMIT = 4096  # longer than any manifest value it is compared with (directory: 4096)
 TEXT_LIMIT = 500  # an event message, a reason
 SHORT_LIMIT = 200  # a type, an id, a key
-BLOCKER_STATUSES = ("ACTIVE", "RESOLVED")
 
 
 class MalformedAnswer(Exception):
@@ -166,7 +166,7 @@ def _proton_attempt(reader: _Reader | None) -> SyncAttempt | None:
     assert target_revision is not None
     reader.text("target", limit=SHORT_LIMIT)  # required by the shape; not used
     return SyncAttempt(
-        status=reader.choice("status", SYNC_STATUSES),
+        status=reader.choice("status", awsfacts.sync_statuses()),
         target_revision=target_revision,
         started_at=reader.timestamp("startedAt"),
         initial_revision=_proton_revision(reader.object("initialRevision", required=True)),
@@ -205,7 +205,7 @@ def _codeconnections_attempt(reader: _Reader | None) -> SyncAttempt | None:
     assert target_revision is not None
     reader.text("Target", limit=SHORT_LIMIT)
     return SyncAttempt(
-        status=reader.choice("Status", SYNC_STATUSES),
+        status=reader.choice("Status", awsfacts.sync_statuses()),
         target_revision=target_revision,
         started_at=reader.timestamp("StartedAt"),
         initial_revision=_codeconnections_revision(reader.object("InitialRevision", required=True)),
@@ -244,7 +244,7 @@ def _blockers(summary: _Reader | None, keys: _BlockerKeys) -> tuple[SyncBlocker,
         blockers.append(SyncBlocker(
             id=blocker.text(id_, limit=SHORT_LIMIT) or "",
             type=blocker.text(type_, limit=SHORT_LIMIT) or "",
-            status=blocker.choice(status, BLOCKER_STATUSES),
+            status=blocker.choice(status, awsfacts.blocker_statuses()),
             created_reason=blocker.text(created_reason) or "",
             created_at=blocker.timestamp(created_at),
             resolved_reason=blocker.text(resolved_reason, required=False),

@@ -252,9 +252,9 @@ def _schema(arguments: argparse.Namespace) -> int:
 
         schema = report_schema()
     else:
-        from .manifest import manifest_schema
+        from .manifest import editor_schema
 
-        schema = manifest_schema()
+        schema = editor_schema()
     try:
         print(json.dumps(schema, indent=2), flush=True)
     except BrokenPipeError:  # `| head`: the reader has what it wanted; no traceback at exit either

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .awsfacts import connections_spellings
 from .discovery import StackSync, same_repository
-from .kinds import CODECONNECTIONS_PROVIDERS
 from .model import Target
 from .safetext import clean
 
@@ -85,7 +85,7 @@ class Coverage:
 
 
 def provider_spelling(provider: str | None) -> str | None:
-    return None if provider is None else CODECONNECTIONS_PROVIDERS.get(provider, provider)
+    return None if provider is None else connections_spellings().get(provider, provider)
 
 
 def named_repositories(targets: Iterable[Target]) -> tuple[NamedRepository, ...]:

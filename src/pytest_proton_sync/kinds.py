@@ -11,11 +11,11 @@ section to manifest.schema.json). Pure: imports neither pytest nor boto3.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import answers
+from . import answers, awsfacts
 from .model import Expectation, SyncBlocker, SyncStatus, Target
 
 
@@ -55,8 +55,8 @@ class Kind:
     config_hint: str  # where the sync's repository, branch and directory are configured
     syncer: str  # who syncs it, for messages: "Proton"
     files: str  # what a commit must change to be synced, for messages: "the template's directory"
-    # Accepted manifest spellings of a repository provider -> this API's spelling.
-    providers: Mapping[str, str] = field(default_factory=dict)
+    # Accepted manifest spellings of a repository provider -> this API's spelling, from botocore's model (awsfacts).
+    provider_spellings: Callable[[], Mapping[str, str]] = dict
     # The repository paths whose content the sync deploys, from the entry's fields and the repository directory.
     bundle: Callable[[Mapping[str, str], str], tuple[str, ...]] = lambda fields, directory: ()
     # A repository YAML file that names (more of) the target's files, the paths it names, and whether that file's
@@ -67,23 +67,15 @@ class Kind:
     bundle_keys: str = ""  # what an entry must give for its files to be known, for messages
     blockers: BlockersCall | None = None  # Template sync has no blockers API
 
+    @property
+    def providers(self) -> Mapping[str, str]:
+        return self.provider_spellings()
+
     def provider_names(self) -> str:
         return ", ".join(dict.fromkeys(self.providers.values()))
 
 
 # -- the kinds ------------------------------------------------------------------------------------------------------
-
-# Proton spells providers GITHUB | GITHUB_ENTERPRISE | BITBUCKET, CodeConnections GitHub | GitHubEnterpriseServer |
-# Bitbucket | GitLab | GitLabSelfManaged | AzureDevOps. A manifest may use either spelling where they name the same
-# provider (defaults apply to every section); each kind maps them to its own API's spelling.
-_SAME_PROVIDER = {"GITHUB": "GitHub", "GITHUB_ENTERPRISE": "GitHubEnterpriseServer", "BITBUCKET": "Bitbucket"}
-PROTON_PROVIDERS = {**{p: p for p in _SAME_PROVIDER}, **{cc: p for p, cc in _SAME_PROVIDER.items()}}
-CODECONNECTIONS_PROVIDERS = {
-    **{cc: cc for cc in ("GitHub", "GitHubEnterpriseServer", "Bitbucket", "GitLab", "GitLabSelfManaged",
-                         "AzureDevOps")},
-    **_SAME_PROVIDER,
-}
-
 
 def _join(directory: str, path: str) -> str:
     return f"{directory.strip('/')}/{path}" if directory.strip("/") else path
@@ -160,7 +152,7 @@ TEMPLATE = Kind(
     config_hint="the template's sync configuration (GetTemplateSyncConfig)",
     syncer="Proton",
     files="the template's directory",
-    providers=PROTON_PROVIDERS,
+    provider_spellings=awsfacts.proton_spellings,
     # Proton's template sync layout: {directory}/{name}/v{major}/
     bundle=lambda fields, directory: (_join(directory, f"{fields['name']}/v{fields['version']}/"),),
 )
@@ -180,7 +172,7 @@ SERVICE_INSTANCE = Kind(
     config_hint="the service's sync configuration (GetServiceSyncConfig)",
     syncer="Proton",
     files="the service's spec or proton-ops file",
-    providers=PROTON_PROVIDERS,
+    provider_spellings=awsfacts.proton_spellings,
     # The instance's spec file; without one nothing can be compared by content.
     bundle=lambda fields, directory: tuple(p for p in (fields.get("spec"),) if p),
     index_file=lambda fields: None if fields.get("spec") else fields.get("ops_file"),
@@ -212,7 +204,7 @@ STACK = Kind(
     config_hint="the stack's Git sync configuration (codeconnections GetSyncConfiguration)",
     syncer="CloudFormation Git sync",
     files="the stack's deployment file or the files it names",
-    providers=CODECONNECTIONS_PROVIDERS,
+    provider_spellings=awsfacts.connections_spellings,
     # The deployment file, and the template (and any other *-file-path) it names.
     bundle=lambda fields, directory: tuple(p for p in (fields.get("config_file"),) if p),
     index_file=lambda fields: fields.get("config_file"),

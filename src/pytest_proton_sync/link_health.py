@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .awsfacts import connections_spellings
 from .discovery import DiscoveryError, Lister, RepositoryLink, RepositorySync, same_repository
-from .kinds import CODECONNECTIONS_PROVIDERS
 from .model import AccountSpec, Observation, SyncStatus
 from .safetext import clean
 
@@ -80,7 +80,7 @@ class LinkHealth:
         expected = target.expectation.repository
         name = revision.repository_name if revision is not None else expected.name
         provider = revision.provider if revision is not None else expected.provider
-        provider = CODECONNECTIONS_PROVIDERS.get(provider, provider) if provider else None
+        provider = connections_spellings().get(provider, provider) if provider else None
         branch = (revision.branch if revision is not None else None) or expected.branch
         if not branch:
             return ""

@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_proton_sync import awsfacts
 from pytest_proton_sync.kinds import BY_SECTION, Kind, make_target
 from pytest_proton_sync.messages import closest, describe_value, show_text
 from pytest_proton_sync.model import AccountSpec, Expectation, RepositorySpec, Target
@@ -226,10 +227,38 @@ def entry_fields(targets: Sequence[Target]) -> list[str]:
 
 @functools.cache
 def manifest_schema() -> dict[str, Any]:
-    """The shipped JSON Schema, as published (for editors and ``pytest-proton-sync schema``)."""
+    """The JSON Schema of a manifest after interpolation, its AWS enums filled in from the installed botocore."""
     text = resources.files("pytest_proton_sync").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = awsfacts.fill_enums(json.loads(text), {
+        "providers": lambda: (spelling for kind in BY_SECTION.values() for spelling in kind.providers),
+        "template types": awsfacts.template_types,
+    })
     return schema
+
+
+#: What an editor sees in a string value that ``${VAR}`` interpolation will replace before validation.
+_INTERPOLATED = {"type": "string", "pattern": r"\$\{|\$\$", "description": "replaced by ${VAR} interpolation"}
+_STRING_RULES = frozenset({"pattern", "enum", "minLength", "maxLength", "x-aws-enum"})
+
+
+def editor_schema() -> dict[str, Any]:
+    """The schema as published (``pytest-proton-sync schema``), for editors and schema-based checks of the file as
+    written: the same rules, except that a value containing ``${`` (or ``$$``) passes, since the loader checks it
+    only once interpolated. Without that, an editor would flag every valid ``sha: "${DEPLOY_SHA}"``."""
+    schema: dict[str, Any] = _accepting_interpolation(manifest_schema())
+    return schema
+
+
+def _accepting_interpolation(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_accepting_interpolation(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    inner = {key: _accepting_interpolation(value) for key, value in node.items()}
+    if not _STRING_RULES & inner.keys():
+        return inner
+    described = {key: inner.pop(key) for key in ("description", "title") if key in inner}
+    return {**described, "anyOf": [inner, _INTERPOLATED]}
 
 
 @functools.cache
@@ -609,7 +638,11 @@ def _value_message(document: Document, error: ValidationError, path: FieldPath) 
         allowed = [str(choice) for choice in choices] if isinstance(choices, list) else []
         suggestion = closest(instance, allowed) if isinstance(instance, str) else None
         hint = f"did you mean {suggestion!r}? " if suggestion else ""
-        return f"{shown} is not allowed; {hint}allowed: {', '.join(allowed)}"
+        message = f"{shown} is not allowed; {hint}allowed: {', '.join(allowed)}"
+        if schema.get("x-aws-enum") == "providers":  # the enum AWS extends (CodeConnections, 2026)
+            message += (f" (the providers the installed botocore {awsfacts.botocore_version()} knows; if AWS added "
+                        "this one since, upgrade it: pip install -U boto3 botocore)")
+        return message
     if "x-rule" in schema and isinstance(instance, str):
         return f"{_what_is_wrong(schema, instance, shown)}; {schema['x-rule']}"
     return f"{shown}: {error.message}"  # a rule without a tailored message (should not happen)

@@ -58,7 +58,7 @@ def select(
     positional = [Path(_path_part(arg)) for arg in args if explicit and looks_like_manifest(invocation_dir /
                                                                                            _path_part(arg))]
     if command_line:
-        given = [Path(path) for path in command_line]
+        given = list(_unique([Path(path) for path in command_line], invocation_dir))
         if not explicit:
             return Selection(tuple(given), tuple(str(path) for path in given), gate_only=True)
         manifests = _unique([*given, *positional], invocation_dir)
@@ -68,9 +68,7 @@ def select(
         return Selection(manifests, _with(args, manifests, invocation_dir))
     included = [path for path in ini if any(_includes(invocation_dir / _path_part(arg), path) for arg in args)]
     manifests = _unique([*included, *positional], invocation_dir)
-    # A directory holding a manifest includes it; naming it too makes sure pytest's walk (which skips `.github`
-    # and other dot-directories) does not miss it. pytest collects a path given twice once.
-    return Selection(manifests, _with(args, included, invocation_dir))
+    return Selection(manifests, tuple(args))
 
 
 def _path_part(arg: str) -> str:
@@ -78,8 +76,15 @@ def _path_part(arg: str) -> str:
 
 
 def _with(args: Sequence[str], manifests: Sequence[Path], invocation_dir: Path) -> tuple[str, ...]:
-    present = {_resolved(invocation_dir / _path_part(arg)) for arg in args}
-    extra = [str(path) for path in manifests if _resolved(invocation_dir / path) not in present]
+    """``args`` and each manifest that no argument holds already.
+
+    A manifest inside a directory argument is never named again: pytest 8.0 to 8.4 collect only ``DIR/file`` when
+    given ``DIR DIR/file`` (every other test in DIR silently dropped; pytest-dev/pytest#12083, fixed in 9.0), and
+    pytest 7 collects the file twice. The directory walk reaches it instead, dot-directories such as ``.github``
+    included, because the session's ``pytest_ignore_collect`` lets a manifest and its parents through.
+    """
+    given = [invocation_dir / _path_part(arg) for arg in args]
+    extra = [str(path) for path in manifests if not any(_includes(arg, invocation_dir / path) for arg in given)]
     return (*args, *extra)
 
 

@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-# The statuses the sync APIs document for an attempt (answers.py refuses any other).
-SYNC_STATUSES = ("INITIATED", "IN_PROGRESS", "SUCCEEDED", "FAILED")
-
 
 @dataclass(frozen=True)
 class RepositorySpec:

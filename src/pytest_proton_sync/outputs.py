@@ -114,4 +114,9 @@ def other_annotator_active(config: Any) -> bool:
     """Whether pytest-github-actions-annotate-failures is installed and active in this process: it annotates
     failed calls itself (not errors in setup), so the plugin then annotates errors only."""
     manager = config.pluginmanager
-    return bool(manager.hasplugin("pytest_github_actions_annotate_failures") and manager.hasplugin("annotate_errors"))
+    module = manager.get_plugin("pytest_github_actions_annotate_failures")
+    if module is None:
+        return False
+    # 0.3 and later register an "annotate_errors" object (controller side only); 0.2 annotates from the module's
+    # own pytest_runtest_makereport.
+    return bool(manager.hasplugin("annotate_errors") or hasattr(module, "pytest_runtest_makereport"))

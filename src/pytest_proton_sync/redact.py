@@ -74,14 +74,24 @@ def redact(text: str) -> str:
 _EXCEPTION_FORMATTER = logging.Formatter()
 
 
+class ReportedError(Exception):
+    """An error the plugin reports itself, in its own words, on the targets it concerns. When a library logs one
+    (botocore warns "Refreshing temporary credentials failed" with the exception of the plugin's own credential
+    provider), the record keeps its one-line message and loses the Python traceback: a user can cause these, and
+    no traceback reaches a user for what they can cause."""
+
+
 def redact_record(record: logging.LogRecord) -> None:
     """Format ``record``'s message now and mask it; likewise its traceback and stack (formatters reuse them)."""
     try:
         message = record.getMessage()
     except Exception:  # arguments that do not fit the format: keep the format string, drop the arguments
         message = str(record.msg)
-    record.msg = redact(message)
     record.args = ()
+    if record.exc_info and isinstance(record.exc_info[1], ReportedError):
+        message = f"{message}: {record.exc_info[1]}".splitlines()[0]
+        record.exc_info = None
+    record.msg = redact(message)
     if record.exc_info:
         if not record.exc_text:
             record.exc_text = _EXCEPTION_FORMATTER.formatException(record.exc_info)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import replace
@@ -253,8 +254,9 @@ class ProtonSyncSession:
         ):
             from .items import TargetItem
 
-            # A target whose expectation the checkout cannot give is an error without asking the API.
-            targets = [item.target for item in session.items
+            # A target whose expectation the checkout cannot give is an error without asking the API. An xdist
+            # controller collects nothing (pytest 7 does not even set session.items): it fetched for the workers.
+            targets = [item.target for item in getattr(session, "items", ())
                        if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
             if self.options.coverage != "off":  # concurrently with the status calls; see coverage_fetch.py
                 from .coverage_fetch import start_for
@@ -472,8 +474,12 @@ class ProtonSyncSession:
 TIMEOUT_BANNER = "+ Timeout +"
 
 
+# pytest-timeout's pytest.fail() text: "Timeout >0.3s" (2.2), "Timeout (>0.3s) from pytest-timeout." (2.3 and later)
+_TIMEOUT_MESSAGE = re.compile(r"Timeout \(?>[0-9.e+-]+s\)?( from pytest-timeout\.)?\Z")
+
+
 def _is_timeout(exception: BaseException) -> bool:
-    return str(exception).startswith("Timeout") and "pytest-timeout" in str(exception)
+    return isinstance(exception, pytest.fail.Exception) and _TIMEOUT_MESSAGE.match(str(exception)) is not None
 
 
 def _report_path(config: pytest.Config, value: str | None) -> Path | None:

@@ -14,11 +14,11 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from .. import awsfacts
 from .api import ApiError
 from .state import (
     CONNECTIONS_PROVIDERS,
     FAKE_ACCOUNT_ID,
-    PROTON_PROVIDERS,
     FakeAttempt,
     FakeRepositoryLink,
     FakeState,
@@ -81,7 +81,7 @@ def _link(link: FakeRepositoryLink) -> dict[str, Any]:
     return {
         "ConnectionArn": connection_arn(link),
         "OwnerId": repository.owner,
-        "ProviderType": CONNECTIONS_PROVIDERS[link.provider],
+        "ProviderType": CONNECTIONS_PROVIDERS.get(link.provider, link.provider),
         "RepositoryLinkArn": f"arn:aws:codeconnections:{_REGION}:{FAKE_ACCOUNT_ID}:repository-link/{link.id}",
         "RepositoryLinkId": link.id,
         "RepositoryName": repository.repository,
@@ -116,7 +116,7 @@ def _configuration(link: FakeRepositoryLink, configuration: FakeSyncConfiguratio
     item: dict[str, Any] = {
         "Branch": configuration.branch,
         "OwnerId": repository.owner,
-        "ProviderType": CONNECTIONS_PROVIDERS[link.provider],
+        "ProviderType": CONNECTIONS_PROVIDERS.get(link.provider, link.provider),
         "RepositoryLinkId": link.id,
         "RepositoryName": repository.repository,
         "ResourceName": configuration.resource_name,
@@ -176,7 +176,7 @@ def _proton_repositories(state: FakeState) -> list[tuple[str, str]]:
     for resource in (*state.templates, *state.service_instances):
         for snapshot in resource.snapshots[:1]:
             repository = snapshot.repository
-            if repository.provider in PROTON_PROVIDERS:
+            if repository.provider in awsfacts.proton_providers():
                 seen.setdefault((repository.provider, repository.name), None)
     return list(seen)
 

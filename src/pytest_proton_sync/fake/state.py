@@ -22,7 +22,8 @@ from typing import Any
 # A fixed default keeps answers identical from run to run (and before Proton's end of support, 2026-10-07).
 DEFAULT_SYNCED_AT = datetime(2026, 9, 1, 12, 0, tzinfo=timezone.utc)
 
-#: Providers in the state file's canonical spelling -> CodeConnections' spelling. Proton knows the first three.
+#: The state file's upper-case spellings -> CodeConnections' spelling. Proton's own spelling is the first three;
+#: any other provider the installed botocore's CodeConnections model lists is written in CodeConnections' spelling.
 CONNECTIONS_PROVIDERS: Mapping[str, str] = {
     "GITHUB": "GitHub",
     "GITHUB_ENTERPRISE": "GitHubEnterpriseServer",
@@ -31,7 +32,6 @@ CONNECTIONS_PROVIDERS: Mapping[str, str] = {
     "GITLAB_SELF_MANAGED": "GitLabSelfManaged",
     "AZURE_DEVOPS": "AzureDevOps",
 }
-PROTON_PROVIDERS = ("GITHUB", "GITHUB_ENTERPRISE", "BITBUCKET")
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ class FakeStateError(Exception):
 
 @dataclass(frozen=True)
 class FakeRepository:
-    """The repository fields every revision of a resource carries. ``provider`` is canonical: GITHUB, ..."""
+    """The repository fields every revision of a resource carries. ``provider`` is canonical: GITHUB, ... (or
+    CodeConnections' spelling of a provider the state file has no upper-case spelling for)."""
 
     provider: str
     name: str  # owner/repo
@@ -83,7 +84,7 @@ class FakeRepository:
     @property
     def connections_provider(self) -> str:
         """CodeConnections' spelling: GitHub, GitHubEnterpriseServer, Bitbucket, GitLab, ..."""
-        return CONNECTIONS_PROVIDERS[self.provider]
+        return CONNECTIONS_PROVIDERS.get(self.provider, self.provider)
 
     @property
     def owner(self) -> str:

@@ -27,12 +27,12 @@ from datetime import date, datetime, timedelta, timezone
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from .. import awsfacts
 from ..messages import closest, describe_value, show_text
 from .state import (
     CONNECTIONS_PROVIDERS,
     DEFAULT_SYNCED_AT,
     FAKE_ACCOUNT_ID,
-    PROTON_PROVIDERS,
     FakeAttempt,
     FakeBlocker,
     FakeEvent,
@@ -67,11 +67,17 @@ _LONGEST_PATTERN_INPUT = 10_000
 _SECTIONS = ("templates", "service_instances", "stacks")
 _LATEST_AFTER_SYNCED = timedelta(hours=1)
 _BUILTIN_REPOSITORY: Mapping[str, str] = {"provider": "GITHUB", "branch": "main", "directory": ""}
-# Either API's spelling -> the canonical one (GITHUB, ...).
-_PROVIDER_CANONICAL = {
-    **{key: key for key in CONNECTIONS_PROVIDERS},
-    **{value: key for key, value in CONNECTIONS_PROVIDERS.items()},
-}
+# CodeConnections' spelling -> the canonical one (GITHUB, ...) where the state file has one; any other is its own.
+_CANONICAL_OF_CONNECTIONS = {value: key for key, value in CONNECTIONS_PROVIDERS.items()}
+
+
+def _canonical_provider(spelling: str) -> str:
+    return _CANONICAL_OF_CONNECTIONS.get(spelling, spelling)
+
+
+def _providers() -> tuple[str, ...]:
+    """What a state file may name: either API's spelling from botocore's models, and the upper-case ones."""
+    return (*awsfacts.proton_providers(), *CONNECTIONS_PROVIDERS, *awsfacts.connections_providers())
 _TIMESTAMP = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
     r"(?:(?:[Tt]|[ \t]+)(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?"
@@ -132,10 +138,29 @@ def state_from_mapping(data: Any, source: str = "<memory>") -> FakeState:
 
 @functools.cache
 def schema() -> dict[str, Any]:
-    """The shipped JSON Schema, as data."""
+    """The shipped JSON Schema, its AWS enums filled in from the installed botocore's models."""
     text = resources.files(__package__).joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    loaded: dict[str, Any] = json.loads(text)
+    loaded: dict[str, Any] = awsfacts.fill_enums(json.loads(text), {
+        "providers": _providers,
+        "template types": awsfacts.template_types,
+        "sync statuses": awsfacts.sync_statuses,
+        "blocker types": awsfacts.blocker_types,
+        "blocker statuses": awsfacts.blocker_statuses,
+        # repository_links and sync_configurations (fake/listing.py)
+        "repository sync statuses": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "RepositorySyncStatus"),
+        "trigger resource update on": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "TriggerResourceUpdateOn"),
+        "publish deployment status": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "PublishDeploymentStatus"),
+        "pull request comment": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "PullRequestComment"),
+        "list operations": _list_operations,
+    })
     return loaded
+
+
+def _list_operations() -> tuple[str, ...]:
+    """The operations listing.deny may name: the list operations the fake answers (fake/listing.py)."""
+    from .listing import CONNECTIONS_HANDLERS, PROTON_HANDLERS
+
+    return (*CONNECTIONS_HANDLERS, *PROTON_HANDLERS)
 
 
 @functools.cache
@@ -564,10 +589,11 @@ class _Reader:
         if "name" not in repository:
             self.add(where, "no repository name: give 'repository: owner/repo' here or 'name' under "
                             "defaults.repository")
-        provider = _PROVIDER_CANONICAL.get(repository.get("provider", "GITHUB"), "GITHUB")
-        if section != "stacks" and provider not in PROTON_PROVIDERS:
+        provider = _canonical_provider(repository.get("provider", "GITHUB"))
+        proton = awsfacts.proton_providers()
+        if section != "stacks" and provider not in proton:
             self.add(where, f"provider {repository.get('provider')} exists in CodeConnections only; Proton "
-                            f"{section.replace('_', ' ')} sync from {', '.join(PROTON_PROVIDERS)}")
+                            f"{section.replace('_', ' ')} sync from {', '.join(proton)}")
 
     def timestamp_findings(self, value: Any, path: FieldPath) -> None:
         """Every timestamp the schema let through is also a real moment (no 2026-02-30)."""
@@ -608,8 +634,8 @@ def _identity(section: str, entry: dict[str, Any]) -> str:
 
 
 def _link_identity(entry: dict[str, Any], repository: dict[str, str]) -> str:
-    provider = _PROVIDER_CANONICAL.get(repository.get("provider", "GITHUB"), "GITHUB")
-    return f"the repository link of {CONNECTIONS_PROVIDERS[provider]} {repository['name'].lower()}"
+    provider = _canonical_provider(repository.get("provider", "GITHUB"))
+    return f"the repository link of {CONNECTIONS_PROVIDERS.get(provider, provider)} {repository['name'].lower()}"
 
 
 def _configuration_identity(entry: dict[str, Any], repository: dict[str, str]) -> str:
@@ -714,7 +740,7 @@ class _Builder:
 
     def merged_repository(self, entry: Mapping[str, Any]) -> dict[str, str]:
         merged = {**self.default_repository, **_repository_fields(entry.get("repository"))}
-        merged["provider"] = _PROVIDER_CANONICAL[merged["provider"]]
+        merged["provider"] = _canonical_provider(merged["provider"])
         return merged
 
     def sync_configuration(self, entry: dict[str, Any]) -> FakeSyncConfiguration:
@@ -781,7 +807,7 @@ class _Builder:
     def snapshot(self, fields: Mapping[str, Any]) -> SyncSnapshot:
         merged = {**self.default_repository, **_repository_fields(fields.get("repository"))}
         repository = FakeRepository(
-            provider=_PROVIDER_CANONICAL[merged["provider"]],
+            provider=_canonical_provider(merged["provider"]),
             name=merged["name"],
             branch=merged["branch"],
             directory=merged["directory"],
