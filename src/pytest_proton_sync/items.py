@@ -114,7 +114,8 @@ class TargetItem(pytest.Item):
         verdict = self.observation.verdict
         assert verdict is not None
         if not verdict.passed:
-            raise NotSynced(describe_failure(self.observation, verdict))
+            cause = self.session_plugin.link_health(self.observation)  # a broken repository link, if that is why
+            raise NotSynced(describe_failure(self.observation, verdict) + cause)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, (NotSynced, CouldNotCheck)):

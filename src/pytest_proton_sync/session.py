@@ -70,6 +70,9 @@ class ProtonSyncSession:
         self._manifest_problems: dict[Path, tuple[Problem, ...]] = {}
         self._collection_failed = False
         self._testcases: dict[int, str] = {}  # id() of the JUnit writer's testcase objects -> node id
+        self._coverage_check: Any = None  # coverage_fetch.CoverageCheck under --proton-coverage warn|fail
+        self.coverage: Any = None  # its coverage.Coverage, once the run's checks are done
+        self._link_health: Any = None  # link_health.LinkHealth, made for the first failing stack
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -289,6 +292,11 @@ class ProtonSyncSession:
             # controller collects nothing (pytest 7 does not even set session.items): it fetched for the workers.
             targets = [item.target for item in getattr(session, "items", ())
                        if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
+            if self.options.coverage != "off":  # concurrently with the status calls; see coverage_fetch.py
+                from .coverage_fetch import start_for
+
+                self._coverage_check = start_for(self.options.coverage, self.loaded_targets() or [],
+                                                 self.client_pool())
             if targets:
                 if self.options.wait > 0:
                     self._fetch_with_progress(targets)
@@ -338,6 +346,19 @@ class ProtonSyncSession:
         else:
             observation = self.store.get_or_fetch(target)
         return with_verdict(observation, self._judge)
+
+    def link_health(self, observation: Observation) -> str:
+        """The repository link's failed sync as the cause of a failing stack (link_health.py); "" if none. Asked
+        where the API is asked: not in an xdist worker."""
+        if self._worker is not None or observation.target.kind != "stack":
+            return ""
+        if self._link_health is None:
+            from .link_health import LinkHealth
+
+            pool = self.client_pool()
+            self._link_health = LinkHealth(lambda region, spec: pool.client("codeconnections", region, spec))
+        text: str = self._link_health.text(observation)
+        return text
 
     def _judge(self, target: Target, status: SyncStatus) -> Verdict:
         compare = self.repository.compare if target.expectation.match == "content" else None
@@ -420,17 +441,24 @@ class ProtonSyncSession:
             self.config.hook.pytest_proton_sync_observed(observations=observations, config=self.config)
         if self._worker is not None:
             return
-        from . import outputs
+        from . import coverage, outputs
 
+        if self._coverage_check is not None:
+            self.coverage = self._coverage_check.result()
+            if self.coverage.failed and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         results = self.ordered_results()
         writer = self.junit_writer()
         if writer is not None:
             junit.add_suite_properties(writer, outputs.suite_properties(self.manifests, results, self.api_calls()))
             junit.order_testcases(writer, [result.nodeid for result in results], self._testcases)
+            if self.coverage is not None:
+                junit.add_suite_properties(writer, coverage.junit_properties(self.coverage))
         if self.report_path is not None:
             problem = outputs.write_json_report(
                 self.report_path, started_at=self._started, manifests=self.manifests, api_calls=self.api_calls(),
-                exit_status=int(session.exitstatus), results=results)
+                exit_status=int(session.exitstatus), results=results,
+                coverage=coverage.report_section(self.coverage) if self.coverage is not None else None)
             if problem:
                 _warn(self.config, problem)
                 if session.exitstatus == pytest.ExitCode.OK:
@@ -480,6 +508,15 @@ class ProtonSyncSession:
             other = outputs.other_annotator_active(config)
             for line in outputs.github_annotations(results, workspace, errors_only=other):
                 terminalreporter.write_line(line)
+        if self.coverage is not None:
+            from . import coverage
+
+            terminalreporter.write_sep("=", "proton coverage")
+            for line in coverage.summary_lines(self.coverage):
+                terminalreporter.write_line(line)
+            if os.environ.get("GITHUB_ACTIONS") == "true":
+                for line in coverage.github_annotations(self.coverage, os.environ.get("GITHUB_WORKSPACE")):
+                    terminalreporter.write_line(line)
 
 
 # pytest-timeout's banner around the stacks it dumps, and the start of its failure message.

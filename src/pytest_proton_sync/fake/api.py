@@ -42,6 +42,9 @@ PROTON = Service(
         "GetTemplateSyncConfig",
         "GetServiceInstanceSyncStatus",
         "GetServiceSyncBlockerSummary",
+        # What syncs from Git (fake/listing.py)
+        "ListRepositories",
+        "ListRepositorySyncDefinitions",
     ),
     cbor=False,
 )
@@ -51,7 +54,14 @@ CODECONNECTIONS = Service(
     model_name="codeconnections",
     names=("CodeConnections_20231201", "com.amazonaws.codeconnections.CodeConnections_20231201"),
     namespace="com.amazonaws.codeconnections",
-    operations=("GetResourceSyncStatus", "GetSyncBlockerSummary"),
+    operations=(
+        "GetResourceSyncStatus",
+        "GetSyncBlockerSummary",
+        # What syncs from Git (fake/listing.py)
+        "ListRepositoryLinks",
+        "ListSyncConfigurations",
+        "GetRepositorySyncStatus",
+    ),
     cbor=True,
 )
 SERVICES = (PROTON, CODECONNECTIONS)
@@ -122,7 +132,9 @@ def call_key(operation: str, params: Any) -> str:
     if operation in ("GetResourceSyncStatus", "GetSyncBlockerSummary"):
         name = text("ResourceName")
         return operation if name is None else f"{operation} {name}"
-    return operation
+    from .listing import call_key as list_call_key
+
+    return list_call_key(operation, params) or operation
 
 
 def answer(
@@ -136,7 +148,10 @@ def answer(
     if operation not in service.operations:
         raise ApiError("UnknownOperationException", f"the fake does not implement {service.names[0]}.{operation}")
     check_input(operation, params, service)
-    handler = _HANDLERS[operation]
+    from .listing import CONNECTIONS_HANDLERS, PROTON_HANDLERS
+
+    listed = (PROTON_HANDLERS if service is PROTON else CONNECTIONS_HANDLERS).get(operation)
+    handler = listed if listed is not None else _HANDLERS[operation]
     return handler(state, params, lambda: next_position(call_key(operation, params)))
 
 

@@ -240,6 +240,53 @@ class Faults:
         return Fault.NONE
 
 
+#: Listed per page when a request gives no MaxResults (the APIs allow at most 100).
+DEFAULT_PAGE_SIZE = 100
+#: The account every ARN the fake makes up names.
+FAKE_ACCOUNT_ID = "111122223333"
+
+
+@dataclass(frozen=True)
+class FakeRepositoryLink:
+    """A CodeConnections repository link (ListRepositoryLinks), and the repository's latest sync
+    (GetRepositorySyncStatus). ``provider`` is canonical (GITHUB, ...); ``name`` is owner/repo."""
+
+    id: str  # a UUID, as the API's pattern wants
+    provider: str
+    name: str
+    connection_id: str
+    latest_sync: FakeAttempt | None = None  # None: GetRepositorySyncStatus answers ResourceNotFoundException
+    deny: bool = False  # ListSyncConfigurations and GetRepositorySyncStatus answer AccessDeniedException
+
+    @property
+    def repository(self) -> FakeRepository:
+        return FakeRepository(provider=self.provider, name=self.name, branch="main", directory="")
+
+
+@dataclass(frozen=True)
+class FakeSyncConfiguration:
+    """A CFN_STACK_SYNC sync configuration (ListSyncConfigurations) of the link of its repository."""
+
+    resource_name: str
+    provider: str  # canonical
+    repository: str  # owner/repo
+    branch: str
+    config_file: str | None
+    role_arn: str
+    trigger_resource_update_on: str = "ANY_CHANGE"
+    publish_deployment_status: str = "DISABLED"
+    pull_request_comment: str = "DISABLED"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How list operations page and fail: at most ``page_size`` items per page (also when MaxResults asks for
+    more, as the services may), and operations answered AccessDeniedException."""
+
+    page_size: int = DEFAULT_PAGE_SIZE
+    deny: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True)
 class FakeState:
     """Everything the fake answers from. Build it with :meth:`from_file` or :meth:`from_mapping`."""
@@ -249,6 +296,9 @@ class FakeState:
     source: str = "<memory>"
     service_instances: tuple[FakeServiceInstance, ...] = ()
     stacks: tuple[FakeStack, ...] = ()
+    repository_links: tuple[FakeRepositoryLink, ...] = ()
+    sync_configurations: tuple[FakeSyncConfiguration, ...] = ()
+    listing: Listing = Listing()
 
     @classmethod
     def from_file(cls, path: str | Path) -> FakeState:
@@ -291,3 +341,22 @@ class FakeState:
 
     def find_stack(self, name: str) -> FakeStack | None:
         return self._stacks.get(name)
+
+    @functools.cached_property
+    def _links(self) -> dict[str, FakeRepositoryLink]:
+        return {link.id: link for link in self.repository_links}
+
+    @functools.cached_property
+    def _configurations_by_link(self) -> dict[str, tuple[FakeSyncConfiguration, ...]]:
+        by_repository: dict[tuple[str, str], list[FakeSyncConfiguration]] = {}
+        for configuration in self.sync_configurations:
+            by_repository.setdefault((configuration.provider, configuration.repository.lower()), []).append(
+                configuration)
+        return {link.id: tuple(by_repository.get((link.provider, link.name.lower()), ()))
+                for link in self.repository_links}
+
+    def find_repository_link(self, link_id: str) -> FakeRepositoryLink | None:
+        return self._links.get(link_id)
+
+    def sync_configurations_of(self, link_id: str) -> tuple[FakeSyncConfiguration, ...]:
+        return self._configurations_by_link.get(link_id, ())

@@ -32,16 +32,20 @@ from ..messages import closest, describe_value, show_text
 from .state import (
     CONNECTIONS_PROVIDERS,
     DEFAULT_SYNCED_AT,
+    FAKE_ACCOUNT_ID,
     FakeAttempt,
     FakeBlocker,
     FakeEvent,
     FakeRepository,
+    FakeRepositoryLink,
     FakeServiceInstance,
     FakeStack,
     FakeState,
     FakeStateError,
+    FakeSyncConfiguration,
     FakeTemplate,
     Faults,
+    Listing,
     StateProblem,
     SyncSnapshot,
 )
@@ -142,8 +146,21 @@ def schema() -> dict[str, Any]:
         "sync statuses": awsfacts.sync_statuses,
         "blocker types": awsfacts.blocker_types,
         "blocker statuses": awsfacts.blocker_statuses,
+        # repository_links and sync_configurations (fake/listing.py)
+        "repository sync statuses": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "RepositorySyncStatus"),
+        "trigger resource update on": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "TriggerResourceUpdateOn"),
+        "publish deployment status": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "PublishDeploymentStatus"),
+        "pull request comment": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "PullRequestComment"),
+        "list operations": _list_operations,
     })
     return loaded
+
+
+def _list_operations() -> tuple[str, ...]:
+    """The operations listing.deny may name: the list operations the fake answers (fake/listing.py)."""
+    from .listing import CONNECTIONS_HANDLERS, PROTON_HANDLERS
+
+    return (*CONNECTIONS_HANDLERS, *PROTON_HANDLERS)
 
 
 @functools.cache
@@ -538,6 +555,35 @@ class _Reader:
                         self.repository_findings(section, step_repository, step_path)
         if not defaults_broken:
             self.timestamp_findings(defaults, ("defaults",))
+            self.git_sync_findings(root, default_repository, broken)
+
+    def git_sync_findings(self, root: dict[str, Any], default_repository: dict[str, str],
+                          broken: set[FieldPath]) -> None:
+        """Repository links and sync configurations: a repository name each, one link per repository, one sync
+        configuration per stack, real dates."""
+        sections = (("repository_links", _link_identity), ("sync_configurations", _configuration_identity))
+        for section, identity in sections:
+            entries = root.get(section)
+            if (section,) in broken or not isinstance(entries, list):
+                continue
+            seen: dict[str, FieldPath] = {}
+            for index, entry in enumerate(entries):
+                entry_path: FieldPath = (section, index)
+                if entry_path in broken:
+                    continue
+                repository = {**default_repository, **_repository_fields(entry.get("repository"))}
+                if "name" not in repository:
+                    self.add(entry_path, "no repository name: give 'repository: owner/repo' here or 'name' under "
+                                         "defaults.repository")
+                    continue
+                self.timestamp_findings(entry, entry_path)
+                key = identity(entry, repository)
+                if key in seen:
+                    line = self.location(seen[key])
+                    at = f"line {line.line}" if line else _format(seen[key])
+                    self.add(entry_path, f"{key} is already defined at {at}; each may appear once")
+                else:
+                    seen[key] = entry_path
 
     def repository_findings(self, section: str, repository: dict[str, str], where: FieldPath) -> None:
         if "name" not in repository:
@@ -585,6 +631,22 @@ def _identity(section: str, entry: dict[str, Any]) -> str:
     if section == "service_instances":
         return f"service instance {_text(entry['service'])}/{_text(entry['name'])}"
     return f"stack {_text(entry['name'])}"
+
+
+def _link_identity(entry: dict[str, Any], repository: dict[str, str]) -> str:
+    provider = _canonical_provider(repository.get("provider", "GITHUB"))
+    return f"the repository link of {CONNECTIONS_PROVIDERS.get(provider, provider)} {repository['name'].lower()}"
+
+
+def _configuration_identity(entry: dict[str, Any], repository: dict[str, str]) -> str:
+    return f"the sync configuration of stack {_text(entry['name'])}"
+
+
+def _link_id(provider: str, name: str) -> str:
+    """A stable UUID per repository, so that runs over one state file answer the same ids."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pytest-proton-sync:repository-link:{provider}:{name.lower()}"))
 
 
 def _format(path: FieldPath) -> str:
@@ -664,13 +726,68 @@ class _Builder:
         stacks = tuple(
             FakeStack(name=_text(entry["name"]), snapshots=self.snapshots(entry)) for entry in root.get("stacks") or []
         )
+        configurations = tuple(self.sync_configuration(entry) for entry in root.get("sync_configurations") or [])
         return FakeState(
             templates=templates,
             faults=self.faults(root.get("faults") or {}),
             source=self.source,
             service_instances=instances,
             stacks=stacks,
+            repository_links=self.repository_links(root.get("repository_links") or [], configurations),
+            sync_configurations=configurations,
+            listing=self.listing(root.get("listing") or {}),
         )
+
+    def merged_repository(self, entry: Mapping[str, Any]) -> dict[str, str]:
+        merged = {**self.default_repository, **_repository_fields(entry.get("repository"))}
+        merged["provider"] = _canonical_provider(merged["provider"])
+        return merged
+
+    def sync_configuration(self, entry: dict[str, Any]) -> FakeSyncConfiguration:
+        repository = self.merged_repository(entry)
+        return FakeSyncConfiguration(
+            resource_name=_text(entry["name"]),
+            provider=repository["provider"],
+            repository=repository["name"],
+            branch=repository["branch"],
+            config_file=entry.get("config_file"),
+            role_arn=entry.get("role_arn") or f"arn:aws:iam::{FAKE_ACCOUNT_ID}:role/cfn-git-sync",
+            trigger_resource_update_on=entry.get("trigger_resource_update_on") or "ANY_CHANGE",
+            publish_deployment_status=entry.get("publish_deployment_status") or "DISABLED",
+            pull_request_comment=entry.get("pull_request_comment") or "DISABLED",
+        )
+
+    def repository_links(
+        self, entries: list[dict[str, Any]], configurations: tuple[FakeSyncConfiguration, ...]
+    ) -> tuple[FakeRepositoryLink, ...]:
+        """The declared links, then one for each other repository a sync configuration names."""
+        links: dict[tuple[str, str], FakeRepositoryLink] = {}
+        for entry in entries:
+            repository = self.merged_repository(entry)
+            provider, name = repository["provider"], repository["name"]
+            link_id = entry.get("id") or _link_id(provider, name)
+            raw_sync = entry.get("latest_sync")
+            latest_sync = None
+            if raw_sync:
+                started_at = _timestamp(raw_sync["started_at"]) if raw_sync.get("started_at") else DEFAULT_SYNCED_AT
+                latest_sync = self.attempt({**raw_sync, "sha": "-", "initial_sha": "-", "started_at": None}, None,
+                                           started_at)
+            links[(provider, name.lower())] = FakeRepositoryLink(
+                id=link_id.lower(), provider=provider, name=name, connection_id=_link_id("connection", provider),
+                latest_sync=latest_sync, deny=bool(entry.get("deny")),
+            )
+        for configuration in configurations:
+            key = (configuration.provider, configuration.repository.lower())
+            if key not in links:
+                links[key] = FakeRepositoryLink(
+                    id=_link_id(*key), provider=configuration.provider, name=configuration.repository,
+                    connection_id=_link_id("connection", configuration.provider),
+                )
+        return tuple(links.values())
+
+    def listing(self, raw: dict[str, Any]) -> Listing:
+        return Listing(page_size=int(raw.get("page_size") or Listing.page_size),
+                       deny=frozenset(raw.get("deny") or ()))
 
     def snapshots(self, entry: dict[str, Any]) -> tuple[SyncSnapshot, ...]:
         base = {key: value for key, value in entry.items() if key not in ("name", "type", "version", "service",
