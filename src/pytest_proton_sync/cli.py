@@ -7,6 +7,7 @@
     pytest-proton-sync fake-server examples/fake-account.yaml [--host 127.0.0.1] [--port 0] [--log-requests]
     pytest-proton-sync init [--directory templates] [--repository owner/repo] [--region us-east-1]
                             [--output proton-sync.yaml] [--force]
+    pytest-proton-sync discover [--region R] [--profile P] [--repository OWNER/NAME] [--manifest] [--fake STATE]
 
 Exit codes: 0 success; 1 a manifest has problems; 2 bad usage or a state file the fake cannot use.
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_init(commands)
     _add_check(commands)
     _add_schema(commands)
+    _add_discover(commands)
     return parser
 
 
@@ -119,6 +121,9 @@ def _add_init(commands: Any) -> None:
     init.add_argument(
         "--git-dir", default=".", metavar="PATH", help="a directory in the checkout (default: the current one)"
     )
+    init.add_argument("--no-stacks", action="store_true",
+                      help="do not ask AWS for the stacks synced from the repository (read-only list calls)")
+    init.add_argument("--profile", help="AWS profile to list them with (default: boto3's chain)")
     init.set_defaults(run=_init)
 
 
@@ -414,6 +419,9 @@ def _init(arguments: argparse.Namespace) -> int:
     for problem in [*discovery.problems, *stack_problems]:
         print(f"warning: {problem}", file=sys.stderr)
     if not discovery.bundles and not stacks:
+        stacks_only = _stacks_only(arguments, repository)  # the stacks synced from the repository, asked of AWS
+        if stacks_only is not None:
+            return _write_init(output, stacks_only, arguments.force, fail)
         where = f"{discovery.directory}/" if discovery.directory else f"{directory}/"
         return fail(
             f"no template bundles ({where}<name>/v<major>/schema/schema.yaml) and no stack deployment files "
@@ -423,6 +431,11 @@ def _init(arguments: argparse.Namespace) -> int:
         )
     text = starter_manifest(discovery, repository, provider, rev="HEAD", region=region, stacks=stacks,
                             stack_problems=stack_problems)
+    if not arguments.no_stacks:
+        from .discovery.command import add_stacks_for_init
+
+        # What AWS syncs replaces the stacks guessed from deployment files, when it can be asked.
+        text = add_stacks_for_init(text, repository, region, arguments.profile)
     try:
         with output.open("w" if arguments.force else "x", encoding="utf-8") as stream:
             stream.write(text)
@@ -441,6 +454,32 @@ def _init(arguments: argparse.Namespace) -> int:
     if region is None:
         print(f"{output} names no region: set `region:` in its defaults (or AWS_REGION) before the first run")
     return EXIT_OK
+
+
+def _stacks_only(arguments: argparse.Namespace, repository: str) -> str | None:
+    if arguments.no_stacks:
+        return None
+    from .discovery.command import stacks_only_for_init
+
+    return stacks_only_for_init(repository, arguments.region, arguments.profile)
+
+
+def _write_init(output: Path, text: str, force: bool, fail: Any) -> int:
+    try:
+        with output.open("w" if force else "x", encoding="utf-8") as stream:
+            stream.write(text)
+    except FileExistsError:
+        return int(fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output"))
+    except OSError as error:
+        return int(fail(f"cannot write {output}: {error.strerror or error}"))
+    print(f"wrote {output}")
+    return EXIT_OK
+
+
+def _add_discover(commands: Any) -> None:
+    from .discovery.command import add_parser
+
+    add_parser(commands)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("proton_report", "path", None, metavar="PATH",
                help="write a JSON report of the run to PATH (shape: report.schema.json in the package; ini: relative "
                "to the ini file's directory)"),
+    OptionSpec("proton_coverage", "choice", "off", metavar="MODE", choices=("off", "warn", "fail"),
+               help="after the checks, list the Git sync configurations of the manifest's repositories and name the "
+               "stacks with no entry (ungated) or whose entry disagrees (drift): 'warn' reports them, 'fail' also "
+               "fails the run; 'off' makes no list call"),
 )
 
 SPECS: dict[str, OptionSpec] = {spec.dest: spec for spec in OPTIONS}
@@ -96,6 +100,7 @@ class Options:
     max_rps: float | None
     git_dir: str | None
     report: str | None
+    coverage: str
 
 
 def defaults() -> Options:

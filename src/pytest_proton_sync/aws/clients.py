@@ -19,7 +19,7 @@ from pytest_proton_sync import __version__, options
 from pytest_proton_sync.aws.accounts import Account
 from pytest_proton_sync.aws.answers import MalformedAnswer
 from pytest_proton_sync.aws.deadline import THREAD
-from pytest_proton_sync.aws.hermetic import fake_client
+from pytest_proton_sync.aws.hermetic import FAKE_DEFAULT_REGION, fake_client
 from pytest_proton_sync.model import SyncStatus
 from pytest_proton_sync.text.safetext import clean, excerpt
 
@@ -87,7 +87,8 @@ def default_region(settings: FetchSettings) -> str | None:
     if settings.region:
         return settings.region
     if settings.use_fake_credentials:
-        return "us-east-1"  # --proton-fake: neither the environment nor a profile may break it; the fake ignores it
+        # --proton-fake: neither the environment nor a profile may break it; the fake ignores it
+        return FAKE_DEFAULT_REGION
     if os.environ.get("AWS_REGION"):
         return os.environ["AWS_REGION"]
     region = boto3.session.Session().region_name

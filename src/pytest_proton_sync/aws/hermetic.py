@@ -26,6 +26,8 @@ import botocore.session
 
 FAKE_ACCESS_KEY_ID = "fake-access-key"
 FAKE_SECRET_ACCESS_KEY = "fake-secret-key"
+#: The region a fake client signs for when neither the entry nor --proton-region names one (the fake ignores it).
+FAKE_DEFAULT_REGION = "us-east-1"
 
 # Where the session looks for its config and credentials files: a path that is never a regular file, so
 # botocore reads them as empty (ConfigNotFound) without looking at ~/.aws or AWS_CONFIG_FILE.

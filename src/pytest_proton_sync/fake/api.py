@@ -19,6 +19,7 @@ from botocore.model import OperationModel, ServiceModel, Shape, StringShape, Str
 from botocore.validate import ParamValidator
 
 from ..aws.hermetic import isolated_session
+from .api_error import ApiError
 from .fake_state import FakeState
 from .state import FakeAttempt, FakeBlocker, FakeRepository, FakeServiceInstance, FakeTemplate, SyncSnapshot
 
@@ -44,6 +45,9 @@ PROTON = Service(
         "GetTemplateSyncConfig",
         "GetServiceInstanceSyncStatus",
         "GetServiceSyncBlockerSummary",
+        # What syncs from Git (fake/listing.py)
+        "ListRepositories",
+        "ListRepositorySyncDefinitions",
     ),
     cbor=False,
 )
@@ -53,7 +57,14 @@ CODECONNECTIONS = Service(
     model_name="codeconnections",
     names=("CodeConnections_20231201", "com.amazonaws.codeconnections.CodeConnections_20231201"),
     namespace="com.amazonaws.codeconnections",
-    operations=("GetResourceSyncStatus", "GetSyncBlockerSummary"),
+    operations=(
+        "GetResourceSyncStatus",
+        "GetSyncBlockerSummary",
+        # What syncs from Git (fake/listing.py)
+        "ListRepositoryLinks",
+        "ListSyncConfigurations",
+        "GetRepositorySyncStatus",
+    ),
     cbor=True,
 )
 SERVICES = (PROTON, CODECONNECTIONS)
@@ -67,16 +78,6 @@ def service_named(name: str) -> Service | None:
         if name in service.names:
             return service
     return None
-
-
-class ApiError(Exception):
-    """An error answer: ``code`` goes out as ``__type`` and ``x-amzn-ErrorType``."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 @functools.cache
@@ -121,7 +122,9 @@ def call_key(operation: str, params: Any) -> str:
     if operation in ("GetResourceSyncStatus", "GetSyncBlockerSummary"):
         name = text("ResourceName")
         return operation if name is None else f"{operation} {name}"
-    return operation
+    from .listing import call_key as list_call_key
+
+    return list_call_key(operation, params) or operation
 
 
 def answer(
@@ -135,7 +138,10 @@ def answer(
     if operation not in service.operations:
         raise ApiError("UnknownOperationException", f"the fake does not implement {service.names[0]}.{operation}")
     check_input(operation, params, service)
-    handler = _HANDLERS[operation]
+    from .listing import CONNECTIONS_HANDLERS, PROTON_HANDLERS
+
+    listed = (PROTON_HANDLERS if service is PROTON else CONNECTIONS_HANDLERS).get(operation)
+    handler = listed if listed is not None else _HANDLERS[operation]
     return handler(state, params, lambda: next_position(call_key(operation, params)))
 
 

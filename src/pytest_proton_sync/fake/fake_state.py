@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .state import FakeServiceInstance, FakeStack, FakeTemplate, Faults
+from .state import (
+    FakeRepositoryLink,
+    FakeServiceInstance,
+    FakeStack,
+    FakeSyncConfiguration,
+    FakeTemplate,
+    Faults,
+    Listing,
+)
 from .statefile import load_state_file, state_from_mapping
 
 
@@ -24,6 +32,9 @@ class FakeState:
     source: str = "<memory>"
     service_instances: tuple[FakeServiceInstance, ...] = ()
     stacks: tuple[FakeStack, ...] = ()
+    repository_links: tuple[FakeRepositoryLink, ...] = ()
+    sync_configurations: tuple[FakeSyncConfiguration, ...] = ()
+    listing: Listing = field(default_factory=Listing)
 
     @classmethod
     def from_file(cls, path: str | Path) -> FakeState:
@@ -62,3 +73,22 @@ class FakeState:
 
     def find_stack(self, name: str) -> FakeStack | None:
         return self._stacks.get(name)
+
+    @functools.cached_property
+    def _links(self) -> dict[str, FakeRepositoryLink]:
+        return {link.id: link for link in self.repository_links}
+
+    @functools.cached_property
+    def _configurations_by_link(self) -> dict[str, tuple[FakeSyncConfiguration, ...]]:
+        by_repository: dict[tuple[str, str], list[FakeSyncConfiguration]] = {}
+        for configuration in self.sync_configurations:
+            by_repository.setdefault((configuration.provider, configuration.repository.lower()), []).append(
+                configuration)
+        return {link.id: tuple(by_repository.get((link.provider, link.name.lower()), ()))
+                for link in self.repository_links}
+
+    def find_repository_link(self, link_id: str) -> FakeRepositoryLink | None:
+        return self._links.get(link_id)
+
+    def sync_configurations_of(self, link_id: str) -> tuple[FakeSyncConfiguration, ...]:
+        return self._configurations_by_link.get(link_id, ())

@@ -36,7 +36,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
-from .api import ApiError, answer, call_key
+from .api import answer, call_key
+from .api_error import ApiError
 from .fake_state import FakeState
 from .state import Fault
 from .wire import (

@@ -205,3 +205,56 @@ class Faults:
         if slow < self.slow_rate:
             return Fault.SLOW
         return Fault.NONE
+
+
+#: Listed per page when a request gives no MaxResults (the APIs allow at most 100).
+DEFAULT_PAGE_SIZE = 100
+#: The account every ARN the fake makes up names.
+FAKE_ACCOUNT_ID = "111122223333"
+
+
+@dataclass(frozen=True)
+class FakeRepositoryLink:
+    """A CodeConnections repository link (ListRepositoryLinks), and the repository's latest sync
+    (GetRepositorySyncStatus). ``provider`` is canonical (GITHUB, ...); ``name`` is owner/repo."""
+
+    id: str  # a UUID, as the API's pattern wants
+    provider: str
+    name: str
+    connection_id: str
+    latest_sync: FakeAttempt | None = None  # None: GetRepositorySyncStatus answers ResourceNotFoundException
+    deny: bool = False  # ListSyncConfigurations and GetRepositorySyncStatus answer AccessDeniedException
+
+    @property
+    def repository(self) -> FakeRepository:
+        return FakeRepository(provider=self.provider, name=self.name, branch="main", directory="")
+
+
+@dataclass(frozen=True)
+class FakeSyncConfiguration:
+    """A CFN_STACK_SYNC sync configuration (ListSyncConfigurations) of the link of its repository."""
+
+    resource_name: str
+    provider: str  # canonical
+    repository: str  # owner/repo
+    branch: str
+    config_file: str | None
+    role_arn: str
+    trigger_resource_update_on: str = "ANY_CHANGE"
+    publish_deployment_status: str = "DISABLED"
+    pull_request_comment: str = "DISABLED"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How list operations page and fail: at most ``page_size`` items per page (also when MaxResults asks for
+    more, as the services may), and operations answered AccessDeniedException."""
+
+    page_size: int = DEFAULT_PAGE_SIZE
+    deny: frozenset[str] = frozenset()
+
+
+#: The operations ``listing.deny`` may name: the list operations fake/listing.py answers (CodeConnections', then
+#: Proton's). Kept here, with the records, so that the state file's reader need not import the handlers.
+LIST_OPERATIONS = ("ListRepositoryLinks", "ListSyncConfigurations", "GetRepositorySyncStatus", "ListRepositories",
+                   "ListRepositorySyncDefinitions")

@@ -13,14 +13,18 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .state import (
     CONNECTIONS_PROVIDERS,
     DEFAULT_SYNCED_AT,
+    FAKE_ACCOUNT_ID,
     FakeAttempt,
     FakeBlocker,
     FakeEvent,
     FakeRepository,
+    FakeRepositoryLink,
     FakeServiceInstance,
     FakeStack,
+    FakeSyncConfiguration,
     FakeTemplate,
     Faults,
+    Listing,
     SyncSnapshot,
 )
 
@@ -118,6 +122,13 @@ def _timestamp(text: str) -> datetime:
 
 
 
+def _link_id(provider: str, name: str) -> str:
+    """A stable UUID per repository, so that runs over one state file answer the same ids."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pytest-proton-sync:repository-link:{provider}:{name.lower()}"))
+
+
 # --- building ----------------------------------------------------------------------------------------------
 
 
@@ -151,13 +162,68 @@ class _Builder(Generic[_State]):
         stacks = tuple(
             FakeStack(name=_text(entry["name"]), snapshots=self.snapshots(entry)) for entry in root.get("stacks") or []
         )
+        configurations = tuple(self.sync_configuration(entry) for entry in root.get("sync_configurations") or [])
         return self.build(
             templates=templates,
             faults=self.faults(root.get("faults") or {}),
             source=self.source,
             service_instances=instances,
             stacks=stacks,
+            repository_links=self.repository_links(root.get("repository_links") or [], configurations),
+            sync_configurations=configurations,
+            listing=self.listing(root.get("listing") or {}),
         )
+
+    def merged_repository(self, entry: Mapping[str, Any]) -> dict[str, str]:
+        merged = {**self.default_repository, **_repository_fields(entry.get("repository"))}
+        merged["provider"] = _canonical_provider(merged["provider"])
+        return merged
+
+    def sync_configuration(self, entry: dict[str, Any]) -> FakeSyncConfiguration:
+        repository = self.merged_repository(entry)
+        return FakeSyncConfiguration(
+            resource_name=_text(entry["name"]),
+            provider=repository["provider"],
+            repository=repository["name"],
+            branch=repository["branch"],
+            config_file=entry.get("config_file"),
+            role_arn=entry.get("role_arn") or f"arn:aws:iam::{FAKE_ACCOUNT_ID}:role/cfn-git-sync",
+            trigger_resource_update_on=entry.get("trigger_resource_update_on") or "ANY_CHANGE",
+            publish_deployment_status=entry.get("publish_deployment_status") or "DISABLED",
+            pull_request_comment=entry.get("pull_request_comment") or "DISABLED",
+        )
+
+    def repository_links(
+        self, entries: list[dict[str, Any]], configurations: tuple[FakeSyncConfiguration, ...]
+    ) -> tuple[FakeRepositoryLink, ...]:
+        """The declared links, then one for each other repository a sync configuration names."""
+        links: dict[tuple[str, str], FakeRepositoryLink] = {}
+        for entry in entries:
+            repository = self.merged_repository(entry)
+            provider, name = repository["provider"], repository["name"]
+            link_id = entry.get("id") or _link_id(provider, name)
+            raw_sync = entry.get("latest_sync")
+            latest_sync = None
+            if raw_sync:
+                started_at = _timestamp(raw_sync["started_at"]) if raw_sync.get("started_at") else DEFAULT_SYNCED_AT
+                latest_sync = self.attempt({**raw_sync, "sha": "-", "initial_sha": "-", "started_at": None}, None,
+                                           started_at)
+            links[(provider, name.lower())] = FakeRepositoryLink(
+                id=link_id.lower(), provider=provider, name=name, connection_id=_link_id("connection", provider),
+                latest_sync=latest_sync, deny=bool(entry.get("deny")),
+            )
+        for configuration in configurations:
+            key = (configuration.provider, configuration.repository.lower())
+            if key not in links:
+                links[key] = FakeRepositoryLink(
+                    id=_link_id(*key), provider=configuration.provider, name=configuration.repository,
+                    connection_id=_link_id("connection", configuration.provider),
+                )
+        return tuple(links.values())
+
+    def listing(self, raw: dict[str, Any]) -> Listing:
+        return Listing(page_size=int(raw.get("page_size") or Listing.page_size),
+                       deny=frozenset(raw.get("deny") or ()))
 
     def snapshots(self, entry: dict[str, Any]) -> tuple[SyncSnapshot, ...]:
         base = {key: value for key, value in entry.items() if key not in ("name", "type", "version", "service",

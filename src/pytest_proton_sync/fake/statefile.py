@@ -30,6 +30,7 @@ from ..yamlcheck.problems import Problem, decode_utf8, format_path, ordered
 from ..yamlcheck.schema import ecma_pattern, load_schema, validator_for
 from .state import (
     CONNECTIONS_PROVIDERS,
+    LIST_OPERATIONS,
     FakeStateError,
 )
 from .statebuild import (
@@ -96,6 +97,12 @@ def schema() -> dict[str, Any]:
         "sync statuses": facts.sync_statuses,
         "blocker types": facts.blocker_types,
         "blocker statuses": facts.blocker_statuses,
+        # repository_links and sync_configurations (fake/listing.py)
+        "repository sync statuses": lambda: facts.enum(facts.CODECONNECTIONS, "RepositorySyncStatus"),
+        "trigger resource update on": lambda: facts.enum(facts.CODECONNECTIONS, "TriggerResourceUpdateOn"),
+        "publish deployment status": lambda: facts.enum(facts.CODECONNECTIONS, "PublishDeploymentStatus"),
+        "pull request comment": lambda: facts.enum(facts.CODECONNECTIONS, "PullRequestComment"),
+        "list operations": lambda: LIST_OPERATIONS,
     })
     return loaded
 
@@ -443,6 +450,35 @@ class _Reader(Generic[_State]):
                         self.repository_findings(section, step_repository, step_path)
         if not defaults_broken:
             self.timestamp_findings(defaults, ("defaults",))
+            self.git_sync_findings(root, default_repository, broken)
+
+    def git_sync_findings(self, root: dict[str, Any], default_repository: dict[str, str],
+                          broken: set[FieldPath]) -> None:
+        """Repository links and sync configurations: a repository name each, one link per repository, one sync
+        configuration per stack, real dates."""
+        sections = (("repository_links", _link_identity), ("sync_configurations", _configuration_identity))
+        for section, identity in sections:
+            entries = root.get(section)
+            if (section,) in broken or not isinstance(entries, list):
+                continue
+            seen: dict[str, FieldPath] = {}
+            for index, entry in enumerate(entries):
+                entry_path: FieldPath = (section, index)
+                if entry_path in broken:
+                    continue
+                repository = {**default_repository, **_repository_fields(entry.get("repository"))}
+                if "name" not in repository:
+                    self.add(entry_path, "no repository name: give 'repository: owner/repo' here or 'name' under "
+                                         "defaults.repository")
+                    continue
+                self.timestamp_findings(entry, entry_path)
+                key = identity(entry, repository)
+                if key in seen:
+                    line = self.location(seen[key])
+                    at = f"line {line.line}" if line else _format(seen[key])
+                    self.add(entry_path, f"{key} is already defined at {at}; each may appear once")
+                else:
+                    seen[key] = entry_path
 
     def repository_findings(self, section: str, repository: dict[str, str], where: FieldPath) -> None:
         if "name" not in repository:
@@ -492,7 +528,14 @@ def _identity(section: str, entry: dict[str, Any]) -> str:
     return f"stack {_text(entry['name'])}"
 
 
+def _link_identity(entry: dict[str, Any], repository: dict[str, str]) -> str:
+    provider = _canonical_provider(repository.get("provider", "GITHUB"))
+    return f"the repository link of {CONNECTIONS_PROVIDERS.get(provider, provider)} {repository['name'].lower()}"
+
+
+def _configuration_identity(entry: dict[str, Any], repository: dict[str, str]) -> str:
+    return f"the sync configuration of stack {_text(entry['name'])}"
+
+
 def _format(path: FieldPath) -> str:
     return format_path(path)
-
-

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .api import CODECONNECTIONS, ApiError, Service, epoch_seconds, service_named
+from .api import CODECONNECTIONS, Service, epoch_seconds, service_named
+from .api_error import ApiError
 
 _CREDENTIAL = re.compile(r"Credential=([^/\s,]*)/")
 _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")

@@ -162,12 +162,13 @@ def build_report(
     api_calls: int | None,
     exit_status: int,
     results: Sequence[Mapping[str, Any]],
+    coverage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report document. ``results`` are :meth:`.results.TargetResult.as_dict` values, in manifest order."""
     counts: dict[str, int] = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
     for result in results:
         counts[str(result["outcome"])] = counts.get(str(result["outcome"]), 0) + 1
-    return {
+    document = {
         "report_version": REPORT_VERSION,
         "tool": {"name": "pytest-proton-sync", "version": tool_version},
         "started_at": started_at.isoformat(),
@@ -179,3 +180,6 @@ def build_report(
         "counts": counts,
         "targets": [dict(result) for result in results],
     }
+    if coverage is not None:  # --proton-coverage warn|fail (coverage.report_section)
+        document["coverage"] = dict(coverage)
+    return document

@@ -9,7 +9,7 @@ asked for a plugin by name.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,8 @@ def suite_properties(manifests: Sequence[Path], results: Sequence[TargetResult],
 
 
 def write_json_report(path: Path, *, started_at: datetime, manifests: Sequence[Path], api_calls: int | None,
-                      exit_status: int, results: Sequence[TargetResult]) -> str | None:
+                      exit_status: int, results: Sequence[TargetResult],
+                      coverage: Mapping[str, Any] | None = None) -> str | None:
     """Write the JSON report; the problem as one line if it cannot be written, else None."""
     document = build_report(
         tool_version=__version__,
@@ -61,6 +62,7 @@ def write_json_report(path: Path, *, started_at: datetime, manifests: Sequence[P
         api_calls=api_calls,
         exit_status=exit_status,
         results=[result.as_dict() for result in results],
+        coverage=coverage,
     )
     document = redact_strings(document)  # the facts are already; the texts and the rest too
     partial = path.with_name(path.name + ".partial")

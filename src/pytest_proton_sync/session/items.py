@@ -39,6 +39,8 @@ class RunContext(Protocol):
 
     def record_manifest_problems(self, path: Path, problems: Sequence[Problem]) -> None: ...
 
+    def link_health(self, observation: Observation) -> str: ...
+
 
 #: Where plugin.py keeps the run's session in ``config.stash`` (only when a manifest is in play).
 SESSION_KEY: pytest.StashKey[RunContext] = pytest.StashKey()
@@ -124,7 +126,8 @@ class TargetItem(pytest.Item):
         verdict = self.observation.verdict
         assert verdict is not None
         if not verdict.passed:
-            raise NotSynced(describe_failure(self.observation, verdict))
+            cause = self.session_plugin.link_health(self.observation)  # a broken repository link, if that is why
+            raise NotSynced(describe_failure(self.observation, verdict) + cause)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, (NotSynced, CouldNotCheck)):

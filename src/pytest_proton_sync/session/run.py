@@ -24,16 +24,18 @@ from pytest_proton_sync.aws.clients import FetchSettings, default_region
 from pytest_proton_sync.fake import FakeServer, FakeState, FakeStateError
 from pytest_proton_sync.fetch import cancel
 from pytest_proton_sync.fetch.clients import ClientPool
+from pytest_proton_sync.fetch.link_health import LinkHealth
 from pytest_proton_sync.fetch.observations import ObservationStore, with_verdict
 from pytest_proton_sync.git.expectations import Repository
 from pytest_proton_sync.manifest.loader import Manifest, ManifestError, load_manifest, load_manifests
 from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
 from pytest_proton_sync.options import Options
-from pytest_proton_sync.reports import junit, outputs
+from pytest_proton_sync.reports import coverage, junit, outputs
 from pytest_proton_sync.reports.github import defuse, manifest_annotation_lines
 from pytest_proton_sync.reports.jsonreport import target_facts
 from pytest_proton_sync.reports.results import RunResults, TargetResult, manifest_rank
 from pytest_proton_sync.session import xdist_handover
+from pytest_proton_sync.session.coverage_check import start_for
 from pytest_proton_sync.session.items import SESSION_KEY as SESSION_KEY  # plugin.py stores the session there
 from pytest_proton_sync.session.items import CouldNotCheck, ManifestFile, TargetItem
 from pytest_proton_sync.session.progress import ProgressPrinter
@@ -73,6 +75,9 @@ class ProtonSyncSession:
         self._manifest_problems: dict[Path, tuple[Problem, ...]] = {}
         self._collection_failed = False
         self._testcases: dict[int, str] = {}  # id() of the JUnit writer's testcase objects -> node id
+        self._coverage_check: Any = None  # session/coverage_check.CoverageCheck under --proton-coverage warn|fail
+        self.coverage: Any = None  # its reports/coverage.Coverage, once the run's checks are done
+        self._link_health: Any = None  # fetch/link_health.LinkHealth, made for the first failing stack
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -262,6 +267,9 @@ class ProtonSyncSession:
             # controller collects nothing (pytest 7 does not even set session.items): it fetched for the workers.
             targets = [item.target for item in getattr(session, "items", ())
                        if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
+            if self.options.coverage != "off":  # concurrently with the status calls; see session/coverage_check.py
+                self._coverage_check = start_for(self.options.coverage, self.loaded_targets() or [],
+                                                 self.client_pool())
             if targets:
                 if self.options.wait > 0:
                     self._fetch_with_progress(targets)
@@ -309,6 +317,17 @@ class ProtonSyncSession:
         else:
             observation = self.store.get_or_fetch(target)
         return with_verdict(observation, self._judge)
+
+    def link_health(self, observation: Observation) -> str:
+        """The repository link's failed sync as the cause of a failing stack (fetch/link_health.py); "" if none. Asked
+        where the API is asked: not in an xdist worker."""
+        if self._worker is not None or observation.target.kind != "stack":
+            return ""
+        if self._link_health is None:
+            pool = self.client_pool()
+            self._link_health = LinkHealth(lambda region, spec: pool.client("codeconnections", region, spec))
+        text: str = self._link_health.text(observation)
+        return text
 
     def _judge(self, target: Target, status: SyncStatus) -> Verdict:
         compare = self.repository.compare if target.expectation.match == "content" else None
@@ -383,15 +402,22 @@ class ProtonSyncSession:
             self.config.hook.pytest_proton_sync_observed(observations=observations, config=self.config)
         if self._worker is not None:
             return
+        if self._coverage_check is not None:
+            self.coverage = self._coverage_check.result()
+            if self.coverage.failed and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         results = self.ordered_results()
         writer = self.junit_writer()
         if writer is not None:
             junit.add_suite_properties(writer, outputs.suite_properties(self.manifests, results, self.api_calls()))
             junit.order_testcases(writer, [result.nodeid for result in results], self._testcases)
+            if self.coverage is not None:
+                junit.add_suite_properties(writer, coverage.junit_properties(self.coverage))
         if self.report_path is not None:
             problem = outputs.write_json_report(
                 self.report_path, started_at=self._started, manifests=self.manifests, api_calls=self.api_calls(),
-                exit_status=int(session.exitstatus), results=results)
+                exit_status=int(session.exitstatus), results=results,
+                coverage=coverage.report_section(self.coverage) if self.coverage is not None else None)
             if problem:
                 _warn(self.config, problem)
                 if session.exitstatus == pytest.ExitCode.OK:
@@ -434,6 +460,13 @@ class ProtonSyncSession:
             other = outputs.other_annotator_active(config)
             for line in outputs.github_annotations(results, workspace, errors_only=other):
                 terminalreporter.write_line(line)
+        if self.coverage is not None:
+            terminalreporter.write_sep("=", "proton coverage")
+            for line in coverage.summary_lines(self.coverage):
+                terminalreporter.write_line(line)
+            if os.environ.get("GITHUB_ACTIONS") == "true":
+                for line in coverage.github_annotations(self.coverage, os.environ.get("GITHUB_WORKSPACE")):
+                    terminalreporter.write_line(line)
 
 
 # pytest-timeout's banner around the stacks it dumps, and the start of its failure message.
