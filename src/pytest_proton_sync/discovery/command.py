@@ -1,4 +1,4 @@
-"""``pytest-proton-sync discover``, and the stacks ``init`` adds: the command-line side of :mod:`.discovery`.
+"""``pytest-proton-sync discover``, and the stacks ``init`` adds: the command-line side of :mod:`.listing`.
 
 ::
 

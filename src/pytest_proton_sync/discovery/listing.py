@@ -391,7 +391,7 @@ def open_lister(region: str | None, profile: str | None, fake_endpoint: str | No
                       fake_client("proton", region, fake_endpoint, config), region=region)
     import os
 
-    # AWS_REGION is what other AWS SDKs honour; boto3's own chain reads AWS_DEFAULT_REGION (as fetch.py does).
+    # AWS_REGION is what other AWS SDKs honour; boto3's own chain reads AWS_DEFAULT_REGION (as aws/clients.py does).
     region = region or os.environ.get("AWS_REGION") or None
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)

@@ -16,10 +16,9 @@ Every problem names file, line, column and field. The only exception leaving thi
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -27,12 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ..aws import facts
 from ..yamlcheck.messages import closest, describe_value, show_text
 from ..yamlcheck.problems import Problem, decode_utf8, format_path, ordered
-from ..yamlcheck.schema import ecma_pattern, load_schema, validator_for
-from .state import (
-    CONNECTIONS_PROVIDERS,
-    LIST_OPERATIONS,
-    FakeStateError,
-)
+from .state import CONNECTIONS_PROVIDERS, FakeStateError
 from .statebuild import (
     _Builder,
     _canonical_provider,
@@ -42,10 +36,11 @@ from .statebuild import (
     _text,
     _timestamp,
 )
+from .stateschema import schema as schema  # the state file's schema, as tests and docs know it here
+from .stateschema import validator
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
-    from jsonschema.protocols import Validator
 
     from pytest_proton_sync.yamlcheck.yamlnodes import Document, FieldPath, Location
 
@@ -54,17 +49,11 @@ _State = TypeVar("_State")
 
 #: Larger files are refused before parsing (a state with thousands of resources is well under this).
 MAX_STATE_BYTES = 5 * 1024 * 1024
-SCHEMA_RESOURCE = "state.schema.json"
 #: Python data given to from_mapping is walked to at most this depth (the YAML reader has the same cap).
 MAX_DEPTH = 64
 _MAX_PROBLEMS = 200
 
 _SECTIONS = ("templates", "service_instances", "stacks")
-
-
-def _providers() -> tuple[str, ...]:
-    """What a state file may name: either API's spelling from botocore's models, and the upper-case ones."""
-    return (*facts.proton_providers(), *CONNECTIONS_PROVIDERS, *facts.connections_providers())
 
 
 # --- entry points ------------------------------------------------------------------------------------------
@@ -83,64 +72,6 @@ def load_state_file(path: str | os.PathLike[str], build: Callable[..., _State]) 
 
 def state_from_mapping(data: Any, source: str, build: Callable[..., _State]) -> _State:
     return _Reader(source, build).from_python(data)
-
-
-# --- the schema --------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def schema() -> dict[str, Any]:
-    """The shipped JSON Schema, its AWS enums filled in from the installed botocore's models."""
-    loaded: dict[str, Any] = facts.fill_enums(load_schema(__package__ or "pytest_proton_sync.fake", SCHEMA_RESOURCE), {
-        "providers": _providers,
-        "template types": facts.template_types,
-        "sync statuses": facts.sync_statuses,
-        "blocker types": facts.blocker_types,
-        "blocker statuses": facts.blocker_statuses,
-        # repository_links and sync_configurations (fake/listing.py)
-        "repository sync statuses": lambda: facts.enum(facts.CODECONNECTIONS, "RepositorySyncStatus"),
-        "trigger resource update on": lambda: facts.enum(facts.CODECONNECTIONS, "TriggerResourceUpdateOn"),
-        "publish deployment status": lambda: facts.enum(facts.CODECONNECTIONS, "PublishDeploymentStatus"),
-        "pull request comment": lambda: facts.enum(facts.CODECONNECTIONS, "PullRequestComment"),
-        "list operations": lambda: LIST_OPERATIONS,
-    })
-    return loaded
-
-
-@functools.cache
-def _validator() -> Validator:
-    return validator_for(schema(), {"pattern": ecma_pattern(_as_text), "minLength": _min_length,
-                                    "maxLength": _max_length})
-
-
-def _as_text(instance: object) -> str | None:
-    """What the string keywords look at: text, or the text a number was written as (for fields that accept
-    a plain number as text). Booleans and floats written without text are not text."""
-    if isinstance(instance, str):
-        return instance
-    if isinstance(instance, (_Int, _Float)):
-        return instance.text
-    if isinstance(instance, int) and not isinstance(instance, bool):
-        return str(instance)
-    if isinstance(instance, float):
-        return repr(instance)
-    return None
-
-
-def _min_length(validator: Validator, minimum: int, instance: object, schema: Mapping[str, Any]) -> Iterator[Any]:
-    from jsonschema.exceptions import ValidationError
-
-    text = _as_text(instance)
-    if text is not None and len(text) < minimum:
-        yield ValidationError(f"{text!r} is too short")
-
-
-def _max_length(validator: Validator, maximum: int, instance: object, schema: Mapping[str, Any]) -> Iterator[Any]:
-    from jsonschema.exceptions import ValidationError
-
-    text = _as_text(instance)
-    if text is not None and len(text) > maximum:
-        yield ValidationError(f"{len(text)} characters is too long")
 
 
 # --- reading -----------------------------------------------------------------------------------------------
@@ -313,7 +244,7 @@ class _Reader(Generic[_State]):
         value_paths: set[FieldPath] = set()
         object_errors: dict[FieldPath, list[ValidationError]] = {}
         errors = sorted(
-            _validator().iter_errors(typed),
+            validator().iter_errors(typed),
             key=lambda error: (error.validator != "type", len(error.absolute_path)),
         )
         for error in errors:

@@ -1,10 +1,10 @@
 """Coverage of the manifest: which Git-synced stacks of its repositories have no entry (ungated), and which entries
 disagree with their stack's sync configuration (drift).
 
-Pure: no I/O, no boto3, no pytest. :mod:`.coverage_fetch` lists the sync configurations (one ``ListRepositoryLinks``
-walk per account and region, one ``ListSyncConfigurations`` walk per link of a repository the manifest names);
-this module compares them with the manifest's targets and words the findings for every output: the terminal
-summary, JUnit properties, the JSON report and GitHub annotations.
+Pure: no I/O, no boto3, no pytest. :mod:`pytest_proton_sync.session.coverage_check` lists the sync configurations
+(one ``ListRepositoryLinks`` walk per account and region, one ``ListSyncConfigurations`` walk per link of a
+repository the manifest names); this module compares them with the manifest's targets and words the findings for
+every output: the terminal summary, JUnit properties, the JSON report and GitHub annotations.
 
 Repository names compare as everywhere in the gate (ASCII case ignored), providers in CodeConnections' spelling
 whichever spelling the manifest used (a manifest entry without a provider matches any), branches exactly, and

@@ -27,7 +27,7 @@ from pytest_proton_sync.fetch.clients import ClientPool
 from pytest_proton_sync.fetch.link_health import LinkHealth
 from pytest_proton_sync.fetch.observations import ObservationStore, with_verdict
 from pytest_proton_sync.git.expectations import Repository
-from pytest_proton_sync.manifest.loader import Manifest, ManifestError, load_manifest, load_manifests
+from pytest_proton_sync.manifest.loader import Manifest
 from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
 from pytest_proton_sync.options import Options
 from pytest_proton_sync.reports import coverage, junit, outputs
@@ -38,8 +38,8 @@ from pytest_proton_sync.session import xdist_handover
 from pytest_proton_sync.session.coverage_check import start_for
 from pytest_proton_sync.session.items import SESSION_KEY as SESSION_KEY  # plugin.py stores the session there
 from pytest_proton_sync.session.items import CouldNotCheck, ManifestFile, TargetItem
+from pytest_proton_sync.session.manifests import RunManifests, resolved
 from pytest_proton_sync.session.progress import ProgressPrinter
-from pytest_proton_sync.session.selection import shown_path
 from pytest_proton_sync.text.redact import install, redact
 from pytest_proton_sync.yamlcheck.messages import plural
 from pytest_proton_sync.yamlcheck.problems import Problem
@@ -50,11 +50,11 @@ class ProtonSyncSession:
         self.config = config
         self.manifests = tuple(manifests)
         self.options = options
-        self._resolved_manifests = frozenset(_resolved(path) for path in self.manifests)
+        self._resolved_manifests = frozenset(resolved(path) for path in self.manifests)
         self._manifest_paths_and_parents = frozenset(
             place
             for path in self.manifests
-            for whole in {_resolved(path), (config.invocation_params.dir / path).absolute()}
+            for whole in {resolved(path), (config.invocation_params.dir / path).absolute()}
             for place in (whole, *whole.parents)
         )
         self.fake: Any = None  # FakeServer under --proton-fake
@@ -70,10 +70,7 @@ class ProtonSyncSession:
         self._worker: xdist_handover.WorkerSide | None = None
         self._unredact: Any = None
         self._repository: Repository | None = None
-        self._manifests: dict[Path, Manifest | ManifestError] | None = None
-        # Each manifest's problems as its collection found them (resolved path -> problems; () when valid).
-        self._manifest_problems: dict[Path, tuple[Problem, ...]] = {}
-        self._collection_failed = False
+        self.run_manifests = RunManifests(self.manifests, config.invocation_params.dir)
         self._testcases: dict[int, str] = {}  # id() of the JUnit writer's testcase objects -> node id
         self._coverage_check: Any = None  # session/coverage_check.CoverageCheck under --proton-coverage warn|fail
         self.coverage: Any = None  # its reports/coverage.Coverage, once the run's checks are done
@@ -157,52 +154,20 @@ class ProtonSyncSession:
 
     # -- collection -------------------------------------------------------------------------------------------
     def manifest(self, path: Path) -> Manifest:
-        """The manifest at ``path``, read once with every other manifest of the run (a target declared in two
-        is an error at the second); raises ManifestError with this file's problems only."""
-        if self._manifests is None:
-            self._manifests = _load_together(self.manifests, self.config.invocation_params.dir)
-        found = self._manifests.get(_resolved(path))
-        if found is None:  # not a manifest of this run (a plugin collecting one itself): read it alone
-            found = _load_together([path], self.config.invocation_params.dir)[_resolved(path)]
-        if isinstance(found, ManifestError):
-            raise found
-        return found
-
-    def loaded_targets(self) -> list[Target] | None:
-        """Every target of the run's manifests, or None when one of them cannot be read."""
-        targets: list[Target] = []
-        for path in self.manifests:
-            try:
-                targets.extend(self.manifest(self.config.invocation_params.dir / path).targets)
-            except ManifestError:
-                return None
-        return targets
+        """The manifest at ``path``, read once with the run's others; raises ManifestError (manifests.py)."""
+        return self.run_manifests.get(path)
 
     def record_manifest_problems(self, path: Path, problems: Sequence[Problem]) -> None:
         """What collecting ``path`` found wrong (``()``: nothing), for the GitHub annotations and summary."""
-        self._manifest_problems[_resolved(path)] = tuple(problems)
+        self.run_manifests.record(path, problems)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:  # here or, under xdist, a worker's collection handed to the controller
-            self._collection_failed = True
+            self.run_manifests.collection_failed = True
 
     def manifest_problems(self) -> list[Problem]:
-        """Every manifest problem of the run, in manifest order. A manifest this process did not collect (the
-        xdist controller's: workers collect) is read here, and only when some collection failed."""
-        problems: list[Problem] = []
-        for path in self.manifests:
-            resolved = _resolved(self.config.invocation_params.dir / path)
-            found = self._manifest_problems.get(resolved)
-            if found is None and self._collection_failed:
-                found = ()
-                try:
-                    manifest = self.manifest(self.config.invocation_params.dir / path)
-                    if any(target.expectation.needs_checkout for target in manifest.targets):
-                        self.repository.resolve(manifest, str(shown_path(resolved, self.config.invocation_params.dir)))
-                except ManifestError as error:
-                    found = error.problems
-            problems += found or ()
-        return problems
+        """Every manifest problem of the run, in manifest order (manifests.py)."""
+        return self.run_manifests.problems(lambda manifest, shown: self.repository.resolve(manifest, shown))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
@@ -211,7 +176,7 @@ class ProtonSyncSession:
         return False if collection_path in self._manifest_paths_and_parents else None
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
-        if _resolved(file_path) not in self._resolved_manifests:
+        if resolved(file_path) not in self._resolved_manifests:
             return None
         return ManifestFile.from_parent(parent, path=file_path)
 
@@ -221,7 +186,7 @@ class ProtonSyncSession:
         if self.fake is not None:
             lines.append(f"proton-sync: endpoint {self.fake.endpoint_url} (bundled fake, no AWS calls)")
             return lines
-        targets = self.loaded_targets()
+        targets = self.run_manifests.targets()
         if not targets:
             return lines  # the manifests cannot be read: collection says why, and nothing is asked
         own = sorted({target.region for target in targets if target.region})
@@ -268,7 +233,7 @@ class ProtonSyncSession:
             targets = [item.target for item in getattr(session, "items", ())
                        if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
             if self.options.coverage != "off":  # concurrently with the status calls; see session/coverage_check.py
-                self._coverage_check = start_for(self.options.coverage, self.loaded_targets() or [],
+                self._coverage_check = start_for(self.options.coverage, self.run_manifests.targets() or [],
                                                  self.client_pool())
             if targets:
                 if self.options.wait > 0:
@@ -435,10 +400,10 @@ class ProtonSyncSession:
     def ordered_results(self) -> list[TargetResult]:
         ranks: dict[str, int] = {}
         for index, path in enumerate(self.manifests):
-            ranks.setdefault(str(_resolved(path)), index)
+            ranks.setdefault(str(resolved(path)), index)
         rank = manifest_rank(ranks)
-        resolved = functools.lru_cache(maxsize=None)(lambda path: str(_resolved(Path(path))))  # a few manifests
-        return self.results.ordered(lambda path: rank(resolved(path)) if path else len(ranks))
+        key = functools.lru_cache(maxsize=None)(lambda path: str(resolved(Path(path))))  # a few manifests
+        return self.results.ordered(lambda path: rank(key(path)) if path else len(ranks))
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         results = self.ordered_results()
@@ -511,38 +476,6 @@ def _start_fake(state: str) -> Any:
         return FakeServer(FakeState.from_file(Path(state))).start()
     except (FakeStateError, OSError) as exc:
         raise pytest.UsageError(f"--proton-fake {state}: {exc}") from None
-
-
-def _load_together(paths: Sequence[Path], invocation_dir: Path) -> dict[Path, Manifest | ManifestError]:
-    """Each manifest (by resolved path) or its own problems, read as one set so that a target declared in two
-    files is a problem of the second (manifest.load_manifests)."""
-
-    shown = {_resolved(invocation_dir / path): shown_path(path, invocation_dir) for path in paths}
-    try:
-        manifests = load_manifests(list(shown.values()))
-    except ManifestError as error:
-        by_file: dict[str, list[Problem]] = {}
-        for problem in error.problems:
-            by_file.setdefault(problem.file, []).append(problem)
-        found: dict[Path, Manifest | ManifestError] = {}
-        for key, display in shown.items():
-            own = by_file.get(str(display))
-            if own:
-                found[key] = ManifestError(own)
-                continue
-            try:
-                found[key] = load_manifest(display)
-            except ManifestError as alone:
-                found[key] = alone
-        return found
-    return {_resolved(invocation_dir / manifest.path): manifest for manifest in manifests}
-
-
-def _resolved(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
-        return path.absolute()
 
 
 _EXIT_HOOK_REGISTERED = False
