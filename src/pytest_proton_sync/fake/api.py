@@ -21,6 +21,8 @@ from botocore.validate import ParamValidator
 from ..aws.hermetic import isolated_session
 from .api_error import ApiError
 from .fake_state import FakeState
+from .listing import CONNECTIONS_HANDLERS, PROTON_HANDLERS
+from .listing import call_key as list_call_key
 from .state import FakeAttempt, FakeBlocker, FakeRepository, FakeServiceInstance, FakeTemplate, SyncSnapshot
 
 
@@ -122,8 +124,6 @@ def call_key(operation: str, params: Any) -> str:
     if operation in ("GetResourceSyncStatus", "GetSyncBlockerSummary"):
         name = text("ResourceName")
         return operation if name is None else f"{operation} {name}"
-    from .listing import call_key as list_call_key
-
     return list_call_key(operation, params) or operation
 
 
@@ -138,8 +138,6 @@ def answer(
     if operation not in service.operations:
         raise ApiError("UnknownOperationException", f"the fake does not implement {service.names[0]}.{operation}")
     check_input(operation, params, service)
-    from .listing import CONNECTIONS_HANDLERS, PROTON_HANDLERS
-
     listed = (PROTON_HANDLERS if service is PROTON else CONNECTIONS_HANDLERS).get(operation)
     handler = listed if listed is not None else _HANDLERS[operation]
     return handler(state, params, lambda: next_position(call_key(operation, params)))
