@@ -147,13 +147,17 @@ def schema() -> dict[str, Any]:
         "blocker types": awsfacts.blocker_types,
         "blocker statuses": awsfacts.blocker_statuses,
         # repository_links and sync_configurations (fake/listing.py)
-        "repository sync statuses": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "RepositorySyncStatus"),
-        "trigger resource update on": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "TriggerResourceUpdateOn"),
-        "publish deployment status": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "PublishDeploymentStatus"),
-        "pull request comment": lambda: awsfacts.enum(awsfacts.CODECONNECTIONS, "PullRequestComment"),
+        "repository sync statuses": functools.partial(_connections_enum, "RepositorySyncStatus"),
+        "trigger resource update on": functools.partial(_connections_enum, "TriggerResourceUpdateOn"),
+        "publish deployment status": functools.partial(_connections_enum, "PublishDeploymentStatus"),
+        "pull request comment": functools.partial(_connections_enum, "PullRequestComment"),
         "list operations": _list_operations,
     })
     return loaded
+
+
+def _connections_enum(shape: str) -> tuple[str, ...] | None:
+    return awsfacts.enum_if_known(awsfacts.CODECONNECTIONS, shape)
 
 
 def _list_operations() -> tuple[str, ...]:
