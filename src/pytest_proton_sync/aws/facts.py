@@ -64,6 +64,22 @@ def enum(service: str, shape: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def enum_if_known(service: str, shape: str) -> tuple[str, ...] | None:
+    """``enum(service, shape)``, or None where the installed botocore's model has no such enum (a member AWS added
+    after it, such as CodeConnections' PullRequestComment, which botocore 1.35 lacks)."""
+    try:
+        return enum(service, shape)
+    except MissingFact:
+        return None
+
+
+@functools.cache
+def members(service: str, shape: str) -> frozenset[str]:
+    """The member names of ``service``'s structure ``shape`` in the installed model (empty if it has none)."""
+    found = _shapes(service).get(shape, {}).get("members")
+    return frozenset(found) if isinstance(found, dict) else frozenset()
+
+
 def proton_providers() -> tuple[str, ...]:
     return enum(PROTON, "RepositoryProvider")
 
@@ -112,17 +128,22 @@ def connections_spellings() -> Mapping[str, str]:
     return {**{provider: provider for provider in own}, **aliases}
 
 
-def fill_enums(schema: Any, values: Mapping[str, Callable[[], Iterable[str]]]) -> Any:
+def fill_enums(schema: Any, values: Mapping[str, Callable[[], Iterable[str] | None]]) -> Any:
     """A copy of ``schema`` in which every ``{"x-aws-enum": NAME}`` also has ``"enum": values[NAME]()``.
 
     The schema files keep the name of the fact, not its values, so the schema a run validates with, and the one
-    ``pytest-proton-sync schema`` prints, say what the installed botocore knows.
+    ``pytest-proton-sync schema`` prints, say what the installed botocore knows. A fact the installed botocore does
+    not have (None) allows no value, and says why.
     """
     if isinstance(schema, dict):
         filled = {key: fill_enums(value, values) for key, value in schema.items()}
         name = schema.get("x-aws-enum")
         if isinstance(name, str):
-            filled["enum"] = list(dict.fromkeys(values[name]()))
+            found = values[name]()
+            filled["enum"] = list(dict.fromkeys(found)) if found is not None else []
+            if found is None:
+                filled["x-allowed"] = (f"nothing with botocore {botocore_version()}, whose model lacks it; upgrade "
+                                       "botocore to use it: pip install -U boto3 botocore")
         return filled
     if isinstance(schema, list):
         return [fill_enums(item, values) for item in schema]

@@ -129,7 +129,10 @@ def _configuration(link: FakeRepositoryLink, configuration: FakeSyncConfiguratio
     }
     if configuration.config_file is not None:
         item["ConfigFile"] = configuration.config_file
-    return item
+    # Only what the installed botocore's model has: an older one lacks PullRequestComment, and its parser (and the
+    # fake's own shape check) would refuse a member it does not know.
+    known = facts.members(facts.CODECONNECTIONS, "SyncConfiguration")
+    return {key: value for key, value in item.items() if key in known}
 
 
 def _list_sync_configurations(

@@ -35,13 +35,17 @@ def schema() -> dict[str, Any]:
         "blocker types": facts.blocker_types,
         "blocker statuses": facts.blocker_statuses,
         # repository_links and sync_configurations (fake/listing.py)
-        "repository sync statuses": lambda: facts.enum(facts.CODECONNECTIONS, "RepositorySyncStatus"),
-        "trigger resource update on": lambda: facts.enum(facts.CODECONNECTIONS, "TriggerResourceUpdateOn"),
-        "publish deployment status": lambda: facts.enum(facts.CODECONNECTIONS, "PublishDeploymentStatus"),
-        "pull request comment": lambda: facts.enum(facts.CODECONNECTIONS, "PullRequestComment"),
+        "repository sync statuses": functools.partial(_connections_enum, "RepositorySyncStatus"),
+        "trigger resource update on": functools.partial(_connections_enum, "TriggerResourceUpdateOn"),
+        "publish deployment status": functools.partial(_connections_enum, "PublishDeploymentStatus"),
+        "pull request comment": functools.partial(_connections_enum, "PullRequestComment"),
         "list operations": lambda: LIST_OPERATIONS,
     })
     return loaded
+
+
+def _connections_enum(shape: str) -> tuple[str, ...] | None:
+    return facts.enum_if_known(facts.CODECONNECTIONS, shape)
 
 
 @functools.cache
