@@ -36,13 +36,19 @@ from measure import (
     IDLE_RATIO_TESTS,
     LATENCY_MS,
     QUICK_SKIPS_SEQUENTIAL_AT,
+    QUOTA_PAIRS,
+    QUOTA_SIZE,
+    SCALE_PAIRS,
+    SCALE_PAIRS_SIZE,
     SCALE_SIZE,
     SPEED_PAIRS,
     SPEED_SIZE,
     compare,
     idle,
     idle_pairs,
+    quota_pairs,
     scale,
+    scale_pairs,
     speed_pairs,
     wait_mode,
 )
@@ -55,14 +61,19 @@ from table import (
     idle_ratio_goal_lines,
     idle_ratio_lines,
     machine_lines,
+    quota_goal_lines,
+    quota_lines,
+    scale_goal_lines,
     scale_lines,
+    scale_pair_lines,
     speed_goal_lines,
     speed_lines,
     wait_lines,
 )
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.md"
-MODES = ("full", "speed", "idle")
+MODES = ("full", "speed", "idle", "scale", "quota")
+DEFAULT_PAIRS = {"speed": SPEED_PAIRS, "idle": IDLE_RATIO_PAIRS, "scale": SCALE_PAIRS, "quota": QUOTA_PAIRS}
 
 
 @contextmanager
@@ -90,7 +101,9 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"full: every part (default); speed: plugin / 32-thread loop at N={SPEED_SIZE}, {LATENCY_MS} ms, "
         f"median of per-pair ratios over {SPEED_PAIRS} paired runs; idle: plugin installed (no manifest) / "
         f"-p no:proton_sync over {IDLE_RATIO_TESTS} no-op tests, median of per-pair ratios over "
-        f"{IDLE_RATIO_PAIRS} paired runs",
+        f"{IDLE_RATIO_PAIRS} paired runs; scale: plugin / loop at N={SCALE_PAIRS_SIZE}, 0 ms, with CPU and peak "
+        f"memory, {SCALE_PAIRS} pairs; quota: N={QUOTA_SIZE} behind a 25 requests/s token bucket, plugin and the "
+        f"adaptive-mode loop against the floor, with throttled requests, {QUOTA_PAIRS} pairs",
     )
     parser.add_argument(
         "--quick", action="store_true", help=f"skip the sequential pytest at N={QUICK_SKIPS_SEQUENTIAL_AT} (~2 min)"
@@ -99,8 +112,8 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
         "--pairs",
         type=positive_int,
         metavar="N",
-        help=f"--mode speed or idle only: number of paired runs (default {SPEED_PAIRS} for speed, "
-        f"{IDLE_RATIO_PAIRS} for idle)",
+        help="--mode speed, idle, scale or quota only: number of paired runs (default "
+        + ", ".join(f"{n} for {mode}" for mode, n in DEFAULT_PAIRS.items()) + ")",
     )
     parser.add_argument(
         "--output",
@@ -112,7 +125,7 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     if options.quick and options.mode != "full":
         parser.error(f"--quick applies to the full run only, not to --mode {options.mode}")
     if options.pairs is not None and options.mode == "full":
-        parser.error("--pairs applies to --mode speed and --mode idle only")
+        parser.error("--pairs applies to the paired modes only, not to --mode full")
     if options.output is None and options.mode == "full":
         options.output = DEFAULT_OUTPUT
     return options
@@ -157,6 +170,18 @@ def run_idle(report: Report, root: Path, python: str, pairs: int) -> None:
     report.section("Goals", idle_ratio_goal_lines(result))
 
 
+def run_scale(report: Report, root: Path, python: str, pairs: int) -> None:
+    result = scale_pairs(root, python, pairs)
+    report.section(f"Scale: plugin / 32-thread loop, N={SCALE_PAIRS_SIZE} at 0 ms", scale_pair_lines(result))
+    report.section("Goals", scale_goal_lines(result))
+
+
+def run_quota(report: Report, root: Path, python: str, pairs: int) -> None:
+    result = quota_pairs(root, python, pairs)
+    report.section(f"Quota: N={QUOTA_SIZE} behind a token bucket", quota_lines(result))
+    report.section("Goals", quota_goal_lines(result))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     python = sys.executable
@@ -172,10 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         with workspace() as root:
+            pairs = options.pairs or DEFAULT_PAIRS.get(options.mode, 1)
             if options.mode == "speed":
-                run_speed(report, root, python, options.pairs or SPEED_PAIRS)
+                run_speed(report, root, python, pairs)
             elif options.mode == "idle":
-                run_idle(report, root, python, options.pairs or IDLE_RATIO_PAIRS)
+                run_idle(report, root, python, pairs)
+            elif options.mode == "scale":
+                run_scale(report, root, python, pairs)
+            elif options.mode == "quota":
+                run_quota(report, root, python, pairs)
             else:
                 run_full(report, root, python, options.quick)
     except BenchmarkError as error:

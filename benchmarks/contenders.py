@@ -43,7 +43,12 @@ def test_synced(entry):
     assert response["latestSuccessfulSync"]["targetRevision"]["sha"] == entry["sha"]
 '''
 
-THREAD_LOOP = f'''\
+def thread_loop_script(retries: str | None = None) -> str:
+    """The 32-thread loop; ``retries``: botocore's ``retries`` config as Python source (None: its defaults)."""
+    config = f"max_pool_connections={THREAD_LOOP_WORKERS}"
+    if retries is not None:
+        config += f", retries={retries}"
+    return f'''\
 """Every manifest entry checked by {THREAD_LOOP_WORKERS} threads sharing one client: the fast hand-written gate."""
 
 import sys
@@ -55,7 +60,7 @@ import yaml
 
 with open(sys.argv[1]) as handle:
     MANIFEST = yaml.safe_load(handle)
-CLIENT = boto3.client("proton", config=botocore.config.Config(max_pool_connections={THREAD_LOOP_WORKERS}))
+CLIENT = boto3.client("proton", config=botocore.config.Config({config}))
 
 
 def synced(entry):
@@ -71,6 +76,12 @@ failed = results.count(False)
 print(f"{{len(results) - failed}} in sync, {{failed}} not")
 sys.exit(1 if failed else 0)
 '''
+
+
+THREAD_LOOP = thread_loop_script()
+# What a careful user would write against a quota: botocore's client-side rate limiter and 10 attempts.
+ADAPTIVE_RETRIES = '{"mode": "adaptive", "max_attempts": 10}'
+ADAPTIVE_LOOP = thread_loop_script(ADAPTIVE_RETRIES)
 
 # Not a gate: N no-op tests and no network. What "one pytest test per entry" costs before any API call.
 FLOOR_TEST = """\
@@ -119,6 +130,11 @@ def contenders(python: str) -> list[Contender]:
         ),
         Contender("loop", f"{THREAD_LOOP_WORKERS}-thread loop", [python, "thread_loop.py", "manifest.yaml"]),
         Contender(
+            "adaptive",
+            f"{THREAD_LOOP_WORKERS}-thread loop, adaptive",
+            [python, "thread_loop_adaptive.py", "manifest.yaml"],
+        ),
+        Contender(
             "floor",
             "pytest floor",
             [python, "-m", "pytest", "test_floor.py", "-q", "-p", "no:cacheprovider", "-p", WITHOUT_PLUGIN],
@@ -131,4 +147,5 @@ def prepare_workdir(work: Path, entries: Sequence[Entry]) -> None:
     write_manifest(work / "manifest.yaml", entries)
     (work / "test_sequential.py").write_text(SEQUENTIAL_TEST, encoding="utf-8")
     (work / "thread_loop.py").write_text(THREAD_LOOP, encoding="utf-8")
+    (work / "thread_loop_adaptive.py").write_text(ADAPTIVE_LOOP, encoding="utf-8")
     (work / "test_floor.py").write_text(FLOOR_TEST.format(count=len(entries)), encoding="utf-8")

@@ -29,7 +29,17 @@ from contenders import (
     prepare_workdir,
 )
 from fakesetup import converging_state, in_sync_state, make_entries
-from runner import WITHOUT_PLUGIN, ChildRun, checked, child_environment, progress, run_child, timed_call_counted
+from quota import QuotaFakeServer
+from runner import (
+    WITHOUT_PLUGIN,
+    BenchmarkError,
+    ChildRun,
+    checked,
+    child_environment,
+    progress,
+    run_child,
+    timed_call_counted,
+)
 
 from pytest_proton_sync.fake import FakeServer
 
@@ -50,6 +60,15 @@ SPEED_SIZE = 500  # speed mode: targets, at LATENCY_MS
 SPEED_PAIRS = 7
 IDLE_RATIO_TESTS = 2000  # idle mode: no-op tests in the one test file, no manifest
 IDLE_RATIO_PAIRS = 21
+
+SCALE_PAIRS_SIZE = 5_000  # scale mode: targets at 0 ms, wall time, CPU and peak memory, paired with the loop
+SCALE_PAIRS = 5
+QUOTA_SIZE = 300  # quota mode: targets behind a token bucket of QUOTA_RATE requests/s, burst QUOTA_BURST
+QUOTA_RATE = 25.0
+QUOTA_BURST = 25.0
+QUOTA_LATENCY_MS = 20
+QUOTA_PAIRS = 5
+QUOTA_FLOOR_SECONDS = (QUOTA_SIZE - QUOTA_BURST) / QUOTA_RATE  # the burst is free, the rest comes at the rate
 
 # --- plugin vs hand-written gates ----------------------------------------------------------------------------
 
@@ -85,7 +104,7 @@ class ComparisonRow:
 
 def compare(root: Path, python: str, quick: bool) -> list[ComparisonRow]:
     rows: list[ComparisonRow] = []
-    everyone = contenders(python)
+    everyone = [c for c in contenders(python) if c.key != "adaptive"]  # the adaptive loop is for the quota
     # Warm-up (not recorded): fills the OS file cache and writes the .pyc files every later run reads.
     warm = root / "warm-up"
     entries = make_entries(20)
@@ -267,6 +286,8 @@ class Pair:
     subject_calls: int
     reference: ChildRun
     reference_calls: int
+    subject_throttled: int = 0  # requests the quota endpoint refused (quota mode only)
+    reference_throttled: int = 0
 
     @property
     def ratio(self) -> float:
@@ -296,16 +317,23 @@ def run_pairs(
     work: Path,
     env: Mapping[str, str],
     what: str,
+    expected_output: Mapping[str, str] | None = None,
 ) -> PairedResult:
     """``count`` pairs; even-numbered pairs run the subject first, odd-numbered ones the reference first.
 
     Each command runs once untimed first (file cache, ``.pyc`` files). Without a server, calls count as 0.
+    ``expected_output``: per contender key, a text its output must contain (its verdicts), or the run is an error.
     """
 
-    def timed(contender: Contender, label: str) -> tuple[ChildRun, int]:
+    def timed(contender: Contender, label: str) -> tuple[ChildRun, int, int]:
         if server is None:
-            return checked(run_child(contender.command, work, env), label), 0
-        return timed_call_counted(server, contender.command, work, env, label)
+            return checked(run_child(contender.command, work, env), label), 0, 0
+        run, calls = timed_call_counted(server, contender.command, work, env, label)
+        throttled = server.throttled() if isinstance(server, QuotaFakeServer) else 0
+        wanted = (expected_output or {}).get(contender.key)
+        if wanted is not None and wanted not in run.output:
+            raise BenchmarkError(f"{label}: its output does not say {wanted!r}:\n{run.output[-2000:]}")
+        return run, calls, throttled
 
     for contender in (subject, reference):
         progress(f"{what}: warm-up {contender.label}")
@@ -314,12 +342,14 @@ def run_pairs(
     for index in range(count):
         subject_first = index % 2 == 0
         order = (subject, reference) if subject_first else (reference, subject)
-        results: dict[str, tuple[ChildRun, int]] = {}
+        results: dict[str, tuple[ChildRun, int, int]] = {}
         for contender in order:
             progress(f"{what}: pair {index + 1}/{count}, {contender.label}")
             results[contender.key] = timed(contender, f"{what} {contender.label}")
-        (subject_run, subject_calls), (reference_run, reference_calls) = results[subject.key], results[reference.key]
-        pairs.append(Pair(subject_first, subject_run, subject_calls, reference_run, reference_calls))
+        subject_run, subject_calls, subject_throttled = results[subject.key]
+        reference_run, reference_calls, reference_throttled = results[reference.key]
+        pairs.append(Pair(subject_first, subject_run, subject_calls, reference_run, reference_calls,
+                          subject_throttled, reference_throttled))
     return PairedResult(subject.label, reference.label, pairs)
 
 
@@ -329,9 +359,11 @@ def speed_pairs(root: Path, python: str, count: int) -> PairedResult:
     work = root / f"speed-{SPEED_SIZE}"
     prepare_workdir(work, entries)
     by_key = {c.key: c for c in contenders(python)}
+    expected = {"plugin": f"{SPEED_SIZE} passed", "loop": f"{SPEED_SIZE} in sync, 0 not"}
     with FakeServer(in_sync_state(entries, LATENCY_MS)) as server:
         env = child_environment(server.endpoint_url)
-        return run_pairs(by_key["plugin"], by_key["loop"], count, server, work, env, f"speed N={SPEED_SIZE}")
+        return run_pairs(by_key["plugin"], by_key["loop"], count, server, work, env, f"speed N={SPEED_SIZE}",
+                         expected)
 
 
 def idle_pairs(root: Path, python: str, count: int) -> PairedResult:
@@ -344,3 +376,30 @@ def idle_pairs(root: Path, python: str, count: int) -> PairedResult:
     without_plugin = Contender("without", "-p no:proton_sync", [*base, "-p", WITHOUT_PLUGIN])
     env = child_environment(None)
     return run_pairs(with_plugin, without_plugin, count, None, work, env, f"idle {IDLE_RATIO_TESTS} tests")
+
+
+def scale_pairs(root: Path, python: str, count: int) -> PairedResult:
+    """The plugin and the 32-thread loop, N=SCALE_PAIRS_SIZE at 0 ms (CPU-bound): wall time, CPU, peak memory."""
+    entries = make_entries(SCALE_PAIRS_SIZE)
+    work = root / f"scale-pairs-{SCALE_PAIRS_SIZE}"
+    prepare_workdir(work, entries)
+    by_key = {c.key: c for c in contenders(python)}
+    expected = {"plugin": f"{SCALE_PAIRS_SIZE} passed", "loop": f"{SCALE_PAIRS_SIZE} in sync, 0 not"}
+    with FakeServer(in_sync_state(entries, 0)) as server:
+        env = child_environment(server.endpoint_url)
+        return run_pairs(by_key["plugin"], by_key["loop"], count, server, work, env,
+                         f"scale N={SCALE_PAIRS_SIZE}", expected)
+
+
+def quota_pairs(root: Path, python: str, count: int) -> PairedResult:
+    """The plugin (default settings) and the 32-thread loop in botocore's adaptive retry mode (10 attempts),
+    QUOTA_SIZE targets behind QUOTA_RATE requests/s (burst QUOTA_BURST) at QUOTA_LATENCY_MS per answer."""
+    entries = make_entries(QUOTA_SIZE)
+    work = root / f"quota-{QUOTA_SIZE}"
+    prepare_workdir(work, entries)
+    by_key = {c.key: c for c in contenders(python)}
+    expected = {"plugin": f"{QUOTA_SIZE} passed", "adaptive": f"{QUOTA_SIZE} in sync, 0 not"}
+    with QuotaFakeServer(in_sync_state(entries, QUOTA_LATENCY_MS), QUOTA_RATE, QUOTA_BURST) as server:
+        env = child_environment(server.endpoint_url)
+        return run_pairs(by_key["plugin"], by_key["adaptive"], count, server, work, env,
+                         f"quota N={QUOTA_SIZE}", expected)

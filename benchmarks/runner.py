@@ -31,6 +31,7 @@ class ChildRun:
     max_rss_mib: float
     exit_code: int
     output: str
+    cpu_seconds: float = 0.0  # user + system time of the child itself (os.wait4)
 
 
 PLUGIN_MODULE = "pytest_proton_sync.plugin"
@@ -91,7 +92,7 @@ def run_child(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> ChildRu
         process.returncode = os.waitstatus_to_exitcode(status)  # reaped here; stop Popen from waiting again
         output.seek(0)
         text = output.read().decode("utf-8", errors="replace")
-    return ChildRun(wall, _max_rss_mib(usage.ru_maxrss), process.returncode, text)
+    return ChildRun(wall, _max_rss_mib(usage.ru_maxrss), process.returncode, text, usage.ru_utime + usage.ru_stime)
 
 
 class BenchmarkError(RuntimeError):

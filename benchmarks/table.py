@@ -19,6 +19,12 @@ from measure import (
     IDLE_RATIO_TESTS,
     IDLE_REPEATS,
     LATENCY_MS,
+    QUOTA_BURST,
+    QUOTA_FLOOR_SECONDS,
+    QUOTA_LATENCY_MS,
+    QUOTA_RATE,
+    QUOTA_SIZE,
+    SCALE_PAIRS_SIZE,
     SPEED_SIZE,
     WAIT_BUDGET,
     WAIT_MAX_POLLS,
@@ -36,6 +42,11 @@ GOAL_SEQUENTIAL_VS_PLUGIN = 15.0  # plugin >= 15 x faster than the sequential py
 GOAL_IDLE_OVERHEAD = 0.05  # <= 5 % slower with the plugin installed and no manifest
 GOAL_IDLE_RATIO = 1.01  # idle mode: median paired ratio over 2,000 no-op tests within 1 %
 GOAL_WAIT_SLACK_INTERVALS = 1.0  # wait mode finishes within about one poll interval of the ideal
+GOAL_SPEED_VS_LOOP = 1.25  # issue 18: N=500 at 50 ms, plugin <= 1.25x the loop (median paired ratio)
+GOAL_SCALE_VS_LOOP = 1.5  # N=5,000 at 0 ms: plugin <= 1.5x the loop's wall time
+GOAL_SCALE_MEMORY_VS_LOOP = 2.0  # and its peak memory <= 2x the loop's
+GOAL_QUOTA_VS_FLOOR = 1.15  # quota: plugin wall time <= 1.15x the floor the quota sets
+GOAL_QUOTA_THROTTLED_SHARE = 0.05  # and at most 5 % of its requests throttled
 
 
 def verdict(ok: bool) -> str:
@@ -263,23 +274,33 @@ def goal_lines(
 # --- focused modes -------------------------------------------------------------------------------------------
 
 
-def pair_lines(result: PairedResult, calls: bool) -> list[str]:
+def pair_lines(result: PairedResult, calls: bool, memory: bool = False, throttled: bool = False) -> list[str]:
     """One row per pair, in run order, then the median of the per-pair ratios (and, for reference, their range)."""
     subject, reference = result.subject, result.reference
-    header = f"| pair | first | {subject} | {reference} | {subject} / {reference} |"
-    rule = "| ---: | --- | ---: | ---: | ---: |"
+    header = f"| pair | first | {subject} | {reference} | {subject} / {reference} | CPU s (both) |"
+    rule = "| ---: | --- | ---: | ---: | ---: | --- |"
     if calls:
         header += " API calls (both) |"
+        rule += " --- |"
+    if throttled:
+        header += " throttled (both) |"
+        rule += " --- |"
+    if memory:
+        header += " peak MiB (both) |"
         rule += " --- |"
     lines = [header, rule]
     for index, pair in enumerate(result.pairs, start=1):
         first = subject if pair.subject_first else reference
         row = (
             f"| {index} | {first} | {seconds(pair.subject.wall_seconds)} | {seconds(pair.reference.wall_seconds)} "
-            f"| {pair.ratio:.3f}x |"
+            f"| {pair.ratio:.3f}x | {pair.subject.cpu_seconds:.2f} / {pair.reference.cpu_seconds:.2f} |"
         )
         if calls:
             row += f" {pair.subject_calls} / {pair.reference_calls} |"
+        if throttled:
+            row += f" {pair.subject_throttled} / {pair.reference_throttled} |"
+        if memory:
+            row += f" {pair.subject.max_rss_mib:.0f} / {pair.reference.max_rss_mib:.0f} |"
         lines.append(row)
     subject_median = statistics.median(p.subject.wall_seconds for p in result.pairs)
     reference_median = statistics.median(p.reference.wall_seconds for p in result.pairs)
@@ -287,9 +308,16 @@ def pair_lines(result: PairedResult, calls: bool) -> list[str]:
         "",
         f"Median of the {len(result.pairs)} per-pair ratios: **{result.median_ratio:.3f}x** (range "
         f"{min(result.ratios):.3f}x to {max(result.ratios):.3f}x). Medians of the runs themselves: "
-        f"{seconds(subject_median)} vs {seconds(reference_median)}.",
+        f"{seconds(subject_median)} vs {seconds(reference_median)}; CPU "
+        f"{statistics.median(p.subject.cpu_seconds for p in result.pairs):.2f} s vs "
+        f"{statistics.median(p.reference.cpu_seconds for p in result.pairs):.2f} s.",
     ]
     return lines
+
+
+def spread(values: Sequence[float], fmt: str = ".2f") -> str:
+    """median (min to max)"""
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}} to {max(values):{fmt}})"
 
 
 def speed_lines(result: PairedResult) -> list[str]:
@@ -321,8 +349,68 @@ def speed_goal_lines(result: PairedResult) -> list[str]:
         "| --- | --- | --- |",
         f"| N={SPEED_SIZE}, {LATENCY_MS} ms: plugin <= {GOAL_PLUGIN_VS_LOOP}x the 32-thread loop (median paired "
         f"ratio) | {ratio:.3f}x | {verdict(ratio <= GOAL_PLUGIN_VS_LOOP)} |",
+        f"| issue 18: plugin <= {GOAL_SPEED_VS_LOOP}x the loop (median paired ratio; range) | "
+        f"{spread(result.ratios, '.3f')}x | {verdict(ratio <= GOAL_SPEED_VS_LOOP)} |",
         f"| plugin API calls == targets (every plugin run: {len(result.pairs)}) | {'; '.join(wrong) or 'all equal'} "
         f"| {verdict(not wrong)} |",
+    ]
+
+
+def scale_pair_lines(result: PairedResult) -> list[str]:
+    return [
+        f"N={SCALE_PAIRS_SIZE} targets, all in sync, no latency (CPU-bound). Whole runs as child processes, "
+        f"{len(result.pairs)} pairs back to back, the order alternating (plugin first in pair 1), one untimed "
+        "warm-up of each first. Peak memory: each child's own `ru_maxrss`.",
+        "",
+        *pair_lines(result, calls=True, memory=True),
+    ]
+
+
+def scale_goal_lines(result: PairedResult) -> list[str]:
+    ratio = result.median_ratio
+    memory = [p.subject.max_rss_mib / p.reference.max_rss_mib for p in result.pairs]
+    return [
+        "| goal | measured: median (range) | result |",
+        "| --- | --- | --- |",
+        f"| N={SCALE_PAIRS_SIZE}, 0 ms: plugin <= {GOAL_SCALE_VS_LOOP}x the loop (paired ratio) | "
+        f"{spread(result.ratios, '.3f')}x | {verdict(ratio <= GOAL_SCALE_VS_LOOP)} |",
+        f"| peak memory <= {GOAL_SCALE_MEMORY_VS_LOOP}x the loop's (paired ratio) | {spread(memory)}x | "
+        f"{verdict(statistics.median(memory) <= GOAL_SCALE_MEMORY_VS_LOOP)} |",
+    ]
+
+
+def quota_lines(result: PairedResult) -> list[str]:
+    return [
+        f"N={QUOTA_SIZE} targets, all in sync, behind a token bucket of {QUOTA_RATE:g} requests/s (burst "
+        f"{QUOTA_BURST:g}) for the operation, {QUOTA_LATENCY_MS} ms per answer: the floor is "
+        f"({QUOTA_SIZE} - {QUOTA_BURST:g}) / {QUOTA_RATE:g} = {QUOTA_FLOOR_SECONDS:.1f} s. The plugin with default "
+        "settings; the loop with botocore's adaptive retry mode and 10 attempts. API calls count every request "
+        f"the endpoint received, throttled ones included. {len(result.pairs)} pairs, the order alternating.",
+        "",
+        *pair_lines(result, calls=True, throttled=True),
+        "",
+        "| contender | wall / floor: median (range) | throttled requests: median (range) | share of its requests |",
+        "| --- | --- | --- | --- |",
+        f"| {result.subject} | {spread([p.subject.wall_seconds / QUOTA_FLOOR_SECONDS for p in result.pairs])}x | "
+        f"{spread([p.subject_throttled for p in result.pairs], '.0f')} | "
+        f"{spread([p.subject_throttled / max(1, p.subject_calls) * 100 for p in result.pairs], '.1f')} % |",
+        f"| {result.reference} | {spread([p.reference.wall_seconds / QUOTA_FLOOR_SECONDS for p in result.pairs])}x | "
+        f"{spread([p.reference_throttled for p in result.pairs], '.0f')} | "
+        f"{spread([p.reference_throttled / max(1, p.reference_calls) * 100 for p in result.pairs], '.1f')} % |",
+    ]
+
+
+def quota_goal_lines(result: PairedResult) -> list[str]:
+    floor_ratio = statistics.median(p.subject.wall_seconds / QUOTA_FLOOR_SECONDS for p in result.pairs)
+    share = statistics.median(p.subject_throttled / max(1, p.subject_calls) for p in result.pairs)
+    return [
+        "| goal | measured (median) | result |",
+        "| --- | --- | --- |",
+        f"| quota: plugin <= {GOAL_QUOTA_VS_FLOOR}x the floor ({QUOTA_FLOOR_SECONDS:.1f} s) | {floor_ratio:.3f}x | "
+        f"{verdict(floor_ratio <= GOAL_QUOTA_VS_FLOOR)} |",
+        f"| quota: <= {GOAL_QUOTA_THROTTLED_SHARE:.0%} of the plugin's requests throttled | {share:.1%} | "
+        f"{verdict(share <= GOAL_QUOTA_THROTTLED_SHARE)} |",
+        f"| every verdict right (all {QUOTA_SIZE} pass, every run) | checked per run | PASS |",
     ]
 
 
