@@ -44,7 +44,11 @@ def child_environment(endpoint_url: str | None) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "PYTEST_", "BOTO_")) and key not in ("PYTHONPATH", "PYTHONSTARTUP")
+        if not key.startswith(("AWS_", "PYTEST_", "BOTO_"))
+        # PYTHONDONTWRITEBYTECODE would make every child compile boto3, botocore, pytest and the plugin from source
+        # (about a tenth of a 500-target run's CPU): the warm-up run is there to write the .pyc files a CI
+        # machine's later runs read.
+        and key not in ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONDONTWRITEBYTECODE")
     }
     missing = str(Path(tempfile.gettempdir()) / "pytest-proton-sync-bench-no-such-file")
     env.update(
