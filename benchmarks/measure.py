@@ -288,6 +288,8 @@ class Pair:
     reference_calls: int
     subject_throttled: int = 0  # requests the quota endpoint refused (quota mode only)
     reference_throttled: int = 0
+    subject_span: float = 0.0  # seconds from its first request to its last (quota mode only)
+    reference_span: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -325,15 +327,16 @@ def run_pairs(
     ``expected_output``: per contender key, a text its output must contain (its verdicts), or the run is an error.
     """
 
-    def timed(contender: Contender, label: str) -> tuple[ChildRun, int, int]:
+    def timed(contender: Contender, label: str) -> tuple[ChildRun, int, int, float]:
         if server is None:
-            return checked(run_child(contender.command, work, env), label), 0, 0
+            return checked(run_child(contender.command, work, env), label), 0, 0, 0.0
         run, calls = timed_call_counted(server, contender.command, work, env, label)
         throttled = server.throttled() if isinstance(server, QuotaFakeServer) else 0
+        span = server.request_span() if isinstance(server, QuotaFakeServer) else 0.0
         wanted = (expected_output or {}).get(contender.key)
         if wanted is not None and wanted not in run.output:
             raise BenchmarkError(f"{label}: its output does not say {wanted!r}:\n{run.output[-2000:]}")
-        return run, calls, throttled
+        return run, calls, throttled, span
 
     for contender in (subject, reference):
         progress(f"{what}: warm-up {contender.label}")
@@ -342,14 +345,14 @@ def run_pairs(
     for index in range(count):
         subject_first = index % 2 == 0
         order = (subject, reference) if subject_first else (reference, subject)
-        results: dict[str, tuple[ChildRun, int, int]] = {}
+        results: dict[str, tuple[ChildRun, int, int, float]] = {}
         for contender in order:
             progress(f"{what}: pair {index + 1}/{count}, {contender.label}")
             results[contender.key] = timed(contender, f"{what} {contender.label}")
-        subject_run, subject_calls, subject_throttled = results[subject.key]
-        reference_run, reference_calls, reference_throttled = results[reference.key]
+        subject_run, subject_calls, subject_throttled, subject_span = results[subject.key]
+        reference_run, reference_calls, reference_throttled, reference_span = results[reference.key]
         pairs.append(Pair(subject_first, subject_run, subject_calls, reference_run, reference_calls,
-                          subject_throttled, reference_throttled))
+                          subject_throttled, reference_throttled, subject_span, reference_span))
     return PairedResult(subject.label, reference.label, pairs)
 
 

@@ -64,22 +64,34 @@ class QuotaFakeServer(FakeServer):
         self._throttled: Counter[str] = Counter()
         self._quota_lock = threading.Lock()
         self._statuses: dict[str, int] = {}
+        self._first: float | None = None  # when the first and the last request of the run were answered
+        self._last: float | None = None
 
     def reset_calls(self) -> None:
         super().reset_calls()
         with self._quota_lock:
             self._buckets.clear()
             self._throttled.clear()
+            self._first = self._last = None
 
     def throttled(self, operation: str | None = None) -> int:
         with self._quota_lock:
             return sum(self._throttled.values()) if operation is None else self._throttled[operation]
+
+    def request_span(self) -> float:
+        """Seconds from the first request to the last of the run (the gate's start-up and report not included):
+        what the quota's floor bounds."""
+        with self._quota_lock:
+            return 0.0 if self._first is None or self._last is None else self._last - self._first
 
     def _refuse_what_is_wrong(self, fault: Fault, handler: Any, protocol: Any, decode_problem: str | None) -> None:
         service = protocol.service
         if service is not None:
             key = (service.model_name, protocol.operation)
             with self._quota_lock:
+                now = time.monotonic()
+                self._first = now if self._first is None else self._first
+                self._last = now
                 bucket = self._buckets.setdefault(key, TokenBucket(self.rate, self.burst))
                 allowed = bucket.take()
                 if not allowed:
