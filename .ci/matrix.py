@@ -3,8 +3,8 @@
 Each row is a Python found through pyenv and a constraints file in .ci/constraints/ that pins every package, so a
 row is reproducible. The row's venv is made with uv (seconds, from its cache) and the project installed into it,
 editable, with its test extras; then the tests marked ``integration`` (real pytest sessions against the fake,
-pytest-xdist, signals, subprocesses) run in it. The whole suite runs on the newest dependencies before this, in the
-README's test command.
+pytest-xdist, signals, subprocesses) run in it, except the few slow ones marked ``plugin_logic``. The whole suite
+runs on the newest dependencies before this, in the README's test command.
 
 Usage: python .ci/matrix.py [ROW ...]   (rows: see ROWS; default all). Exit 0 only if every row passed.
 Standard library only: it runs with whatever Python starts it.
@@ -85,8 +85,8 @@ def run_row(row: Row) -> tuple[str, str, float]:
     versions = installed_versions(venv, env)
     print(f"\n=== matrix row {row.name}: Python {python.parent.parent.name}, {versions}", flush=True)
     # -p no:randomly: the order of the main run's random seed is not what a row tests.
-    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-n", "2", "-m", "integration", "-q",
-                             "-p", "no:randomly", "-p", "no:cacheprovider"],
+    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-n", "2", "-q",
+                             "-m", "integration and not plugin_logic", "-p", "no:randomly", "-p", "no:cacheprovider"],
                             env=env, cwd=ROOT, capture_output=True, text=True)
     sys.stdout.write(result.stdout[-20000:])
     sys.stderr.write(result.stderr[-5000:])

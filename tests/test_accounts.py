@@ -365,6 +365,7 @@ def test_a_missing_profile_errors_its_account_only(
     assert proton.keys_for("gone-vpc") == set()
 
 
+@pytest.mark.plugin_logic
 def test_xdist_asks_each_target_once_and_assumes_each_role_once(
     pytester: pytest.Pytester, proton: RecordingFake, sts: StsGate, profiles: Path
 ) -> None:

@@ -52,6 +52,7 @@ def test_every_bad_manifest_in_the_corpus_stops_the_run_before_any_call(
 
 @settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@pytest.mark.plugin_logic
 @given(source=mutated_documents())
 def test_mutated_manifests_never_show_a_traceback_or_call_for_an_invalid_file(
     pytester: pytest.Pytester, aws_env: FakeServer, source: str

@@ -140,6 +140,7 @@ def test_fail_names_ungated_and_drifted_stacks_everywhere(pytester: pytest.Pytes
     assert properties["proton.coverage.2"].startswith("UNGATED STACK/edge in us-east-1")
 
 
+@pytest.mark.plugin_logic
 def test_warn_reports_without_changing_the_exit_status(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
                                                        ) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
@@ -151,6 +152,7 @@ def test_warn_reports_without_changing_the_exit_status(pytester: pytest.Pytester
     ])
 
 
+@pytest.mark.plugin_logic
 def test_off_is_the_default_and_makes_no_list_call(pytester: pytest.Pytester) -> None:
     result = run_gate(pytester)
     assert result.ret == 0
@@ -164,6 +166,7 @@ def test_off_is_the_default_and_makes_no_list_call(pytester: pytest.Pytester) ->
     assert sorted(calls.values()) == [1, 1] and len(calls) == 2
 
 
+@pytest.mark.plugin_logic
 def test_coverage_that_cannot_be_listed_fails_closed(pytester: pytest.Pytester) -> None:
     state = STATE.read_text().replace("listing:\n  page_size: 2",
                                       "listing:\n  page_size: 2\n  deny: [ListRepositoryLinks]")

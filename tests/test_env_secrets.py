@@ -320,6 +320,7 @@ def test_validated_values_of_credential_variables_are_masked_in_every_output(
     assert not leaks("".join(capsys.readouterr()), *VALID_SECRETS.values())
 
 
+@pytest.mark.plugin_logic
 def test_masks_under_xdist(pytester: pytest.Pytester, aws_env: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers collect and run the items; the controller writes the reports: each masks by the same environment."""
     secret = VALID_SECRETS["TEMPLATE_TOKEN"]

@@ -132,6 +132,7 @@ def never_accepting_port() -> Iterator[int]:
 
 
 # -- faults that must not change any verdict --------------------------------------------------------------------
+@pytest.mark.plugin_logic
 def test_throttling_and_5xx_change_no_verdict(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
     entries, templates, outcomes = a_mix(210)
     manifest = write_manifest(pytester.path, *entries)

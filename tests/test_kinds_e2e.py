@@ -101,6 +101,7 @@ def test_k_selects_by_kind_and_name(pytester: pytest.Pytester, aws_env: FakeServ
     pytester.runpytest("--proton-manifest", str(manifest), "-k", "web-svc and prod").assert_outcomes(passed=1)
 
 
+@pytest.mark.plugin_logic
 def test_xdist_asks_each_target_of_every_kind_exactly_once(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
     aws_env.set_state(mixed_state())
     manifest = write_mixed_manifest(pytester.path)
