@@ -7,8 +7,8 @@ pays nothing for boto3. The rest of the fetch: clients (clients.py), pacing (pac
 Every API call is bounded (see FetchSettings): the plugin runs its own retry loop (botocore makes one attempt per
 call) with capped exponential backoff and full jitter, inside an overall per-call deadline that a watchdog enforces
 by shutting down the socket of a request still in flight, however its bytes arrive (a trickle included). A
-throttled answer slows the whole fetch down (:class:`Pacer`), not only the call that met it. A 200 whose body is
-not a JSON object of the documented shape is an error (``MalformedAnswer``), retried like a 5xx. Cancellation
+throttled answer paces its (account, region, service) (:mod:`pacing`), not only the call that met it. A 200 whose
+body is not a JSON object of the documented shape is an error (``MalformedAnswer``), retried like a 5xx. Cancellation
 (:mod:`cancel`) aborts every request in flight at once.
 """
 
@@ -33,7 +33,7 @@ from pytest_proton_sync.aws.clients import (
 )
 from pytest_proton_sync.aws.deadline import THREAD, Aborted, Call
 from pytest_proton_sync.fetch import cancel
-from pytest_proton_sync.fetch.clients import ClientPool
+from pytest_proton_sync.fetch.clients import ClientPool, pace
 from pytest_proton_sync.fetch.errors import (
     MESSAGE_LIMIT,
     NO_REGION,
@@ -213,7 +213,7 @@ class Fetcher:
     def _attempts(self, call: Call, kind: Kind, region: str) -> tuple[Outcome, bool]:
         """(outcome, whether anything at all came back from the endpoint)."""
         settings = self.settings
-        pacer = self.clients.limiter
+        pacer = self.clients.pacer(kind.service, region, call.target.account_spec)
         token = cancel.current()
         throttled = answered = False
         attempts = 0
@@ -228,7 +228,7 @@ class Fetcher:
                 account = call.target.account_spec
                 client = self.clients.client(kind.service, region, account)
                 if not self.clients.instrumented(kind.service, region, account):
-                    pacer.acquire(call)  # a client without event hooks: at least one look per token
+                    pace(pacer, call)  # a client without event hooks: at least one look per token
                     THREAD.sent_in_call = getattr(THREAD, "sent_in_call", 0) + 1  # called: count it as sent
                 response = getattr(client, kind.operation)(**dict(call.target.request))
                 attempts += max(1, sent_requests())
@@ -250,6 +250,7 @@ class Fetcher:
                     pacer.throttled()
                     retry = True
                 else:
+                    pacer.answered()  # an answer all the same: the request was not refused for the rate
                     retry = worth_retrying(code, status_code)
                 error: BaseException = exc
             except MalformedAnswer as exc:
