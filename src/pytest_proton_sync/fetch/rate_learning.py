@@ -21,8 +21,10 @@ How they are told apart:
 2. **Unpaced**, a run of ``RUN_LENGTH`` throttles in a row, or more than half of a one-second window of at least
    ``FREE_MIN_SAMPLES`` answers throttled, is a quota met later.
 3. **Held**, each window of at least ``MIN_SAMPLES`` answers to requests sent at the held rate is judged: any
-   throttle cuts the rate to what that window accepted (times ``HOLD``, at most halving), a clean window probes
-   upwards by ``PROBE`` (faster once well above the learned rate). A cut that did not make the throttles go away
+   throttle cuts the rate to what that window accepted (times ``HOLD``, to a quarter at most), a clean window
+   probes upwards by ``PROBE``; away from any rate measured under throttling (after the opening's estimate, or
+   well above the last measurement), the step doubles with each clean window in a row, so a rate learned too low
+   recovers in seconds. A cut that did not make the throttles go away
    was a storm, not a quota: the key is unpaced again at once. Answers to requests sent before a change of rate
    never judge the new rate.
 
@@ -73,14 +75,15 @@ class RateLearner:
     FREE_WINDOW = 1.0
     FREE_MIN_SAMPLES = 20
     FREE_CUT_SHARE = 0.5
-    HELD_WINDOW = 0.5
+    HELD_WINDOW = 0.25
     MIN_SAMPLES = 10
     HOLD = 0.97  # just under what was accepted
-    MAX_CUT = 0.5  # at most halved per window
-    PROBE = 1.04  # per clean window near the learned rate
-    FAST_PROBE = 1.25  # per clean window well above it
-    FAST_ABOVE = 1.5
-    STORM_KEEP = 0.5  # a cut that left at least half the throttle share (and at least STORM_MIN_SHARE) was a storm
+    MAX_CUT = 0.25  # at most to a quarter per window
+    PROBE = 1.04  # per clean window near the rate last measured under throttling
+    SLOW_PROBES = 1  # away from it, the step doubles with every clean window in a row after the first,
+    MAX_PROBE = 2.0  # up to doubling the rate
+    FAST_ABOVE = 1.5  # "away": no rate measured yet (the opening's estimate), or this far above it
+    STORM_KEEP = 0.75  # a cut that left three quarters of the throttle share (and at least STORM_MIN_SHARE) was a storm
     STORM_MIN_SHARE = 0.1
     UNPACE_ABOVE = 2.0  # unpaced again once the rate is this far above what is being sent
 
@@ -102,6 +105,7 @@ class RateLearner:
         self._recent: deque[bool] = deque(maxlen=self.RUN_LENGTH)
         self._accepted_at: deque[float] = deque()
         self._cut_share: float | None = None
+        self._clean = 0  # clean windows in a row at a held rate
 
     @property
     def held(self) -> bool:
@@ -215,12 +219,17 @@ class RateLearner:
             self._hold(max(accepted_rate * self.HOLD, rate * self.MAX_CUT), now, cut_share=share)
             return
         sent_rate = window.total / span
-        learned = self.learned or rate
-        new = rate * (self.FAST_PROBE if rate >= self.FAST_ABOVE * learned else self.PROBE)
-        if self.cap is None and new > self.UNPACE_ABOVE * sent_rate:
+        self._clean += 1
+        step = self.PROBE - 1
+        if self.learned is None or rate >= self.FAST_ABOVE * self.learned:  # far from any rate seen throttling
+            step *= 2 ** max(0, self._clean - self.SLOW_PROBES)
+        new = rate * min(self.MAX_PROBE, 1 + step)
+        if self.cap is None and rate > self.UNPACE_ABOVE * sent_rate:  # the limiter is not what holds it back
             self._unpace(now)
             return
+        clean = self._clean
         self._set(new if self.cap is None else min(self.cap, new), HELD, now)
+        self._clean = clean
 
     # -- changes ---------------------------------------------------------------------------------------------------
     def _hold(self, rate: float, now: float, cut_share: float | None) -> None:
@@ -238,5 +247,7 @@ class RateLearner:
 
     def _set(self, rate: float | None, state: str, now: float) -> None:
         self.rate, self.state = rate, state
-        self._window = _Window(start=now)
+        # A held rate is judged from its second request on: the first may meet the bucket the old rate emptied.
+        self._window = _Window(start=now + (1 / rate if rate and state == HELD else 0.0))
         self._cut_share = None
+        self._clean = 0
