@@ -30,6 +30,7 @@ class Service:
     burst: float = 0.0
     storm: float = 0.0  # share of requests throttled at random
     latency: float = 0.02
+    quota_until: float = float("inf")  # the quota is lifted at this time
     tokens: float = field(init=False, default=0.0)
     last: float = field(init=False, default=0.0)
 
@@ -40,7 +41,7 @@ class Service:
         """Whether a request answered at ``now`` is accepted."""
         if self.storm and rng.random() < self.storm:
             return False
-        if self.rate is None:
+        if self.rate is None or now >= self.quota_until:
             return True
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
