@@ -198,7 +198,7 @@ class RegionQuotaServer(FakeServer):
 
 @pytest.fixture
 def region_quota(monkeypatch: pytest.MonkeyPatch, aws_env: FakeServer) -> Any:
-    server = RegionQuotaServer("eu-west-1", rate=10.0, burst=5.0)
+    server = RegionQuotaServer("eu-west-1", rate=5.0, burst=5.0)
     server.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL_PROTON", server.endpoint_url)
     try:
@@ -220,8 +220,8 @@ def test_a_throttled_region_does_not_slow_another(pytester: pytest.Pytester, reg
     answers = region_quota.answers
     assert not any(throttled for region, throttled in answers if region == "us-east-1")
     assert any(throttled for region, throttled in answers if region == "eu-west-1")  # the quota bit
-    # us-east-1 was never held to eu-west-1's 10 a second: all of its 150 requests were answered before
-    # eu-west-1's 20 targets (about 1.5 s of quota after a burst of 5) were done.
+    # us-east-1 was never held to eu-west-1's 5 a second: all of its 150 requests were answered before
+    # eu-west-1's 20 targets (3 s of quota after a burst of 5) were done.
     last_free = max(i for i, (region, _) in enumerate(answers) if region == "us-east-1")
     last_throttled_region = max(i for i, (region, _) in enumerate(answers) if region == "eu-west-1")
     assert last_free < last_throttled_region
