@@ -207,7 +207,26 @@ def region_quota(monkeypatch: pytest.MonkeyPatch, aws_env: FakeServer) -> Any:
         server.stop()
 
 
-def test_a_throttled_region_does_not_slow_another(pytester: pytest.Pytester, region_quota: RegionQuotaServer) -> None:
+def test_a_throttled_region_does_not_slow_another(
+    pytester: pytest.Pytester, region_quota: RegionQuotaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys: dict[int, Any] = {}  # id(pacer) -> its key
+    rates: dict[str, list[float | None]] = {"eu-west-1": [], "us-east-1": []}  # the key's rate at each token
+    for_key, delay = Pacing.for_key, KeyPacer.delay
+
+    def recording_for_key(self: Pacing, key: Any) -> KeyPacer:
+        pacer = for_key(self, key)
+        keys[id(pacer)] = key
+        return pacer
+
+    def recording_delay(self: KeyPacer) -> float:
+        wait = delay(self)
+        if wait <= 0:
+            rates[keys[id(self)][1]].append(self.rate)
+        return wait
+
+    monkeypatch.setattr(Pacing, "for_key", recording_for_key)
+    monkeypatch.setattr(KeyPacer, "delay", recording_delay)
     throttled_region = [template(f"q{i:02d}", SHA_A, region="eu-west-1") for i in range(20)]
     free_region = [template(f"f{i:03d}", SHA_A, region="us-east-1") for i in range(150)]
     region_quota.set_state(fake_state(*[
@@ -225,3 +244,6 @@ def test_a_throttled_region_does_not_slow_another(pytester: pytest.Pytester, reg
     last_free = max(i for i, (region, _) in enumerate(answers) if region == "us-east-1")
     last_throttled_region = max(i for i, (region, _) in enumerate(answers) if region == "eu-west-1")
     assert last_free < last_throttled_region
+    # The quota paced its own key only: every us-east-1 request went out unpaced.
+    assert any(rate is not None for rate in rates["eu-west-1"])
+    assert len(rates["us-east-1"]) == 150 and all(rate is None for rate in rates["us-east-1"])
