@@ -277,10 +277,10 @@ def _check(arguments: argparse.Namespace) -> int:
             except ManifestError as error:
                 lines += error.problems
             # The bundles are compared even when an entry has none: a bundle with no entry is a problem too.
-            templates = [t for t in manifest.targets if t.kind == "template" and t.expectation.bundle]
+            templates = [t for t in manifest.targets if t.kind == "template" and t.expectation.paths]
             for directory in sorted({t.expectation.repository.directory or "" for t in templates}):
                 declared = [
-                    (request["templateType"], t.name, request["templateVersion"], t.expectation.bundle[0])
+                    (request["templateType"], t.name, request["templateVersion"], t.expectation.paths[0])
                     for t in templates if (t.expectation.repository.directory or "") == directory
                     for request in [dict(t.request)]
                 ]

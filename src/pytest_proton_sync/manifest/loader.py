@@ -1,4 +1,4 @@
-"""Manifest loading: YAML in, frozen :class:`~pytest_proton_sync.model.Target` tuples out.
+"""Manifest loading: YAML in, frozen :class:`~pytest_proton_sync.model.Entry` tuples out.
 
 A manifest is read in stages, each of which may add problems without stopping the others, so that a user
 sees every mistake of a file in one run:
@@ -37,7 +37,7 @@ from pytest_proton_sync.manifest.schema import (
 from pytest_proton_sync.manifest.schema import SCHEMA_RESOURCE as SCHEMA_RESOURCE
 from pytest_proton_sync.manifest.schema import manifest_schema as manifest_schema
 from pytest_proton_sync.manifest.semantics import _accounts, _semantic_findings, _targets
-from pytest_proton_sync.model import AccountSpec, Target
+from pytest_proton_sync.model import AccountSpec, Entry
 from pytest_proton_sync.yamlcheck.messages import describe_value, show_text
 from pytest_proton_sync.yamlcheck.problems import Problem, ProblemsError, decode_utf8, format_path, ordered
 
@@ -75,7 +75,7 @@ class Manifest:
     """A valid manifest: its path and its targets, in the order the file declares them, and its accounts."""
 
     path: Path
-    targets: tuple[Target, ...]
+    targets: tuple[Entry, ...]  # as declared: git/expectations.py resolves them
     accounts: Mapping[str, AccountSpec] = dataclasses.field(default_factory=dict)  # alias -> how to get its credentials
 
 
@@ -117,7 +117,7 @@ def load_manifests(
 ) -> tuple[Manifest, ...]:
     """Load several manifests as one set: every problem of every file is reported in one ManifestError.
 
-    A target (``Target.key``) declared in two files is a problem at the second declaration. A file given
+    A target (``Entry.key``) declared in two files is a problem at the second declaration. A file given
     twice (same real path) is read once: it is the same set of declarations, not a conflict.
     """
     manifests: list[tuple[str, Manifest]] = []
@@ -137,7 +137,7 @@ def load_manifests(
         except ManifestError as error:
             problems_by_file.setdefault(display, []).extend(error.problems)
 
-    first_declared: dict[tuple[str, ...], tuple[str, Target]] = {}
+    first_declared: dict[tuple[str, ...], tuple[str, Entry]] = {}
     for display, manifest in manifests:
         for target, field in zip(manifest.targets, entry_fields(manifest.targets), strict=True):
             if target.key not in first_declared:
@@ -166,12 +166,12 @@ def _display(path: str | os.PathLike[str]) -> str:
     return os.fspath(path)
 
 
-def _describe_target(target: Target) -> str:
+def _describe_target(target: Entry) -> str:
     return target.id + (f" in {target.region}" if target.region else "") + (
         f" of account {target.account}" if target.account else "")
 
 
-def entry_fields(targets: Sequence[Target]) -> list[str]:
+def entry_fields(targets: Sequence[Entry]) -> list[str]:
     """Each target's field in its manifest, ``templates[0]``: sections in schema order, entries in file order."""
     counts: dict[str, int] = {}
     fields = []
@@ -209,7 +209,7 @@ class _ManifestReader:
                 )
             )
 
-    def read(self, data: bytes | str) -> tuple[Target, ...]:
+    def read(self, data: bytes | str) -> tuple[Entry, ...]:
         if len(data) > MAX_MANIFEST_BYTES:
             self.whole_file(
                 f"the manifest is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB; "

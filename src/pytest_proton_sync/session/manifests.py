@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pytest_proton_sync.manifest.loader import Manifest, ManifestError, load_manifest, load_manifests
-from pytest_proton_sync.model import Target
+from pytest_proton_sync.model import Entry
 from pytest_proton_sync.session.selection import shown_path
 from pytest_proton_sync.yamlcheck.problems import Problem
 
@@ -33,9 +33,9 @@ class RunManifests:
             raise found
         return found
 
-    def targets(self) -> list[Target] | None:
-        """Every target of the run's manifests, or None when one of them cannot be read."""
-        targets: list[Target] = []
+    def targets(self) -> list[Entry] | None:
+        """Every entry of the run's manifests as declared, or None when one of them cannot be read."""
+        targets: list[Entry] = []
         for path in self.paths:
             try:
                 targets.extend(self.get(self.invocation_dir / path).targets)
