@@ -27,15 +27,14 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .exitcodes import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from .yamlcheck.messages import plural
 
 if TYPE_CHECKING:
     from .manifest.loader import Manifest
     from .reports.github import Located
 
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]  # the exit codes scripts test, from exitcodes.py
 
 
 def build_parser() -> argparse.ArgumentParser:
