@@ -31,7 +31,6 @@ from .exitcodes import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from .yamlcheck.messages import plural
 
 if TYPE_CHECKING:
-    from .manifest.loader import Manifest
     from .reports.github import Located
 
 __all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]  # the exit codes scripts test, from exitcodes.py
@@ -161,41 +160,32 @@ def main(argv: list[str] | None = None) -> int:
 def _validate(arguments: argparse.Namespace) -> int:
     # Imported here so `fake-server` and `--version` work even where the manifest module cannot be imported.
     try:
-        from .manifest.loader import ManifestError, load_manifest
+        from .manifest.loader import ManifestError
     except ImportError as error:
         print(f"pytest-proton-sync validate: cannot load the manifest reader: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    from .manifest.loader import load_manifests
+    from .manifest.loader import read_manifests
     from .session.selection import path_problem
     from .yamlcheck.problems import Problem
 
     paths: Sequence[str] = arguments.manifests
+    # A directory, a FIFO or /dev/zero: said before anything opens it (a FIFO would block, /dev/zero not end).
+    unusable = {path: problem for path in paths if (problem := path_problem(Path(path), path)) is not None}
+    # As one set, as a pytest run reads them: a target declared in two files is a problem of the second.
+    found = read_manifests([path for path in paths if path not in unusable])
     problems: list[Located] = []
-    valid: dict[str, Manifest] = {}
-    for path in paths:
-        # A directory, a FIFO or /dev/zero: said before anything opens it (a FIFO would block, /dev/zero not end).
-        unusable = path_problem(Path(path), path)
-        if unusable is not None:
-            problems.append(_whole_file(path, unusable))
-            continue
-        try:
-            valid[path] = load_manifest(path)
-        except ManifestError as error:
+    for path in dict.fromkeys(paths):
+        result = found.get(path)
+        if path in unusable:
+            problems.append(_whole_file(path, unusable[path]))
+        elif isinstance(result, ManifestError):
             # never leave a failure without a line saying why
-            problems += error.problems or (Problem(path, None, None, "", str(error)),)
-        except OSError as error:
-            problems.append(Problem(path, None, None, "", f"cannot read the manifest: {error.strerror or error}"))
-    # Then as one set, as a pytest run reads them: a target declared in two files is a problem of the second.
-    try:
-        load_manifests(list(valid))
-    except ManifestError as error:
-        problems += error.problems
-        for problem in error.problems:
-            valid.pop(problem.file, None)
+            problems += result.problems or (Problem(path, None, None, "", str(result)),)
     _tell_problems(problems)
-    for path, manifest in valid.items():
-        _say(f"OK {path}: {plural(len(manifest.targets), 'target')}", error=False)
+    for path, manifest in found.items():
+        if not isinstance(manifest, ManifestError):
+            _say(f"OK {path}: {plural(len(manifest.targets), 'target')}", error=False)
     return EXIT_INVALID if problems else EXIT_OK
 
 
