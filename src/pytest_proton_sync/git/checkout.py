@@ -52,7 +52,6 @@ __all__ = [
     "GitError",
     "LastChange",
     "TreeEntry",
-    "clean_text",
 ]
 
 from pytest_proton_sync.git.plumbing import (  # the checkout's private half
@@ -80,8 +79,8 @@ from pytest_proton_sync.git.plumbing import (  # the checkout's private half
     _stop,
     _strip_credentials,
     _write_and_close,
-    clean_text,
 )
+from pytest_proton_sync.text.safetext import clean
 
 
 class Checkout:
@@ -494,7 +493,7 @@ class Checkout:
                 full, _, rest = record.strip("\n").partition(" ")
                 short, _, subject = rest.partition(" ")
                 if full:
-                    subjects[full] = (short, clean_text(subject))
+                    subjects[full] = (short, clean(subject))
         return {
             key: ([subjects.get(commit, (commit[:7], "")) for commit in commits], totals[key])
             for key, commits in found.items()
@@ -521,7 +520,7 @@ class Checkout:
         commits = []
         for record in records[:limit]:
             short, _, subject = record.partition(" ")
-            commits.append((short, clean_text(subject)))
+            commits.append((short, clean(subject)))
         return commits, len(records)
 
     # -- helpers ---------------------------------------------------------------------------------------------
