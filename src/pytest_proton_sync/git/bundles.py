@@ -144,6 +144,28 @@ def discover_bundles(checkout: Checkout, commit: str, directory: str = "template
             "give the directory that holds the template bundles with --directory",
         )
     problems: list[str] = []
+    readable = _readable_schemas(checkout, prefix, _schema_directories(checkout, prefix, top, problems), problems)
+    schemas = checkout.blobs((oid for _, _, _, oid in readable), limit=SCHEMA_LIMIT)
+
+    bundles: list[Bundle] = []
+    for where, name, major_version, oid in readable:
+        kind = _schema_type(schemas[oid])
+        if kind == "ENVIRONMENT":
+            bundles.append(Bundle("ENVIRONMENT", name, major_version, where))
+        elif kind == "SERVICE":
+            bundles.append(Bundle("SERVICE", name, major_version, where))
+        else:
+            problems.append(f"{clean(where)}schema/schema.yaml: {kind}")
+    bundles.sort(key=lambda bundle: bundle.path)
+    problems.sort()
+    return Discovery(commit, base, tuple(bundles), tuple(problems))
+
+
+def _schema_directories(
+    checkout: Checkout, prefix: str, top: dict[str, TreeEntry], problems: list[str]
+) -> list[tuple[TreeEntry, TreeEntry, TreeEntry]]:
+    """(name, major version, schema directory) of every ``{name}/v<N>/schema/`` under ``top``, two tree reads for
+    all; a v<N> directory without schema/ is a problem."""
     names = [entry for entry in top.values() if entry.is_tree]
     name_trees = checkout.trees(entry.oid for entry in names)
     # (name entry, major directory entry) for every v<N>-looking directory
@@ -161,9 +183,16 @@ def discover_bundles(checkout: Checkout, commit: str, directory: str = "template
             problems.append(f"{clean(where)}: no schema/schema.yaml, not a template bundle")
             continue
         with_schema.append((name_entry, major_entry, schema_directory))
-    schema_trees = checkout.trees(entry.oid for _, _, entry in with_schema)
+    return with_schema
 
-    readable: list[tuple[str, str, str, str]] = []  # (where, name, major, schema blob id)
+
+def _readable_schemas(
+    checkout: Checkout, prefix: str, with_schema: list[tuple[TreeEntry, TreeEntry, TreeEntry]], problems: list[str]
+) -> list[tuple[str, str, str, str]]:
+    """(where, name, major, schema blob id) of every bundle with a schema.yaml and a valid name and version folder;
+    the others are problems."""
+    schema_trees = checkout.trees(entry.oid for _, _, entry in with_schema)
+    readable: list[tuple[str, str, str, str]] = []
     for name_entry, major_entry, schema_directory in with_schema:
         where = f"{prefix}{name_entry.name}/{major_entry.name}/"
         shown_where = clean(where)
@@ -184,20 +213,7 @@ def discover_bundles(checkout: Checkout, commit: str, directory: str = "template
             )
             continue
         readable.append((where, name_entry.name, major.group(1), schema_file.oid))
-    schemas = checkout.blobs((oid for _, _, _, oid in readable), limit=SCHEMA_LIMIT)
-
-    bundles: list[Bundle] = []
-    for where, name, major_version, oid in readable:
-        kind = _schema_type(schemas[oid])
-        if kind == "ENVIRONMENT":
-            bundles.append(Bundle("ENVIRONMENT", name, major_version, where))
-        elif kind == "SERVICE":
-            bundles.append(Bundle("SERVICE", name, major_version, where))
-        else:
-            problems.append(f"{clean(where)}schema/schema.yaml: {kind}")
-    bundles.sort(key=lambda bundle: bundle.path)
-    problems.sort()
-    return Discovery(commit, base, tuple(bundles), tuple(problems))
+    return readable
 
 
 def _schema_type(contents: bytes | None) -> str:

@@ -52,7 +52,17 @@ def _semantic_findings(document: Document, earlier: list[_Finding]) -> list[_Fin
     if "sha" in defaults and "rev" in defaults:
         findings.append(_Finding(("defaults", "rev"), document.locations.get(("defaults", "rev")), _SHA_AND_REV))
         return findings
+    return findings + _entries_findings(document, present, broken, defaults, declared_accounts)
 
+
+def _entries_findings(
+    document: Document, present: list[str], broken: list[FieldPath], defaults: dict[str, YamlValue],
+    declared_accounts: tuple[str, ...],
+) -> list[_Finding]:
+    """Each entry's findings (only the missing sha of an entry with earlier findings), and targets declared twice."""
+    root = document.value
+    assert isinstance(root, dict)
+    findings: list[_Finding] = []
     first_line: dict[tuple[str, ...], int] = {}
     for section in present:
         kind = BY_SECTION[section]
