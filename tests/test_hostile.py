@@ -125,6 +125,28 @@ def test_clean_makes_one_safe_line(text: str, shown: str) -> None:
     assert safetext.clean(text, limit=10 if len(text) == 12 else 500) == shown
 
 
+@pytest.mark.parametrize(("text", "shown"), [
+    ("soft\u00adhyphen \u2060joiner \U000e0041tag", "soft\\xadhyphen \\u2060joiner \\U000e0041tag"),  # format chars
+    ("caf\u00e9 \u3000 \U0001fae0", "caf\u00e9 \u3000 \U0001fae0"),  # letters, spaces and emoji of any script are text
+])
+def test_clean_escapes_every_invisible_format_character_and_keeps_text(text: str, shown: str) -> None:
+    assert safetext.clean(text) == shown
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("plain", "'plain'"),
+    ("a\x1b[2J\u202e", "'a\\x1b[2J\\u202e'"),
+    ("x ##vso[task.setvariable]1", "'x \\x23#vso[task.setvariable]1'"),  # repr alone lets Azure read it
+    ("y" * 70, "'" + "y" * 57 + "...'"),
+])
+def test_clean_quoted_is_repr_made_safe_for_ci(text: str, shown: str) -> None:
+    assert safetext.clean(text, 60, quoted=True) == shown
+
+
+def test_clean_folding_spaces_makes_git_output_one_line() -> None:
+    assert safetext.clean("fatal: x\n\nhint: y\r\n\x1b[0m", fold_spaces=True) == "fatal: x hint: y \\x1b[0m"
+
+
 def test_clean_of_megabytes_is_bounded_and_quick() -> None:
     started = time.perf_counter()
     shown = safetext.clean(NASTY * 100_000, limit=500)

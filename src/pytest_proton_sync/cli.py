@@ -27,15 +27,16 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .exitcodes import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from .yamlcheck.messages import plural
 
 if TYPE_CHECKING:
+    from .git.checkout import Checkout
     from .manifest.loader import Manifest
     from .reports.github import Located
+    from .yamlcheck.problems import Problem
 
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]  # the exit codes scripts test, from exitcodes.py
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,41 +163,32 @@ def main(argv: list[str] | None = None) -> int:
 def _validate(arguments: argparse.Namespace) -> int:
     # Imported here so `fake-server` and `--version` work even where the manifest module cannot be imported.
     try:
-        from .manifest.loader import ManifestError, load_manifest
+        from .manifest.loader import ManifestError
     except ImportError as error:
         print(f"pytest-proton-sync validate: cannot load the manifest reader: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    from .manifest.loader import load_manifests
+    from .manifest.loader import read_manifests
     from .session.selection import path_problem
     from .yamlcheck.problems import Problem
 
     paths: Sequence[str] = arguments.manifests
+    # A directory, a FIFO or /dev/zero: said before anything opens it (a FIFO would block, /dev/zero not end).
+    unusable = {path: problem for path in paths if (problem := path_problem(Path(path), path)) is not None}
+    # As one set, as a pytest run reads them: a target declared in two files is a problem of the second.
+    found = read_manifests([path for path in paths if path not in unusable])
     problems: list[Located] = []
-    valid: dict[str, Manifest] = {}
-    for path in paths:
-        # A directory, a FIFO or /dev/zero: said before anything opens it (a FIFO would block, /dev/zero not end).
-        unusable = path_problem(Path(path), path)
-        if unusable is not None:
-            problems.append(_whole_file(path, unusable))
-            continue
-        try:
-            valid[path] = load_manifest(path)
-        except ManifestError as error:
+    for path in dict.fromkeys(paths):
+        result = found.get(path)
+        if path in unusable:
+            problems.append(_WholeFileProblem(path, unusable[path]))
+        elif isinstance(result, ManifestError):
             # never leave a failure without a line saying why
-            problems += error.problems or (Problem(path, None, None, "", str(error)),)
-        except OSError as error:
-            problems.append(Problem(path, None, None, "", f"cannot read the manifest: {error.strerror or error}"))
-    # Then as one set, as a pytest run reads them: a target declared in two files is a problem of the second.
-    try:
-        load_manifests(list(valid))
-    except ManifestError as error:
-        problems += error.problems
-        for problem in error.problems:
-            valid.pop(problem.file, None)
+            problems += result.problems or (Problem(path, None, None, "", str(result)),)
     _tell_problems(problems)
-    for path, manifest in valid.items():
-        _say(f"OK {path}: {plural(len(manifest.targets), 'target')}", error=False)
+    for path, manifest in found.items():
+        if not isinstance(manifest, ManifestError):
+            _say(f"OK {path}: {plural(len(manifest.targets), 'target')}", error=False)
     return EXIT_INVALID if problems else EXIT_OK
 
 
@@ -208,10 +200,6 @@ class _WholeFileProblem:
 
     def __str__(self) -> str:
         return self.message
-
-
-def _whole_file(path: str, text: str) -> Located:
-    return _WholeFileProblem(path, text)
 
 
 def _tell_problems(problems: Sequence[Located]) -> None:
@@ -240,7 +228,6 @@ def _check(arguments: argparse.Namespace) -> int:
     between template entries and the bundles found, so that fixing one does not uncover the next."""
     from dataclasses import replace
 
-    from .git.bundles import compare_manifest_with_checkout, discover_bundles
     from .git.checkout import GitError
     from .git.expectations import Repository
     from .manifest.loader import Manifest, ManifestError, load_manifests
@@ -277,21 +264,7 @@ def _check(arguments: argparse.Namespace) -> int:
             except ManifestError as error:
                 lines += error.problems
             # The bundles are compared even when an entry has none: a bundle with no entry is a problem too.
-            templates = [t for t in manifest.targets if t.kind == "template" and t.expectation.bundle]
-            for directory in sorted({t.expectation.repository.directory or "" for t in templates}):
-                declared = [
-                    (request["templateType"], t.name, request["templateVersion"], t.expectation.bundle[0])
-                    for t in templates if (t.expectation.repository.directory or "") == directory
-                    for request in [dict(t.request)]
-                ]
-                try:
-                    discovery = discover_bundles(checkout, rev_sha, directory)
-                except GitError as error:
-                    lines.append(Problem(str(manifest.path), None, None, "", error.problem))
-                    continue
-                found = [*compare_manifest_with_checkout(declared, discovery.bundles, report_missing=False),
-                         *discovery.problems]
-                lines += [Problem(str(manifest.path), None, None, "", line) for line in found]
+            lines += _bundle_problems(checkout, rev_sha, manifest)
     finally:
         repository.close()
     _tell_problems(lines)
@@ -301,6 +274,32 @@ def _check(arguments: argparse.Namespace) -> int:
     _say(f"OK: {count} {'entry matches' if count == 1 else 'entries match'} the checkout at {arguments.rev}",
          error=False)
     return EXIT_OK
+
+
+
+def _bundle_problems(checkout: Checkout, rev_sha: str, manifest: Manifest) -> list[Problem]:
+    """Where the manifest's template entries and the template bundles at ``rev_sha`` disagree, per directory."""
+    from .git.bundles import compare_manifest_with_checkout, discover_bundles
+    from .git.checkout import GitError
+    from .yamlcheck.problems import Problem
+
+    problems: list[Problem] = []
+    templates = [t for t in manifest.targets if t.kind == "template" and t.expectation.paths]
+    for directory in sorted({t.expectation.repository.directory or "" for t in templates}):
+        declared = [
+            (request["templateType"], t.name, request["templateVersion"], t.expectation.paths[0])
+            for t in templates if (t.expectation.repository.directory or "") == directory
+            for request in [dict(t.request)]
+        ]
+        try:
+            discovery = discover_bundles(checkout, rev_sha, directory)
+        except GitError as error:
+            problems.append(Problem(str(manifest.path), None, None, "", error.problem))
+            continue
+        found = [*compare_manifest_with_checkout(declared, discovery.bundles, report_missing=False),
+                 *discovery.problems]
+        problems += [Problem(str(manifest.path), None, None, "", line) for line in found]
+    return problems
 
 
 def _schema(arguments: argparse.Namespace) -> int:
@@ -362,9 +361,6 @@ def _fake_server(arguments: argparse.Namespace) -> int:
 
 
 def _init(arguments: argparse.Namespace) -> int:
-    import os
-    import re
-
     from .git.bundles import (
         Discovery,
         discover_bundles,
@@ -374,7 +370,6 @@ def _init(arguments: argparse.Namespace) -> int:
         starter_manifest,
     )
     from .git.checkout import Checkout, GitError
-    from .manifest.schema import manifest_schema
 
     def fail(message: str, code: int = EXIT_USAGE) -> int:
         print(f"pytest-proton-sync init: {message}", file=sys.stderr)
@@ -385,13 +380,9 @@ def _init(arguments: argparse.Namespace) -> int:
         return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
     if arguments.repository is not None and not is_repository_name(arguments.repository):
         return fail(f"--repository {arguments.repository!r} is not owner/repo\nfix: e.g. --repository acme/templates")
-    # The region the first run needs: the option, else the environment the run will see; never a guess.
-    region_source = next((name for name in ("AWS_REGION", "AWS_DEFAULT_REGION") if os.environ.get(name)), None)
-    region = arguments.region or (os.environ[region_source] if region_source else None)
-    region_rule = manifest_schema()["$defs"]["region"]
-    if region is not None and not re.fullmatch(region_rule["pattern"], region):
-        given = "--region" if arguments.region else region_source
-        return fail(f"{given} {region!r} is not an AWS region\nfix: {region_rule['x-rule']}")
+    region, region_problem = _init_region(arguments)
+    if region_problem is not None:
+        return fail(region_problem)
     try:
         with Checkout.open(Path(arguments.git_dir)) as checkout:
             head = checkout.resolve(["HEAD"])["HEAD"]
@@ -436,13 +427,9 @@ def _init(arguments: argparse.Namespace) -> int:
 
         # What AWS syncs replaces the stacks guessed from deployment files, when it can be asked.
         text = add_stacks_for_init(text, repository, region, arguments.profile)
-    try:
-        with output.open("w" if arguments.force else "x", encoding="utf-8") as stream:
-            stream.write(text)
-    except FileExistsError:
-        return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
-    except OSError as error:
-        return fail(f"cannot write {output}: {error.strerror or error}")
+    unwritten = _write_text(output, text, arguments.force)
+    if unwritten is not None:
+        return fail(unwritten)
     found = []
     if discovery.bundles:
         count = len(discovery.bundles)
@@ -456,6 +443,35 @@ def _init(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _init_region(arguments: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The region the first run needs: the option, else the environment the run will see; never a guess. And why
+    it cannot be used, if it cannot."""
+    import os
+    import re
+
+    from .manifest.schema import manifest_schema
+
+    region_source = next((name for name in ("AWS_REGION", "AWS_DEFAULT_REGION") if os.environ.get(name)), None)
+    region: str | None = arguments.region or (os.environ[region_source] if region_source else None)
+    region_rule = manifest_schema()["$defs"]["region"]
+    if region is not None and not re.fullmatch(region_rule["pattern"], region):
+        given = "--region" if arguments.region else region_source
+        return region, f"{given} {region!r} is not an AWS region\nfix: {region_rule['x-rule']}"
+    return region, None
+
+
+def _write_text(output: Path, text: str, force: bool) -> str | None:
+    """Write ``text`` to ``output`` (over an existing file only with ``force``); why it could not be, if not."""
+    try:
+        with output.open("w" if force else "x", encoding="utf-8") as stream:
+            stream.write(text)
+    except FileExistsError:
+        return f"{output} exists; not overwriting it\nfix: give --force, or another --output"
+    except OSError as error:
+        return f"cannot write {output}: {error.strerror or error}"
+    return None
+
+
 def _stacks_only(arguments: argparse.Namespace, repository: str) -> str | None:
     if arguments.no_stacks:
         return None
@@ -465,13 +481,9 @@ def _stacks_only(arguments: argparse.Namespace, repository: str) -> str | None:
 
 
 def _write_init(output: Path, text: str, force: bool, fail: Any) -> int:
-    try:
-        with output.open("w" if force else "x", encoding="utf-8") as stream:
-            stream.write(text)
-    except FileExistsError:
-        return int(fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output"))
-    except OSError as error:
-        return int(fail(f"cannot write {output}: {error.strerror or error}"))
+    unwritten = _write_text(output, text, force)
+    if unwritten is not None:
+        return int(fail(unwritten))
     print(f"wrote {output}")
     return EXIT_OK
 

@@ -75,13 +75,14 @@ class ManifestFile(pytest.File):
         try:
             # Read with every other manifest of the run: a target declared in two of them is an error.
             manifest = self.session_plugin.manifest(self.path)
-            targets = manifest.targets
-            if any(target.expectation.needs_checkout for target in targets):  # git only when an entry needs it
+            if any(entry.expectation.needs_checkout for entry in manifest.targets):  # git only when one needs it
                 repository = self.session_plugin.repository
                 said = len(repository.notes)
                 targets = repository.resolve(manifest, str(shown))
                 for note in repository.notes[said:]:
                     self.warn(pytest.PytestWarning(redact(f"proton-sync: {note}")))
+            else:
+                targets = tuple(entry.literal() for entry in manifest.targets)
         except ManifestError as exc:
             self.session_plugin.record_manifest_problems(self.path, exc.problems)
             # CollectError shows just its message: every problem, one line each, no traceback.
