@@ -90,8 +90,11 @@ class Repository:
             if sha is None:
                 problems.append(_unresolved(display, entry, fields[index], _revision(entry), checkout))
             elif entry.expectation.rev is None:  # a literal sha compared by content: it is its own expected commit
-                bundle = self.bundle(checkout, entry, sha)
-                resolved[index] = entry.resolved(replace(entry.literal().expectation, sha=sha, bundle=bundle))
+                literal = self._literal_by_content(checkout, display, entry, fields[index], sha)
+                if isinstance(literal, Problem):
+                    problems.append(literal)
+                else:
+                    resolved[index] = literal
             else:
                 by_revision.setdefault(sha, []).append(index)
         for sha, indexes in by_revision.items():
@@ -113,6 +116,26 @@ class Repository:
             raise ManifestError([Problem(display, first.line or None, None, fields[wanted[0]],
                                          f"{len(wanted)} entries need the git checkout (rev: or match: content), "
                                          f"but {error.problem}; fix: {error.fix}")]) from None
+
+    def _literal_by_content(self, checkout: Checkout, display: str, entry: Entry, field: str,
+                            sha: str) -> Target | Problem:
+        """A ``sha:`` entry compared by content: its files at that commit. No files, or files absent there, is a
+        problem of the entry, as for ``rev:``: comparing nothing with nothing would pass whatever was synced."""
+        bundle = self.bundle(checkout, entry, sha)
+        try:
+            absent = [path for path, oid in checkout.object_ids(sha, bundle).items() if oid is None]
+        except GitError as error:
+            return Problem(display, entry.line or None, None, field + ".sha",
+                           f"cannot read the entry's files at {sha[:7]}: {error.problem}; fix: {error.fix}")
+        if not bundle:
+            return Problem(display, entry.line or None, None, field,
+                           f"nothing to compare: give {kind_of(entry).bundle_keys} so the checkout can say which "
+                           "files this entry's sync deploys")
+        if absent:
+            return Problem(display, entry.line or None, None, field + ".sha",
+                           f"{', '.join(absent)} does not exist at {sha[:7]}: check the entry's name and the "
+                           "repository's directory")
+        return entry.resolved(replace(entry.literal().expectation, sha=sha, bundle=bundle))
 
     def _resolve_at(self, checkout: Checkout, display: str, rev_sha: str, entries: Mapping[int, Entry],
                     fields: Sequence[str]) -> dict[int, Target | Problem]:
