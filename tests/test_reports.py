@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ from junitparser import JUnitXml
 
 from pytest_proton_sync import __version__
 from pytest_proton_sync.fake import FakeServer
+from pytest_proton_sync.kinds import KINDS, make_target
+from pytest_proton_sync.model import Expectation, RepositorySpec
 from pytest_proton_sync.reports import github
+from pytest_proton_sync.reports.facts import TargetFacts
 from pytest_proton_sync.reports.jsonreport import report_schema
 
 from .conftest import SHA_A, SHA_OLD, fake_state, template, write_manifest
@@ -397,9 +401,10 @@ def test_xdist_and_randomly_summary_in_manifest_order(pytester: pytest.Pytester,
 
 
 # -- the pure parts ---------------------------------------------------------------------------------------------
-def facts(target: str, manifest: str, line: int) -> dict[str, Any]:
-    return {"id": target, "manifest": manifest, "manifest_path": manifest, "line": line,
-            "expectation": {"sha": SHA_A}, "observation": None}
+def facts(target: str, manifest: str, line: int) -> TargetFacts:
+    entry = make_target(KINDS["template"], {"name": target, "type": "ENVIRONMENT", "version": "1"},
+                        Expectation(SHA_A, RepositorySpec("repo")), manifest=Path(manifest), line=line)
+    return replace(TargetFacts.of(entry, None, manifest), id=target)
 
 
 def test_run_results_outcomes_reruns_and_manifest_order() -> None:
