@@ -67,7 +67,7 @@ class TargetFacts:
            with_document: bool = False) -> TargetFacts:
         """The record of ``target`` (``observation`` None: its test ended before an answer came)."""
         said = _said(observation)
-        fields_ = {
+        fields_: dict[str, Any] = {
             "id": target.id,
             "kind": target.kind,
             "type": type_of(target),
@@ -93,7 +93,9 @@ class TargetFacts:
                 "observation": observation_document(observation),
             } if with_document else None,
         }
-        return cls.from_wire(redact_strings(fields_))
+        # Values only: the names are this module's own. Redaction reads the environment once per call, so once here.
+        values: tuple[Any, ...] = redact_strings(tuple(fields_.values()))
+        return cls(**dict(zip(fields_, values, strict=True)))
 
     def wire(self) -> dict[str, Any]:
         """The record as plain data, for a test report's attribute (what pytest-xdist carries to the controller)."""
