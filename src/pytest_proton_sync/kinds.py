@@ -26,7 +26,7 @@ class Identity:
     name: str
     id: str
     request: tuple[tuple[str, str], ...]
-    keywords: tuple[str, ...]
+    keywords: tuple[str, ...]  # the first is the TYPE the id begins with (see type_of)
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,12 @@ BY_SECTION: dict[str, Kind] = {kind.section: kind for kind in KINDS.values()}
 
 def kind_of(target: Targeted[Any]) -> Kind:
     return KINDS[target.kind]
+
+
+def type_of(target: Targeted[Any]) -> str:
+    """The TYPE a target's id begins with (ENVIRONMENT, SERVICE, SERVICE_INSTANCE, STACK), by which reports group
+    targets: every kind's ``identify`` gives it as the first keyword."""
+    return target.keywords[0] if target.keywords else target.kind.upper()
 
 
 def make_entry(

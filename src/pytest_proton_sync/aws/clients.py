@@ -13,7 +13,9 @@ from typing import Any
 import boto3
 import botocore.awsrequest
 import botocore.config
+import botocore.configprovider
 import botocore.exceptions
+import botocore.session
 
 from pytest_proton_sync import __version__, options
 from pytest_proton_sync.aws.accounts import Account
@@ -93,6 +95,23 @@ def default_region(settings: FetchSettings) -> str | None:
         return os.environ["AWS_REGION"]
     region = boto3.session.Session().region_name
     return str(region) if region else None
+
+
+def configured_endpoint(service: str, settings: FetchSettings) -> str | None:
+    """The endpoint URL a default client of ``service`` would use, without making one (a client costs a service
+    model and an endpoint ruleset): the fake's, or what boto3's chain configures (AWS_ENDPOINT_URL_PROTON,
+    AWS_ENDPOINT_URL, ``endpoint_url`` in the config file), unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS says to
+    ignore those. None: AWS's own endpoint for the region. Raises what the chain raises (an unknown AWS_PROFILE)."""
+    if settings.endpoint_url:
+        return settings.endpoint_url
+    session = botocore.session.Session()
+    if session.get_config_variable("ignore_configured_endpoint_urls"):
+        return None
+    # The provider botocore's Session.create_client itself asks for "endpoint_url".
+    provider = botocore.configprovider.ConfiguredEndpointProvider(
+        full_config=session.full_config, scoped_config=session.get_scoped_config(), client_name=service)
+    url = provider.provide()
+    return str(url) if url else None
 
 
 def default_credentials_missing() -> bool:

@@ -17,7 +17,6 @@ import pytest
 from pytest_proton_sync.git.expectations import Repository
 from pytest_proton_sync.manifest.loader import Manifest, ManifestError
 from pytest_proton_sync.model import ERROR, Observation, Target
-from pytest_proton_sync.reports.table import junit_properties
 from pytest_proton_sync.session.selection import shown_path
 from pytest_proton_sync.text.redact import redact
 from pytest_proton_sync.verdict.judge import describe_error, describe_failure
@@ -27,8 +26,6 @@ from pytest_proton_sync.yamlcheck.problems import Problem
 class RunContext(Protocol):
     """What the items ask of the run (the session object satisfies it): the items never import the session, so
     the session can build them without an import circle."""
-
-    per_target_properties: bool
 
     @property
     def repository(self) -> Repository: ...
@@ -112,11 +109,7 @@ class TargetItem(pytest.Item):
         session = self.session_plugin
         # A rerun (pytest-rerunfailures counts runs in execution_count) asks the API again: see session/run.py.
         observation = session.observation_for(self.target, rerun=getattr(self, "execution_count", 1) > 1)
-        self.observation = observation
-        # Replaced, not appended: a rerun runs setup() again on the same item.
-        self.user_properties[:] = [p for p in self.user_properties if not str(p[0]).startswith("proton.")]
-        if session.per_target_properties:
-            self.user_properties.extend(junit_properties(observation))
+        self.observation = observation  # the session's report hook makes the target's facts (and JUnit properties)
         if observation.error is not None or observation.status is None or observation.verdict is None:
             raise CouldNotCheck(describe_error(observation))
         if observation.verdict.outcome == ERROR:  # the answer came, but could not be compared
