@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 from pytest_proton_sync.aws import answers
 from pytest_proton_sync.aws.answers import MalformedAnswer
 from pytest_proton_sync.aws.clients import check_body
+from pytest_proton_sync.options import defaults
 from pytest_proton_sync.text import safetext
 
 from .conftest import ACCESS_KEY_ID, REPO, SECRET_ACCESS_KEY, SHA_A, template, write_manifest
@@ -294,7 +296,7 @@ def test_progress_says_which_calls_are_pending_and_for_how_long(hostile: Hostile
 
     fields = {"name": "silent", "type": "ENVIRONMENT", "version": "1"}
     target = make_target(TEMPLATE, fields, Expectation(SHA_A, RepositorySpec(REPO["name"])))
-    settings = FetchSettings(call_timeout=1.0, progress_every=0.2)
+    settings = FetchSettings(replace(defaults(), call_timeout=1.0), progress_every=0.2)
     seen: list[Progress] = []
     observations = observe([target], Fetcher(settings, ClientPool(settings)), lambda t, s: (False, True),
                            progress=seen.append)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -17,40 +17,72 @@ import botocore.configprovider
 import botocore.exceptions
 import botocore.session
 
-from pytest_proton_sync import __version__, options
+from pytest_proton_sync import __version__
+from pytest_proton_sync import options as options_module
 from pytest_proton_sync.aws.accounts import Account
 from pytest_proton_sync.aws.answers import MalformedAnswer
 from pytest_proton_sync.aws.deadline import THREAD
 from pytest_proton_sync.aws.hermetic import FAKE_DEFAULT_REGION, fake_client
 from pytest_proton_sync.model import SyncStatus
+from pytest_proton_sync.options import Options
 from pytest_proton_sync.text.safetext import clean, excerpt
-
-_DEFAULTS = options.defaults()
 
 
 @dataclass(frozen=True)
 class FetchSettings:
-    """How to fetch. The defaults of what users can set are options.py's (the one place they live)."""
+    """How to fetch: the user's :class:`~pytest_proton_sync.options.Options` as they are (read through, never
+    copied), what the run adds (the fake's endpoint), and the fetch's internal bounds, which are not options."""
 
-    concurrency: int = _DEFAULTS.concurrency
-    max_attempts: int = _DEFAULTS.max_attempts  # HTTP attempts per API call, retries included
-    retry_mode: str = _DEFAULTS.retry_mode  # botocore's "standard" or "adaptive" (adaptive adds client-side pacing)
-    connect_timeout: float = _DEFAULTS.connect_timeout  # per connection attempt
-    read_timeout: float = _DEFAULTS.read_timeout  # per socket read: a trickle never trips it, call_timeout does
-    max_rps: float | None = _DEFAULTS.max_rps
-    wait_seconds: float = _DEFAULTS.wait
-    poll_interval: float = _DEFAULTS.poll_interval
-    region: str | None = None  # --proton-region: used for entries that name none
+    options: Options = field(default_factory=options_module.defaults)
     endpoint_url: str | None = None  # set by --proton-fake only; otherwise boto3's own chain decides
     use_fake_credentials: bool = False  # --proton-fake: a fresh machine has no credentials, and needs none
-    # Overall deadline of one API call: connect + read + every retry and backoff.
-    call_timeout: float = _DEFAULTS.call_timeout
     # -- internal bounds, not options --
     backoff_base: float = 0.25  # retry n sleeps uniform(0, min(backoff_cap, backoff_base * 2**n)) ("full jitter")
     backoff_cap: float = 5.0
     connect_attempts: int = 3  # attempts when the endpoint cannot be reached at all (refused, DNS, connect timeout)
     unresponsive_limit: int = 3  # this many calls in a row to one endpoint without any answer: the rest are not sent
     progress_every: float = 10.0  # seconds between progress reports while calls are pending
+
+    # The options the fetch reads, by the names hook implementations (pytest_proton_sync_make_client) know.
+    @property
+    def concurrency(self) -> int:
+        return self.options.concurrency
+
+    @property
+    def max_attempts(self) -> int:  # HTTP attempts per API call, retries included
+        return self.options.max_attempts
+
+    @property
+    def retry_mode(self) -> str:  # botocore's "standard" or "adaptive" (adaptive adds client-side pacing)
+        return self.options.retry_mode
+
+    @property
+    def connect_timeout(self) -> float:  # per connection attempt
+        return self.options.connect_timeout
+
+    @property
+    def read_timeout(self) -> float:  # per socket read: a trickle never trips it, call_timeout does
+        return self.options.read_timeout
+
+    @property
+    def max_rps(self) -> float | None:
+        return self.options.max_rps
+
+    @property
+    def wait_seconds(self) -> float:
+        return self.options.wait
+
+    @property
+    def poll_interval(self) -> float:
+        return self.options.poll_interval
+
+    @property
+    def region(self) -> str | None:  # --proton-region: used for entries that name none
+        return self.options.region
+
+    @property
+    def call_timeout(self) -> float:  # overall deadline of one API call: connect + read + every retry and backoff
+        return self.options.call_timeout
 
 
 ClientMaker = Callable[[str, str, "Account | None"], Any]  # (service, region, account) -> botocore client

@@ -112,18 +112,8 @@ class ProtonSyncSession:
 
     def settings(self) -> FetchSettings:
         if self._settings is None:
-            options = self.options
             self._settings = FetchSettings(
-                concurrency=options.concurrency,
-                max_attempts=options.max_attempts,
-                call_timeout=options.call_timeout,
-                retry_mode=options.retry_mode,
-                connect_timeout=options.connect_timeout,
-                read_timeout=options.read_timeout,
-                max_rps=options.max_rps,
-                wait_seconds=options.wait,
-                poll_interval=options.poll_interval,
-                region=options.region,
+                self.options,
                 endpoint_url=self.fake.endpoint_url if self.fake is not None else None,
                 use_fake_credentials=self.fake is not None,
             )
