@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import botocore.exceptions
 
@@ -212,73 +212,103 @@ class Fetcher:
 
     def _attempts(self, call: Call, kind: Kind, region: str) -> tuple[Outcome, bool]:
         """(outcome, whether anything at all came back from the endpoint)."""
-        settings = self.settings
-        pacer = self.clients.limiter
+        tries = _Tries()
         token = cancel.current()
-        throttled = answered = False
-        attempts = 0
-        last = ""
         while True:
-            reset_sent_requests()
-            THREAD.answer = None
-            THREAD.normalise = kind.normalise
-            retry = False
-            try:
-                call.check()
-                account = call.target.account_spec
-                client = self.clients.client(kind.service, region, account)
-                if not self.clients.instrumented(kind.service, region, account):
-                    pacer.acquire(call)  # a client without event hooks: at least one look per token
-                    THREAD.sent_in_call = getattr(THREAD, "sent_in_call", 0) + 1  # called: count it as sent
-                response = getattr(client, kind.operation)(**dict(call.target.request))
-                attempts += max(1, sent_requests())
-                status = THREAD.answer or kind.normalise(response)
-                pacer.answered()
-                return (status, None, throttled), True
-            except Aborted:
-                attempts += sent_requests()
-            except botocore.exceptions.ClientError as exc:
-                attempts += max(1, sent_requests())
-                answered = True
-                code = str(exc.response.get("Error", {}).get("Code", ""))
-                if code in kind.not_found_codes:
-                    pacer.answered()
-                    return (SyncStatus(found=False), None, throttled), True
-                status_code = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-                if code in THROTTLING_CODES or status_code == 429:
-                    throttled = True
-                    pacer.throttled()
-                    retry = True
-                else:
-                    retry = worth_retrying(code, status_code)
-                error: BaseException = exc
-            except MalformedAnswer as exc:
-                attempts += max(1, sent_requests())
-                answered = True
-                retry, error = True, exc
-            except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
-                attempts += max(1, sent_requests())
-                retry, error = True, exc
-                if isinstance(exc, (botocore.exceptions.EndpointConnectionError,
-                                    botocore.exceptions.ConnectTimeoutError)):
-                    # Refused, no such host, no route: this will not change in seconds.
-                    retry = attempts < settings.connect_attempts
-            except Exception as exc:
-                attempts += sent_requests()
-                return (None, classify_error(exc, kind, region, settings, attempts), throttled), answered
-            if call.aborted == "cancelled" or token.requested:
-                return (None, cancelled_error(attempts), throttled), answered
-            if call.aborted == "deadline":
-                return (None, deadline_error(settings, attempts, last), throttled), answered
-            if call.aborted == "unresponsive":
-                return (None, self._unresponsive(kind, region, "given up", attempts), throttled), answered
-            last = short_reason(error)
-            if not retry or attempts >= settings.max_attempts:
-                return (None, classify_error(error, kind, region, settings, attempts), throttled), answered
-            delay = random.uniform(0, min(settings.backoff_cap, settings.backoff_base * 2 ** (attempts - 1)))
-            if time.monotonic() + delay >= call.deadline:
-                return (None, deadline_error(settings, attempts, last), throttled), answered
-            if token.wait(delay):
-                return (None, cancelled_error(attempts), throttled), answered
+            outcome = self._attempt(call, kind, region, tries)
+            if outcome is None:
+                outcome = self._after_failure(call, kind, region, tries, token)
+            if outcome is not None:
+                return outcome, tries.answered
+
+    def _attempt(self, call: Call, kind: Kind, region: str, tries: _Tries) -> Outcome | None:
+        """One request: its outcome, or None when it failed (``tries.error``) and may be retried (``tries.retry``)."""
+        pacer = self.clients.limiter
+        reset_sent_requests()
+        THREAD.answer = None
+        THREAD.normalise = kind.normalise
+        tries.retry = False
+        try:
+            call.check()
+            account = call.target.account_spec
+            client = self.clients.client(kind.service, region, account)
+            if not self.clients.instrumented(kind.service, region, account):
+                pacer.acquire(call)  # a client without event hooks: at least one look per token
+                THREAD.sent_in_call = getattr(THREAD, "sent_in_call", 0) + 1  # called: count it as sent
+            response = getattr(client, kind.operation)(**dict(call.target.request))
+            tries.attempts += max(1, sent_requests())
+            status = THREAD.answer or kind.normalise(response)
+            pacer.answered()
+            return status, None, tries.throttled
+        except Aborted:
+            tries.attempts += sent_requests()
+        except botocore.exceptions.ClientError as exc:
+            tries.attempts += max(1, sent_requests())
+            tries.answered = True
+            return self._error_answer(exc, kind, tries)
+        except MalformedAnswer as exc:
+            tries.attempts += max(1, sent_requests())
+            tries.answered = True
+            tries.retry, tries.error = True, exc
+        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
+            tries.attempts += max(1, sent_requests())
+            tries.retry, tries.error = True, exc
+            if isinstance(exc, (botocore.exceptions.EndpointConnectionError,
+                                botocore.exceptions.ConnectTimeoutError)):
+                # Refused, no such host, no route: this will not change in seconds.
+                tries.retry = tries.attempts < self.settings.connect_attempts
+        except Exception as exc:
+            tries.attempts += sent_requests()
+            return None, classify_error(exc, kind, region, self.settings, tries.attempts), tries.throttled
+        return None
+
+    def _error_answer(self, exc: botocore.exceptions.ClientError, kind: Kind, tries: _Tries) -> Outcome | None:
+        """An error answer: "not found" is an outcome; anything else is a failure, retried if worth it."""
+        pacer = self.clients.limiter
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in kind.not_found_codes:
+            pacer.answered()
+            return SyncStatus(found=False), None, tries.throttled
+        status_code = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in THROTTLING_CODES or status_code == 429:
+            tries.throttled = True
+            pacer.throttled()
+            tries.retry = True
+        else:
+            tries.retry = worth_retrying(code, status_code)
+        tries.error = exc
+        return None
+
+    def _after_failure(
+        self, call: Call, kind: Kind, region: str, tries: _Tries, token: cancel.Cancellation
+    ) -> Outcome | None:
+        """After a failed attempt: the outcome that ends the call, or None after the backoff before the next one."""
+        settings, attempts, throttled = self.settings, tries.attempts, tries.throttled
+        if call.aborted == "cancelled" or token.requested:
+            return None, cancelled_error(attempts), throttled
+        if call.aborted == "deadline":
+            return None, deadline_error(settings, attempts, tries.last), throttled
+        if call.aborted == "unresponsive":
+            return None, self._unresponsive(kind, region, "given up", attempts), throttled
+        assert tries.error is not None  # every failed attempt that is not an abort says why
+        tries.last = short_reason(tries.error)
+        if not tries.retry or attempts >= settings.max_attempts:
+            return None, classify_error(tries.error, kind, region, settings, attempts), throttled
+        delay = random.uniform(0, min(settings.backoff_cap, settings.backoff_base * 2 ** (attempts - 1)))
+        if time.monotonic() + delay >= call.deadline:
+            return None, deadline_error(settings, attempts, tries.last), throttled
+        if token.wait(delay):
+            return None, cancelled_error(attempts), throttled
+        return None
 
 
+@dataclass
+class _Tries:
+    """Mutable bookkeeping of one call's attempts."""
+
+    attempts: int = 0  # HTTP requests sent
+    throttled: bool = False  # any attempt throttled
+    answered: bool = False  # anything at all came back from the endpoint
+    retry: bool = False  # the last failure is worth another attempt
+    error: BaseException | None = None  # the last failure
+    last: str = ""  # its short reason, for the deadline's text
