@@ -1,0 +1,69 @@
+"""What a look at a target costs: each answer's body parsed once, and the call deadline watched without polling.
+
+Against the bundled fake over real HTTP, with the plugin's own clients and fetcher (botocore's real parsing).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from pytest_proton_sync.aws.clients import FetchSettings
+from pytest_proton_sync.fake import FakeServer
+from pytest_proton_sync.fetch.clients import ClientPool
+from pytest_proton_sync.fetch.fetcher import Fetcher
+from pytest_proton_sync.kinds import TEMPLATE, make_target
+from pytest_proton_sync.model import Expectation, RepositorySpec, Target
+
+from .conftest import REPO, SHA_A, fake_state
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+
+def a_target(name: str = "vpc") -> Target:
+    fields = {"name": name, "type": "ENVIRONMENT", "version": "1"}
+    return make_target(TEMPLATE, fields, Expectation(SHA_A, RepositorySpec(REPO["name"])), region="us-east-1")
+
+
+def botocore_parsed(pool: ClientPool, target: Target) -> list[dict[str, Any]]:
+    """What botocore's parser made of each answer of ``target``'s client (its ``after-call`` event)."""
+    parsed: list[dict[str, Any]] = []
+    client = pool.client(TEMPLATE.service, "us-east-1", target.account_spec)
+    client.meta.events.register("after-call", lambda parsed=None, **kwargs: parsed_copy(parsed))
+
+    def parsed_copy(answer: Any) -> None:
+        parsed.append(dict(answer))
+
+    return parsed
+
+
+def test_a_200_answer_is_parsed_once_by_the_plugin_not_again_by_botocore(aws_env: FakeServer) -> None:
+    aws_env.set_state(fake_state({"name": "vpc", "type": "ENVIRONMENT", "version": 1, "synced": SHA_A}))
+    settings = FetchSettings()
+    pool = ClientPool(settings)
+    target = a_target()
+    parsed = botocore_parsed(pool, target)
+    status, error, _ = Fetcher(settings, pool).ask(target)
+    assert error is None and status is not None and status.found
+    assert status.latest_successful is not None and status.latest_successful.target_revision.sha == SHA_A
+    # botocore parsed an empty object: the answer's members exist only in the plugin's own, checked, parse.
+    assert len(parsed) == 1 and set(parsed[0]) == {"ResponseMetadata"}, parsed
+
+
+def test_botocore_debug_log_still_shows_the_real_body(aws_env: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    aws_env.set_state(fake_state({"name": "vpc", "type": "ENVIRONMENT", "version": 1, "synced": SHA_A}))
+    caplog.set_level(logging.DEBUG, logger="botocore.parsers")
+    settings = FetchSettings()
+    pool = ClientPool(settings)
+    target = a_target()
+    parsed = botocore_parsed(pool, target)
+    status, error, _ = Fetcher(settings, pool).ask(target)
+    assert error is None and status is not None and status.latest_successful is not None
+    assert status.latest_successful.target_revision.sha == SHA_A
+    # While botocore's parser logs bodies, it gets the real one, so that its log says what came back.
+    assert "latestSuccessfulSync" in parsed[0]
+    assert any(SHA_A in record.getMessage() for record in caplog.records if record.name == "botocore.parsers")
