@@ -1,13 +1,13 @@
-"""What a look at a target costs: each answer's body parsed once, and the call deadline watched without polling.
+"""What a target costs: each answer's body parsed once; a gate run's long-lived heap frozen, then released.
 
-Against the bundled fake over real HTTP, with the plugin's own clients and fetcher (botocore's real parsing).
+Against the bundled fake over real HTTP, with the plugin's own clients and fetcher (botocore's real parsing), and
+real pytest sessions.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
-import threading
-import time
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from pytest_proton_sync.fetch.fetcher import Fetcher
 from pytest_proton_sync.kinds import TEMPLATE, make_target
 from pytest_proton_sync.model import Expectation, RepositorySpec, Target
 
-from .conftest import REPO, SHA_A, fake_state
+from .conftest import REPO, SHA_A, fake_state, write_manifest
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -67,3 +67,55 @@ def test_botocore_debug_log_still_shows_the_real_body(aws_env: FakeServer, caplo
     # While botocore's parser logs bodies, it gets the real one, so that its log says what came back.
     assert "latestSuccessfulSync" in parsed[0]
     assert any(SHA_A in record.getMessage() for record in caplog.records if record.name == "botocore.parsers")
+
+
+# -- the heap of a gate run ---------------------------------------------------------------------------------------
+FREEZE_PROBE = '''
+import gc
+
+SEEN = []
+
+
+def pytest_runtest_setup(item):
+    SEEN.append(gc.get_freeze_count())
+
+
+def pytest_unconfigure(config):
+    with open("frozen.txt", "w") as out:
+        out.write(" ".join(map(str, SEEN)))
+'''
+
+
+def frozen_during(pytester: pytest.Pytester, *args: str) -> list[int]:
+    pytester.makeconftest(FREEZE_PROBE)
+    result = pytester.runpytest(*args)
+    assert result.ret == 0, result.stdout.str()
+    return [int(word) for word in (pytester.path / "frozen.txt").read_text().split()]
+
+
+def in_sync(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    names = [f"t{i:03d}" for i in range(count)]
+    entries = [{"name": name, "type": "ENVIRONMENT", "version": "1", "sha": SHA_A} for name in names]
+    return entries, [{"name": name, "type": "ENVIRONMENT", "version": 1, "synced": SHA_A} for name in names]
+
+
+def test_a_gate_run_freezes_its_long_lived_heap_and_releases_it_at_the_end(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    entries, templates = in_sync(3)
+    aws_env.set_state(fake_state(*templates))
+    manifest = write_manifest(pytester.path, *entries)
+    assert gc.get_freeze_count() == 0
+    frozen = frozen_during(pytester, "--proton-manifest", str(manifest), "-p", "no:randomly")
+    assert len(frozen) == 3 and all(count > 0 for count in frozen), frozen
+    assert gc.get_freeze_count() == 0  # released: this process (pytest run in-process) collects it as usual again
+
+
+def test_a_run_with_tests_of_its_own_freezes_nothing(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
+    entries, templates = in_sync(2)
+    aws_env.set_state(fake_state(*templates))
+    manifest = write_manifest(pytester.path, *entries)
+    pytester.makepyfile(test_own="def test_own():\n    pass\n")
+    # pytest's check for unraisable exceptions must see every object of the user's own tests.
+    frozen = frozen_during(pytester, "--proton-manifest", str(manifest), "test_own.py", "-p", "no:randomly")
+    assert frozen == [0, 0, 0]
