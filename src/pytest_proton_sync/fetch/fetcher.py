@@ -53,6 +53,7 @@ from pytest_proton_sync.text.safetext import clean
 _LOG = logging.getLogger("pytest_proton_sync.fetch")
 
 Outcome = tuple[SyncStatus | None, CheckError | None, bool]  # (status, error, throttled on the way)
+WATCH_TICK = 0.25  # seconds: the longest the watchdog sleeps
 
 
 class Fetcher:
@@ -70,10 +71,13 @@ class Fetcher:
         self._needs_blockers = needs_blockers
         self.api_calls = 0  # looks that sent a request, not retries
         self._count_lock = threading.Lock()
-        self._calls: dict[int, Call] = {}  # thread ident -> call in progress
-        self._calls_lock = threading.Lock()
+        # Thread ident -> call in progress. No lock: each worker sets and pops its own entry, and readers take a copy
+        # (single dict operations, atomic in CPython with or without the GIL).
+        self._calls: dict[int, Call] = {}
         self._silent: dict[tuple[str, str], int] = {}  # (service, region) -> calls in a row without any answer
         self._watching = threading.Event()
+        self._wake = threading.Event()  # the watchdog looks now: it is to stop, or an endpoint fell silent
+        self._cancelled = False  # abort_all() was called: a call that starts later is ended at once too
 
     def prepare(self, targets: Iterable[Target]) -> dict[tuple[str, ...], CheckError]:
         """Create every client in this thread before any worker runs; returns set-up errors per target key."""
@@ -106,16 +110,19 @@ class Fetcher:
             yield
         finally:
             self._watching.clear()
+            self._wake.set()
             thread.join()
 
     def _watch(self) -> None:
+        """Sleeps until the nearest deadline of a call under way (at most WATCH_TICK: a cancellation the fetch loop
+        has not yet passed on, a deadline a pacing pause moved), not a fixed short poll."""
         token = cancel.current()
         while self._watching.is_set():
-            cancelled = token.wait(0.05)
+            self._wake.wait(self._until_next_look())
+            self._wake.clear()
+            cancelled = token.requested or self._cancelled
             now = time.monotonic()
-            with self._calls_lock:
-                calls = list(self._calls.values())
-            for call in calls:
+            for call in self._calls_now():
                 if cancelled:
                     call.abort("cancelled")
                 elif now >= call.deadline and not call.paused:
@@ -123,18 +130,25 @@ class Fetcher:
                 elif self._silent.get(call.endpoint, 0) >= self.settings.unresponsive_limit:
                     call.abort("unresponsive")  # it will not fare better than the calls before it
 
+    def _until_next_look(self) -> float:
+        # Paused (pacing moves the deadline on) and ended calls have no deadline to watch.
+        deadlines = [call.deadline for call in self._calls_now() if not call.paused and call.aborted is None]
+        # A call that starts later has a deadline at least call_timeout away, later than any of these.
+        return max(0.001, min(WATCH_TICK, min(deadlines, default=WATCH_TICK) - time.monotonic()))
+
+    def _calls_now(self) -> list[Call]:
+        return list(self._calls.copy().values())
+
     def in_flight(self) -> list[tuple[Target, float]]:
         """(target, seconds under way) of every call in progress, oldest first."""
         now = time.monotonic()
-        with self._calls_lock:
-            calls = list(self._calls.values())
-        return sorted(((c.target, now - c.started) for c in calls), key=lambda pair: -pair[1])
+        return sorted(((c.target, now - c.started) for c in self._calls_now()), key=lambda pair: -pair[1])
 
     def abort_all(self) -> None:
-        with self._calls_lock:
-            calls = list(self._calls.values())
-        for call in calls:
+        self._cancelled = True
+        for call in self._calls_now():
             call.abort("cancelled")
+        self._wake.set()
 
     def new_round(self) -> None:
         """Another poll: give a silent endpoint another chance."""
@@ -151,16 +165,14 @@ class Fetcher:
             return None, self._unresponsive(kind, region, "not asked", 0), False
         call = Call(target, time.monotonic() + self.settings.call_timeout, endpoint_key)
         ident = threading.get_ident()
-        with self._calls_lock:
-            self._calls[ident] = call
+        self._register(ident, call)
         THREAD.call = call
         try:
             outcome, answered = self._attempts(call, kind, region)
         finally:
             THREAD.call = None
             THREAD.normalise = None
-            with self._calls_lock:
-                self._calls.pop(ident, None)
+            self._calls.pop(ident, None)
             # A look counts when a request went out (no credentials, say, sends none).
             if getattr(THREAD, "sent_in_call", 0):
                 with self._count_lock:
@@ -176,7 +188,18 @@ class Fetcher:
             # Past unresponsive_limit, the watchdog ends the other calls to it still under way, so a silent
             # endpoint costs one deadline, not one per --proton-concurrency targets.
             self._silent[endpoint_key] = self._silent.get(endpoint_key, 0) + 1
+            if self._silent[endpoint_key] >= self.settings.unresponsive_limit:
+                self._wake.set()
         return outcome
+
+    def _register(self, ident: int, call: Call) -> None:
+        """``call`` under way in thread ``ident``; ended at once if everything was aborted, or its endpoint fell
+        silent, meanwhile (the watchdog's last look may have missed it)."""
+        self._calls[ident] = call
+        if self._cancelled:
+            call.abort("cancelled")
+        elif self._silent.get(call.endpoint, 0) >= self.settings.unresponsive_limit:
+            call.abort("unresponsive")
 
     def _with_blockers(self, target: Target, kind: Kind, region: str, status: SyncStatus) -> SyncStatus:
         """``status`` with the target's sync blockers: one call, within a call deadline of its own. A blockers call
@@ -185,8 +208,7 @@ class Fetcher:
         assert blockers is not None
         call = Call(target, time.monotonic() + self.settings.call_timeout, (kind.service, region))
         ident = threading.get_ident()
-        with self._calls_lock:
-            self._calls[ident] = call
+        self._register(ident, call)
         THREAD.call, THREAD.normalise = call, None  # no status normaliser for this answer's body
         try:
             client = self.clients.client(kind.service, region, target.account_spec)
@@ -197,8 +219,7 @@ class Fetcher:
             return status
         finally:
             THREAD.call = None
-            with self._calls_lock:
-                self._calls.pop(ident, None)
+            self._calls.pop(ident, None)
 
     def _unresponsive(self, kind: Kind, region: str, what: str, attempts: int) -> CheckError:
         return fits(CheckError(
