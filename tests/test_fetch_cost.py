@@ -119,3 +119,14 @@ def test_a_run_with_tests_of_its_own_freezes_nothing(pytester: pytest.Pytester, 
     # pytest's check for unraisable exceptions must see every object of the user's own tests.
     frozen = frozen_during(pytester, "--proton-manifest", str(manifest), "test_own.py", "-p", "no:randomly")
     assert frozen == [0, 0, 0]
+
+
+def test_every_target_carries_the_proton_sync_marker(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
+    entries, templates = in_sync(2)
+    aws_env.set_state(fake_state(*templates))
+    manifest = write_manifest(pytester.path, *entries)
+    pytester.makepyfile(test_own="def test_own():\n    pass\n")
+    selected = pytester.runpytest("--proton-manifest", str(manifest), "test_own.py", "-m", "proton_sync")
+    selected.assert_outcomes(passed=2, deselected=1)
+    others = pytester.runpytest("--proton-manifest", str(manifest), "test_own.py", "-m", "not proton_sync")
+    others.assert_outcomes(passed=1, deselected=2)
