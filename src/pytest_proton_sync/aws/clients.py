@@ -1,12 +1,13 @@
 """How clients are made: the fetch settings, botocore's config, a client from boto3's chain or the fake, the
-default region, and the check of a 200 answer's raw body before botocore parses it.
+default region, and the check of a 200 answer's raw body before botocore parses it (parsed once).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,12 +155,31 @@ def default_credentials_missing() -> bool:
         return False  # a broken profile: the call's own error says what is wrong once the region is set
 
 
+# botocore's parser logs each raw body at DEBUG: while that log is on, it gets the real body to log.
+_PARSER_LOG = logging.getLogger("botocore.parsers")
+# What botocore's JSON parser is handed instead of a body already checked and normalised: an empty object.
+_PARSED_ALREADY = b"{}"
+
+
 def before_parse(operation_model: Any = None, response_dict: Any = None, **kwargs: Any) -> None:
+    """A 200 answer's raw body checked and normalised (``THREAD.answer``) before botocore parses it.
+
+    Parsed once: the fetch uses the checked answer, never botocore's parse of it, so botocore's JSON parser is then
+    handed an empty object rather than the body a second time (unless its DEBUG log would show the body)."""
     normalise = getattr(THREAD, "normalise", None)
-    if normalise is None or not isinstance(response_dict, Mapping) or response_dict.get("status_code") != 200:
+    if normalise is None or not isinstance(response_dict, MutableMapping) or response_dict.get("status_code") != 200:
         return
     headers = response_dict.get("headers") or {}
     THREAD.answer = check_body(response_dict.get("body") or b"", str(headers.get("content-type", "")), normalise)
+    if _json_protocol(operation_model) and not _PARSER_LOG.isEnabledFor(logging.DEBUG):
+        response_dict["body"] = _PARSED_ALREADY
+
+
+def _json_protocol(operation_model: Any) -> bool:
+    """Whether botocore reads this operation's answer as a JSON object (the only kind of body check_body passes)."""
+    service_model = getattr(operation_model, "service_model", None)
+    protocol = getattr(service_model, "resolved_protocol", None) or getattr(service_model, "protocol", None)
+    return protocol == "json"
 
 
 def check_body(body: bytes, content_type: str, normalise: Callable[[Mapping[str, Any]], SyncStatus]) -> SyncStatus:

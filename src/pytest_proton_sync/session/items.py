@@ -41,6 +41,8 @@ class RunContext(Protocol):
 
 #: Where plugin.py keeps the run's session in ``config.stash`` (only when a manifest is in play).
 SESSION_KEY: pytest.StashKey[RunContext] = pytest.StashKey()
+#: Every target's marker, made once: one shared (immutable) Mark rather than one per item.
+PROTON_SYNC_MARK = pytest.mark.proton_sync
 
 
 class NotSynced(Exception):
@@ -95,7 +97,7 @@ class TargetItem(pytest.Item):
         super().__init__(**kwargs)
         self.target = target
         self.observation: Observation | None = None  # set by setup(); read by the session's report hooks
-        self.add_marker("proton_sync")
+        self.add_marker(PROTON_SYNC_MARK)
         # Let -k select by type, name, region or account without quoting the whole id.
         self.extra_keyword_matches.update(target.keywords)
         self.extra_keyword_matches.update(word for word in (target.region, target.account) if word)

@@ -38,6 +38,7 @@ from pytest_proton_sync.reports.table import junit_properties
 from pytest_proton_sync.session import xdist_handover
 from pytest_proton_sync.session.coverage_check import start_for
 from pytest_proton_sync.session.header import header_lines
+from pytest_proton_sync.session.heap import HeapFreezer, skip_collection_at_exit
 from pytest_proton_sync.session.items import SESSION_KEY as SESSION_KEY  # plugin.py stores the session there
 from pytest_proton_sync.session.items import CouldNotCheck, ManifestFile, TargetItem
 from pytest_proton_sync.session.manifests import RunManifests, resolved
@@ -78,6 +79,7 @@ class ProtonSyncSession:
         self._coverage_check: Any = None  # session/coverage_check.CoverageCheck under --proton-coverage warn|fail
         self.coverage: Any = None  # its reports/coverage.Coverage, once the run's checks are done
         self._link_health: Any = None  # fetch/link_health.LinkHealth, made for the first failing stack
+        self._heap = HeapFreezer()  # a gate run's long-lived objects out of the full garbage collections
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -87,6 +89,7 @@ class ProtonSyncSession:
         # registered, and so unconfigured, only once start() returns).
         self.report_path = _report_path(self.config, self.options.report)
         self._unredact = install()
+        self._heap.install(self.config)
         if xdist_handover.is_worker(self.config):
             self._worker = xdist_handover.WorkerSide(self.config)
             self.config.pluginmanager.register(self._worker, "proton_sync_xdist_worker")
@@ -100,7 +103,7 @@ class ProtonSyncSession:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._store is not None:
             self._store.stop()  # a background fetch still running (Ctrl-C, -x) stops at its next step
-        _skip_garbage_collection_at_exit()
+        skip_collection_at_exit()
         if self._unredact is not None:
             self._unredact()
             self._unredact = None
@@ -185,6 +188,8 @@ class ProtonSyncSession:
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         config = session.config
         cancellation = None
+        items = getattr(session, "items", ())
+        self._heap.loop_started(bool(items) and all(isinstance(item, TargetItem) for item in items))
         if self._worker is None:
             # SIGTERM/SIGINT during the fetch: unsettled targets become errors "cancelled", then summary and JUnit.
             cancellation = cancel.install()
@@ -196,7 +201,7 @@ class ProtonSyncSession:
         ):
             # A target whose expectation the checkout cannot give is an error without asking the API. An xdist
             # controller collects nothing (pytest 7 does not even set session.items): it fetched for the workers.
-            targets = [item.target for item in getattr(session, "items", ())
+            targets = [item.target for item in items
                        if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
             if self.options.coverage != "off":  # concurrently with the status calls; see session/coverage_check.py
                 self._coverage_check = start_for(self.options.coverage, self.run_manifests.targets() or [],
@@ -216,6 +221,9 @@ class ProtonSyncSession:
                 self._store.finish()
             if cancellation is not None:
                 cancel.finish(cancellation)  # pytest.exit with 2 (SIGINT) or 143 (SIGTERM) after a cancellation
+
+    def pytest_runtest_logfinish(self) -> None:
+        self._heap.target_done()
 
     def _fetch_with_progress(self, targets: Sequence[Target]) -> None:
         printer = ProgressPrinter(self.config)
@@ -455,22 +463,3 @@ def _start_fake(state: str) -> Any:
     except (FakeStateError, OSError) as exc:
         raise pytest.UsageError(f"--proton-fake {state}: {exc}") from None
 
-
-_EXIT_HOOK_REGISTERED = False
-
-
-def _skip_garbage_collection_at_exit() -> None:
-    """At interpreter exit, spare the final garbage collections the walk over every object still alive.
-
-    A gate run ends with some 110,000 tracked objects (pytest's, botocore's service models, one item per target);
-    CPython's shutdown runs full collections over all of them, which cost about 0.3 s of a 1.6 s run at 500
-    targets, for memory the OS takes back anyway. gc.freeze() in an atexit handler runs only when the process
-    really exits, so a long-lived host that calls pytest.main() repeatedly is not affected.
-    """
-    global _EXIT_HOOK_REGISTERED
-    if not _EXIT_HOOK_REGISTERED:
-        import atexit
-        import gc
-
-        atexit.register(gc.freeze)
-        _EXIT_HOOK_REGISTERED = True
