@@ -353,7 +353,16 @@ def speed_goal_lines(result: PairedResult) -> list[str]:
         f"{spread(result.ratios, '.3f')}x | {verdict(ratio <= GOAL_SPEED_VS_LOOP)} |",
         f"| plugin API calls == targets (every plugin run: {len(result.pairs)}) | {'; '.join(wrong) or 'all equal'} "
         f"| {verdict(not wrong)} |",
+        cpu_ratio_line(result),
     ]
+
+
+def cpu_ratio_line(result: PairedResult) -> str:
+    """CPU seconds of the two runs of a pair, divided: steadier than wall time on a machine shared with other
+    work, though it says nothing of waiting (a reference, not a goal)."""
+    ratios = [p.subject.cpu_seconds / p.reference.cpu_seconds for p in result.pairs if p.reference.cpu_seconds > 0]
+    measured = f"{spread(ratios, '.3f')}x" if ratios else "-"
+    return f"| reference: CPU seconds, plugin / loop (paired ratio) | {measured} | - |"
 
 
 def scale_pair_lines(result: PairedResult) -> list[str]:
@@ -376,6 +385,7 @@ def scale_goal_lines(result: PairedResult) -> list[str]:
         f"{spread(result.ratios, '.3f')}x | {verdict(ratio <= GOAL_SCALE_VS_LOOP)} |",
         f"| peak memory <= {GOAL_SCALE_MEMORY_VS_LOOP}x the loop's (paired ratio) | {spread(memory)}x | "
         f"{verdict(statistics.median(memory) <= GOAL_SCALE_MEMORY_VS_LOOP)} |",
+        cpu_ratio_line(result),
     ]
 
 

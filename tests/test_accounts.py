@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,6 +33,7 @@ from pytest_proton_sync.aws.clients import FetchSettings, botocore_config, defau
 from pytest_proton_sync.fake import FakeServer
 from pytest_proton_sync.fake.api import TARGET_PREFIX, call_key
 from pytest_proton_sync.model import AccountSpec
+from pytest_proton_sync.options import defaults
 
 from .conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, SHA_A, fake_state, write_text
 from .test_plugin import junit_cases
@@ -473,7 +475,7 @@ def test_assumed_role_credentials_renew_themselves_when_they_near_expiry(
 ) -> None:
     proton.set_state(synced("long-wait"))
     clock = Clock()
-    settings = FetchSettings(max_attempts=2)
+    settings = FetchSettings(replace(defaults(), max_attempts=2))
     account = Account(AccountSpec("prod", role_arn=PROD_ROLE, duration_seconds=900), botocore_config(settings),
                       time_fetcher=clock)
     client = default_client("proton", "us-east-1", settings, account)
@@ -490,7 +492,7 @@ def test_assumed_role_credentials_renew_themselves_when_they_near_expiry(
 
 
 def test_a_refused_role_is_asked_once_and_its_error_names_alias_and_role(sts: StsGate, proton: RecordingFake) -> None:
-    settings = FetchSettings(max_attempts=1)
+    settings = FetchSettings(replace(defaults(), max_attempts=1))
     account = Account(AccountSpec("audit", role_arn=AUDIT_ROLE, external_id=EXTERNAL_ID), botocore_config(settings))
     client = default_client("proton", "us-east-1", settings, account)
     for _ in range(3):
@@ -508,7 +510,7 @@ def test_expired_source_credentials_name_the_source_and_the_fix(
     sts: StsGate, proton: RecordingFake, profiles: Path
 ) -> None:
     sts.expired.add(CI_KEY_ID)
-    settings = FetchSettings(max_attempts=1)
+    settings = FetchSettings(replace(defaults(), max_attempts=1))
     account = Account(AccountSpec("staging", role_arn=STAGING_ROLE, source_profile="ci"), botocore_config(settings))
     client = default_client("proton", "us-east-1", settings, account)
     with pytest.raises(AccountUnavailable) as raised:
@@ -525,7 +527,7 @@ def test_an_unreachable_sts_is_transient_and_not_remembered(
     proton: RecordingFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")  # discard port: nothing listens
-    settings = FetchSettings(max_attempts=1, connect_timeout=1)
+    settings = FetchSettings(replace(defaults(), max_attempts=1, connect_timeout=1))
     request = {"templateName": "x", "templateType": "ENVIRONMENT", "templateVersion": "1"}
     for memory, calls in ((60.0, 1), (0.0, 3)):
         account = Account(AccountSpec("prod", role_arn=PROD_ROLE), botocore_config(settings),

@@ -8,12 +8,13 @@ degrading to per-read timeouts only.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import botocore.awsrequest
 import pytest
 
-from pytest_proton_sync.aws.clients import FetchSettings, botocore_config
+from pytest_proton_sync.aws.clients import FetchSettings, botocore_config, configured_endpoint, default_client
 from pytest_proton_sync.aws.deadline import THREAD, Call, watch_connections
 from pytest_proton_sync.aws.hermetic import fake_client
 from pytest_proton_sync.fake import FakeServer
@@ -72,3 +73,32 @@ def test_a_client_is_watched_and_its_request_uses_the_watched_pool(fake: FakeSer
 
 def test_anything_but_a_botocore_client_is_declined() -> None:
     assert not watch_connections(object())
+
+
+@pytest.mark.parametrize("setting", ["service", "global", "config file", "ignored", "none"])
+def test_the_headers_endpoint_is_the_one_botocore_gives_a_client(
+    setting: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The header names the endpoint from the settings botocore reads, without making a client: the two must agree.
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_PROTON", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    if setting == "service":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1/global")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_PROTON", "http://127.0.0.1:1/proton")
+    elif setting == "global":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1/global")
+    elif setting == "config file":
+        config.write_text("[default]\nregion = eu-west-1\nservices = local\n\n"
+                          "[services local]\nproton =\n  endpoint_url = http://127.0.0.1:1/from-config\n")
+    elif setting == "ignored":
+        monkeypatch.setenv("AWS_ENDPOINT_URL_PROTON", "http://127.0.0.1:1/proton")
+        monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    settings = FetchSettings()
+    client = default_client("proton", "eu-west-1", settings)
+    configured = configured_endpoint("proton", settings)
+    assert (configured or "https://proton.eu-west-1.amazonaws.com") == client.meta.endpoint_url
+    assert (configured is None) == (setting in ("ignored", "none"))

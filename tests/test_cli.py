@@ -159,6 +159,17 @@ def stub_manifest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     module = types.ModuleType("pytest_proton_sync.manifest.loader")
     module.load_manifest = load_manifest  # type: ignore[attr-defined]
     module.load_manifests = lambda paths: tuple(map(load_manifest, paths))  # type: ignore[attr-defined]
+
+    def read_manifests(paths: list[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for path in paths:
+            try:
+                found[path] = load_manifest(path)
+            except StubManifestError as error:
+                found[path] = error
+        return found
+
+    module.read_manifests = read_manifests  # type: ignore[attr-defined]
     module.ManifestError = StubManifestError  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pytest_proton_sync.manifest.loader", module)
     monkeypatch.setattr(pytest_proton_sync.manifest, "loader", module, raising=False)

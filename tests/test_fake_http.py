@@ -256,7 +256,7 @@ def test_logged_client_text_is_escaped() -> None:
     assert "\x1b" not in text and "\r" not in text and "\x07" not in text and "\u2028" not in text
     lines = text.splitlines()
     assert len(lines) == 3, lines  # one line per request: the CR/LF in the name did not start a new one
-    assert "evil\\x1b[2J\\x1b[31m\\x0d\\x0a::error::pwned\\u2028" in lines[0]
+    assert "evil\\x1b[2J\\x1b[31m\\r\\n::error::pwned\\u2028" in lines[0]
     assert "AKIDRAW" not in text and "AKIAOK" not in text and "Signature" not in text
 
 

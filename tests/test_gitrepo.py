@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_proton_sync.git.checkout import ABSENT, CHANGED, UNKNOWN, Checkout, GitError, LastChange, clean_text
+from pytest_proton_sync.git.checkout import ABSENT, CHANGED, UNKNOWN, Checkout, GitError, LastChange
+from pytest_proton_sync.text.safetext import clean
 
 from .gitrepos import History, environment_bundle, git, service_bundle
 
@@ -243,8 +244,9 @@ def test_commit_subjects_are_stripped_of_control_characters(tmp_path: Path) -> N
     with Checkout.open(tmp_path / "r") as opened:
         (commit,), total = opened.commits_between(shas["one"], shas["two"], ["f"])
     assert total == 1
-    assert commit[1] == "deploy [31mred[0m evil ::error::x bell"
-    assert clean_text("a\tb\nc\x00d\x9be") == "a b cde"
+    # Escaped where they were dropped before: what the subject holds stays visible, and inert.
+    assert commit[1] == "deploy \\x1b[31mred\\x1b[0m \\u202eevil\\u202c\\r::error::x \\x07bell"
+    assert clean("a\tb\nc\x00d\x9be", fold_spaces=True) == "a b c\\x00d\\x9be"
 
 
 @pytest.fixture

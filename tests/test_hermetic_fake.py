@@ -8,12 +8,14 @@ user set it: the unit tests of the same run see it unchanged.
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from pytest_proton_sync.aws.clients import FetchSettings, default_client, default_region
 from pytest_proton_sync.fake import FakeServer
+from pytest_proton_sync.options import defaults
 
 from .conftest import SHA_A, fake_state, template, write_manifest, write_text
 
@@ -93,7 +95,8 @@ def test_a_fake_client_ignores_each_setting_of_the_users_aws_environment(
     fake.set_state(fake_state({"name": "vpc-env", "type": "ENVIRONMENT", "version": 1, "synced": SHA_A}))
     for name, value in environment_of(case, tmp_path).items():
         monkeypatch.setenv(name, value)
-    settings = FetchSettings(max_attempts=1, endpoint_url=fake.endpoint_url, use_fake_credentials=True)
+    settings = FetchSettings(replace(defaults(), max_attempts=1), endpoint_url=fake.endpoint_url,
+                             use_fake_credentials=True)
     region = default_region(settings)
     assert region == "us-east-1"
     client = default_client("proton", region, settings)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 from pytest_proton_sync.aws import answers
 from pytest_proton_sync.aws.answers import MalformedAnswer
 from pytest_proton_sync.aws.clients import check_body
+from pytest_proton_sync.options import defaults
 from pytest_proton_sync.text import safetext
 
 from .conftest import ACCESS_KEY_ID, REPO, SECRET_ACCESS_KEY, SHA_A, template, write_manifest
@@ -123,6 +125,28 @@ def test_malformed_answers_are_polled_again_while_waiting_and_end_as_errors(
 ])
 def test_clean_makes_one_safe_line(text: str, shown: str) -> None:
     assert safetext.clean(text, limit=10 if len(text) == 12 else 500) == shown
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("soft\u00adhyphen \u2060joiner \U000e0041tag", "soft\\xadhyphen \\u2060joiner \\U000e0041tag"),  # format chars
+    ("caf\u00e9 \u3000 \U0001fae0", "caf\u00e9 \u3000 \U0001fae0"),  # letters, spaces and emoji of any script are text
+])
+def test_clean_escapes_every_invisible_format_character_and_keeps_text(text: str, shown: str) -> None:
+    assert safetext.clean(text) == shown
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("plain", "'plain'"),
+    ("a\x1b[2J\u202e", "'a\\x1b[2J\\u202e'"),
+    ("x ##vso[task.setvariable]1", "'x \\x23#vso[task.setvariable]1'"),  # repr alone lets Azure read it
+    ("y" * 70, "'" + "y" * 57 + "...'"),
+])
+def test_clean_quoted_is_repr_made_safe_for_ci(text: str, shown: str) -> None:
+    assert safetext.clean(text, 60, quoted=True) == shown
+
+
+def test_clean_folding_spaces_makes_git_output_one_line() -> None:
+    assert safetext.clean("fatal: x\n\nhint: y\r\n\x1b[0m", fold_spaces=True) == "fatal: x hint: y \\x1b[0m"
 
 
 def test_clean_of_megabytes_is_bounded_and_quick() -> None:
@@ -272,7 +296,7 @@ def test_progress_says_which_calls_are_pending_and_for_how_long(hostile: Hostile
 
     fields = {"name": "silent", "type": "ENVIRONMENT", "version": "1"}
     target = make_target(TEMPLATE, fields, Expectation(SHA_A, RepositorySpec(REPO["name"])))
-    settings = FetchSettings(call_timeout=1.0, progress_every=0.2)
+    settings = FetchSettings(replace(defaults(), call_timeout=1.0), progress_every=0.2)
     seen: list[Progress] = []
     observations = observe([target], Fetcher(settings, ClientPool(settings)), lambda t, s: (False, True),
                            progress=seen.append)

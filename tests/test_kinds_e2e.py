@@ -3,6 +3,7 @@ CodeConnections, end to end through pytest and the bundled fake over HTTP."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -189,3 +190,29 @@ def test_a_blocked_service_instance_says_how_to_resolve_it_in_proton(
     result = pytester.runpytest("--proton-manifest", str(manifest))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*aws proton update-service-sync-blocker --id blk-9 --resolved-reason*"])
+
+
+def test_the_judge_is_asked_once_per_answer_though_blockers_join_the_status(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    # The failing stack's answer is judged, its blockers are asked for, and they go into that verdict: its
+    # status with the blockers is not judged a second time.
+    aws_env.set_state(blocked_state(blockers=[BLOCKER]))
+    pytester.makeconftest("""
+        import collections, json
+
+        JUDGED = collections.Counter()
+
+        def pytest_proton_sync_judge(target, status, compare_content):
+            JUDGED[target.id] += 1  # and None: the plugin's own judge decides
+
+        def pytest_unconfigure(config):
+            (config.rootpath / "judged.json").write_text(json.dumps(JUDGED))
+    """)
+    result = pytester.runpytest("--proton-manifest", str(stacks_manifest(pytester.path)), "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["  blocked: sync is blocked: AUTOMATED blocker 7e1f2a3b-4c5d*",
+                                 "  mismatch: sha 1b2c3d4e5f60 is not the expected 3f2a9c1d8e7b",
+                                 "  next: CloudFormation Git sync will not sync again until the blocker is resolved*"])
+    assert aws_env.calls["GetSyncBlockerSummary app-db"] == 1
+    assert json.loads((pytester.path / "judged.json").read_text()) == {"STACK/network": 1, "STACK/app-db": 1}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_proton_sync.kinds import BY_SECTION, TEMPLATE, make_target
+from pytest_proton_sync.kinds import BY_SECTION, TEMPLATE, make_entry
 from pytest_proton_sync.manifest.loader import (
     MAX_MANIFEST_BYTES,
     Manifest,
@@ -28,7 +28,7 @@ from pytest_proton_sync.manifest.loader import (
     manifest_schema,
     parse_manifest,
 )
-from pytest_proton_sync.model import AccountSpec, Expectation, RepositorySpec, Target
+from pytest_proton_sync.model import AccountSpec, Declared, Entry, RepositorySpec
 
 CORPUS = Path(__file__).parent / "manifests"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "proton-sync.yaml"
@@ -47,7 +47,7 @@ def problems_of(source: str | bytes, environ: dict[str, str] | None = None) -> l
     return [str(problem) for problem in caught.value.problems]
 
 
-def targets_of(source: str, environ: dict[str, str] | None = None) -> tuple[Target, ...]:
+def targets_of(source: str, environ: dict[str, str] | None = None) -> tuple[Entry, ...]:
     return parse_manifest(textwrap.dedent(source), "m.yaml", environ or {}).targets
 
 
@@ -88,10 +88,10 @@ def test_example_manifest_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     manifest = load_manifest(EXAMPLE)
     platform = RepositorySpec("acme/platform-templates", "GITHUB", "main", "templates")
 
-    def expected(type_: str, name: str, version: str, sha: str, repository: RepositorySpec = platform) -> Target:
+    def expected(type_: str, name: str, version: str, sha: str, repository: RepositorySpec = platform) -> Entry:
         fields = {"name": name, "type": type_, "version": version}
-        bundle = (f"templates/{name}/v{version}/",)
-        return make_target(TEMPLATE, fields, Expectation(sha, repository, bundle=bundle), region="us-east-1")
+        paths = (f"templates/{name}/v{version}/",)
+        return make_entry(TEMPLATE, fields, Declared(repository, sha, paths=paths), region="us-east-1")
 
     assert manifest.targets == (
         expected("ENVIRONMENT", "vpc-env", "1", "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39"),
@@ -137,12 +137,12 @@ def test_minimal_manifest_gives_exact_target() -> None:
             repository: acme/platform-templates
         """
     )
-    assert target == Target(
+    assert target == Entry(
         kind="template",
         name="vpc-env",
         id="ENVIRONMENT/vpc-env@1",
         request=(("templateName", "vpc-env"), ("templateType", "ENVIRONMENT"), ("templateVersion", "1")),
-        expectation=Expectation("3f2a9c1", RepositorySpec("acme/platform-templates"), bundle=("vpc-env/v1/",)),
+        expectation=Declared(RepositorySpec("acme/platform-templates"), "3f2a9c1", paths=("vpc-env/v1/",)),
         keywords=("ENVIRONMENT", "vpc-env"),
         region=None,
     )
@@ -255,7 +255,7 @@ def test_aliases_share_values() -> None:
           - {name: b, type: SERVICE, version: 1, sha: *sha, repository: *repo}
         """
     )
-    shared = Expectation("7c1e4b2", RepositorySpec("a/b", branch="main"))
+    shared = Declared(RepositorySpec("a/b", branch="main"), "7c1e4b2")
     assert (first.expectation.sha, first.expectation.repository) == (shared.sha, shared.repository)
     assert (second.expectation.sha, second.expectation.repository) == (shared.sha, shared.repository)
 
@@ -551,9 +551,9 @@ def test_every_section_gives_targets_of_its_kind_with_defaults_applied_to_all() 
     assert (stack.expectation.sha, stack.expectation.rev, stack.expectation.match) == ("3f2a9c1", None, "exact")
     assert (instance.expectation.rev, instance.expectation.match) == ("HEAD", "content")
     assert (template.expectation.rev, template.expectation.match) == ("HEAD", "exact")
-    assert template.expectation.bundle == ("vpc-env/v2/",)
-    assert instance.expectation.bundle == ("web-svc/prod/spec.yaml",)
-    assert stack.expectation.bundle == ("deploy/network.yaml",)
+    assert template.expectation.paths == ("vpc-env/v2/",)
+    assert instance.expectation.paths == ("web-svc/prod/spec.yaml",)
+    assert stack.expectation.paths == ("deploy/network.yaml",)
     assert {"SERVICE_INSTANCE", "web-svc", "prod"} <= set(instance.keywords)
 
 

@@ -282,6 +282,25 @@ def test_the_header_speaks_of_a_default_region_only_when_an_entry_needs_one(
     result.assert_outcomes(passed=1, errors=1)
 
 
+def test_the_header_names_the_endpoint_without_making_a_client(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    # --collect-only asks nothing: the header's endpoint line must not cost a client either.
+    pytester.makeconftest("""
+        MADE = []
+
+        def pytest_proton_sync_make_client(service, region, settings, account):
+            MADE.append(service)  # and None: the plugin's own client
+
+        def pytest_unconfigure(config):
+            (config.rootpath / "made.txt").write_text(" ".join(MADE))
+    """)
+    manifest = write_manifest(pytester.path, template("vpc-env", SHA_A))
+    result = pytester.runpytest("--proton-manifest", str(manifest), "--collect-only")
+    result.stdout.fnmatch_lines([f"proton-sync: region us-east-1, endpoint {aws_env.endpoint_url}"])
+    assert (pytester.path / "made.txt").read_text() == ""
+
+
 def test_the_summary_counts_no_call_when_no_request_went_out(
     pytester: pytest.Pytester, aws_env: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ from junitparser import JUnitXml
 
 from pytest_proton_sync import __version__
 from pytest_proton_sync.fake import FakeServer
+from pytest_proton_sync.kinds import KINDS, make_target, type_of
+from pytest_proton_sync.model import Expectation, RepositorySpec
 from pytest_proton_sync.reports import github
+from pytest_proton_sync.reports.facts import TargetFacts
 from pytest_proton_sync.reports.jsonreport import report_schema
 
 from .conftest import SHA_A, SHA_OLD, fake_state, template, write_manifest
@@ -397,9 +401,10 @@ def test_xdist_and_randomly_summary_in_manifest_order(pytester: pytest.Pytester,
 
 
 # -- the pure parts ---------------------------------------------------------------------------------------------
-def facts(target: str, manifest: str, line: int) -> dict[str, Any]:
-    return {"id": target, "manifest": manifest, "manifest_path": manifest, "line": line,
-            "expectation": {"sha": SHA_A}, "observation": None}
+def facts(target: str, manifest: str, line: int) -> TargetFacts:
+    entry = make_target(KINDS["template"], {"name": target, "type": "ENVIRONMENT", "version": "1"},
+                        Expectation(SHA_A, RepositorySpec("repo")), manifest=Path(manifest), line=line)
+    return replace(TargetFacts.of(entry, None, manifest), id=target)
 
 
 def test_run_results_outcomes_reruns_and_manifest_order() -> None:
@@ -560,3 +565,36 @@ def test_junit_error_message_names_the_error_and_its_fix(pytester: pytest.Pytest
         "no AWS credentials found\n"
         "next: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), run in a role, or try the bundled "
         'fake with --proton-fake STATE."')
+
+
+def test_the_facts_record_is_plain_data_made_once_from_the_observation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_proton_sync.model import Observation, Revision, SyncAttempt, SyncStatus
+    from pytest_proton_sync.reports.table import junit_properties
+    from pytest_proton_sync.verdict.judge import judge
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "hunter2-not-for-reports")
+    entry = make_target(KINDS["template"], {"name": "vpc-env", "type": "ENVIRONMENT", "version": "1"},
+                        Expectation(SHA_A, RepositorySpec("acme/hunter2-not-for-reports")), region="eu-west-1")
+    old = SyncAttempt("SUCCEEDED", Revision(SHA_OLD, "acme/hunter2-not-for-reports", "GITHUB", "main", "t"))
+    status = SyncStatus(latest_successful=old, latest=old)
+    observation = Observation(entry, status, region="eu-west-1", verdict=judge(entry, status))
+    facts = TargetFacts.of(entry, observation, "/w/proton-sync.yaml", with_document=True)
+    wire = facts.wire()
+    assert TargetFacts.from_wire(json.loads(json.dumps(wire))) == facts  # what pytest-xdist carries, and back
+    assert "hunter2-not-for-reports" not in json.dumps(wire)  # redacted once, for every report
+    assert (facts.type, facts.last_synced_sha, facts.latest_status) == ("ENVIRONMENT", SHA_OLD, "SUCCEEDED")
+    assert facts.why.startswith(f"sha {SHA_OLD[:12]} is not the expected")
+    assert facts.next_step == "push the expected commit, or fix the manifest"
+    # JUnit's properties are the table's facts, not a second computation from the observation.
+    assert dict(junit_properties(facts))["proton.latest_sync_status"] == facts.latest_status
+    never = TargetFacts.of(entry, None, "/w/proton-sync.yaml")
+    assert (never.observed, never.latest_status, never.document) == (False, "NOT_OBSERVED", None)
+
+
+def test_every_kind_gives_the_type_its_ids_begin_with() -> None:
+    # JUnit's classname groups by the TYPE of the id (kinds.type_of), never by splitting the id.
+    fields = {"template": {"name": "vpc-env", "type": "ENVIRONMENT", "version": "1"},
+              "service_instance": {"service": "web-svc", "name": "prod"}, "stack": {"name": "app-db"}}
+    for name, kind in KINDS.items():
+        entry = make_target(kind, fields[name], Expectation(SHA_A, RepositorySpec("repo")))
+        assert type_of(entry) == entry.id.split("/", 1)[0]

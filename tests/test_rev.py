@@ -233,3 +233,29 @@ def test_a_checkout_of_another_repository_is_said_once_as_a_warning(
     result = pytester.runpytest("--proton-manifest", str(target), "-p", "no:randomly")
     result.assert_outcomes(passed=1)
     assert "proton-sync: the checkout" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("section", "entry", "message"),
+    [
+        # A template directory that is not at the commit: comparing two absent directories would be "equal".
+        ("templates", {"name": "gone-env", "type": "ENVIRONMENT", "version": 1},
+         "*templates[[]0].sha: templates/gone-env/v1/ does not exist at *: check the entry's name*"),
+        # An ops file that is not at the commit names no spec: an empty bundle would compare {} with {} and pass.
+        ("service_instances", {"service": "web-svc", "name": "prod", "ops_file": "ops.yaml"},
+         "*service_instances[[]0]: nothing to compare: give 'spec' (or 'ops_file')*"),
+    ],
+)
+def test_a_literal_sha_matched_by_content_needs_its_files_at_that_commit(
+    pytester: pytest.Pytester, aws_env: FakeServer, repo: tuple[Path, dict[str, str]], section: str,
+    entry: dict[str, Any], message: str
+) -> None:
+    path, commits = repo
+    data = {"version": 1, "defaults": {"repository": dict(REPO)},
+            section: [{**entry, "sha": commits["c1"], "match": "content"}]}
+    manifest_path = path / "proton-sync.yaml"
+    manifest_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = pytester.runpytest("--proton-manifest", str(manifest_path))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*invalid proton-sync manifest*", message])
+    assert aws_env.total_calls() == 0

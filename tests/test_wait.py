@@ -62,13 +62,14 @@ def test_deadline_says_what_was_last_seen(pytester: pytest.Pytester, aws_env: Fa
         {"name": "unseen", "type": "ENVIRONMENT", "version": 1, "synced": SHA_OLD},
     ))
     manifest = write_manifest(pytester.path, template("stuck", SHA_A), template("unseen", SHA_A))
-    result = pytester.runpytest("--proton-manifest", str(manifest), "--proton-wait", "0.5", *FAST)
+    result = pytester.runpytest("--proton-manifest", str(manifest), "--proton-wait", "2", *FAST)
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([f"  waited: still IN_PROGRESS on {SHA_A[:12]} after * s"])
     result.stdout.fnmatch_lines([
         f"  waited: no sync of {SHA_A[:12]} started after * s; last successful is {SHA_OLD[:12]}"
     ])
-    # It kept polling the unsettled targets until the deadline: more than one look each.
+    # It kept polling the unsettled targets until the deadline: more than one look each (a 2 s wait, so that a
+    # loaded machine whose first look takes most of a second still looks again).
     assert aws_env.calls["GetTemplateSyncStatus ENVIRONMENT/stuck@1"] > 1
     assert aws_env.calls["GetTemplateSyncStatus ENVIRONMENT/unseen@1"] > 1
 

@@ -27,15 +27,16 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .exitcodes import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from .yamlcheck.messages import plural
 
 if TYPE_CHECKING:
+    from .git.checkout import Checkout
     from .manifest.loader import Manifest
     from .reports.github import Located
+    from .yamlcheck.problems import Problem
 
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]  # the exit codes scripts test, from exitcodes.py
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,41 +163,32 @@ def main(argv: list[str] | None = None) -> int:
 def _validate(arguments: argparse.Namespace) -> int:
     # Imported here so `fake-server` and `--version` work even where the manifest module cannot be imported.
     try:
-        from .manifest.loader import ManifestError, load_manifest
+        from .manifest.loader import ManifestError
     except ImportError as error:
         print(f"pytest-proton-sync validate: cannot load the manifest reader: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    from .manifest.loader import load_manifests
+    from .manifest.loader import read_manifests
     from .session.selection import path_problem
     from .yamlcheck.problems import Problem
 
     paths: Sequence[str] = arguments.manifests
+    # A directory, a FIFO or /dev/zero: said before anything opens it (a FIFO would block, /dev/zero not end).
+    unusable = {path: problem for path in paths if (problem := path_problem(Path(path), path)) is not None}
+    # As one set, as a pytest run reads them: a target declared in two files is a problem of the second.
+    found = read_manifests([path for path in paths if path not in unusable])
     problems: list[Located] = []
-    valid: dict[str, Manifest] = {}
-    for path in paths:
-        # A directory, a FIFO or /dev/zero: said before anything opens it (a FIFO would block, /dev/zero not end).
-        unusable = path_problem(Path(path), path)
-        if unusable is not None:
-            problems.append(_whole_file(path, unusable))
-            continue
-        try:
-            valid[path] = load_manifest(path)
-        except ManifestError as error:
+    for path in dict.fromkeys(paths):
+        result = found.get(path)
+        if path in unusable:
+            problems.append(_WholeFileProblem(path, unusable[path]))
+        elif isinstance(result, ManifestError):
             # never leave a failure without a line saying why
-            problems += error.problems or (Problem(path, None, None, "", str(error)),)
-        except OSError as error:
-            problems.append(Problem(path, None, None, "", f"cannot read the manifest: {error.strerror or error}"))
-    # Then as one set, as a pytest run reads them: a target declared in two files is a problem of the second.
-    try:
-        load_manifests(list(valid))
-    except ManifestError as error:
-        problems += error.problems
-        for problem in error.problems:
-            valid.pop(problem.file, None)
+            problems += result.problems or (Problem(path, None, None, "", str(result)),)
     _tell_problems(problems)
-    for path, manifest in valid.items():
-        _say(f"OK {path}: {plural(len(manifest.targets), 'target')}", error=False)
+    for path, manifest in found.items():
+        if not isinstance(manifest, ManifestError):
+            _say(f"OK {path}: {plural(len(manifest.targets), 'target')}", error=False)
     return EXIT_INVALID if problems else EXIT_OK
 
 
@@ -208,10 +200,6 @@ class _WholeFileProblem:
 
     def __str__(self) -> str:
         return self.message
-
-
-def _whole_file(path: str, text: str) -> Located:
-    return _WholeFileProblem(path, text)
 
 
 def _tell_problems(problems: Sequence[Located]) -> None:
@@ -240,7 +228,6 @@ def _check(arguments: argparse.Namespace) -> int:
     between template entries and the bundles found, so that fixing one does not uncover the next."""
     from dataclasses import replace
 
-    from .git.bundles import compare_manifest_with_checkout, discover_bundles
     from .git.checkout import GitError
     from .git.expectations import Repository
     from .manifest.loader import Manifest, ManifestError, load_manifests
@@ -277,21 +264,7 @@ def _check(arguments: argparse.Namespace) -> int:
             except ManifestError as error:
                 lines += error.problems
             # The bundles are compared even when an entry has none: a bundle with no entry is a problem too.
-            templates = [t for t in manifest.targets if t.kind == "template" and t.expectation.bundle]
-            for directory in sorted({t.expectation.repository.directory or "" for t in templates}):
-                declared = [
-                    (request["templateType"], t.name, request["templateVersion"], t.expectation.bundle[0])
-                    for t in templates if (t.expectation.repository.directory or "") == directory
-                    for request in [dict(t.request)]
-                ]
-                try:
-                    discovery = discover_bundles(checkout, rev_sha, directory)
-                except GitError as error:
-                    lines.append(Problem(str(manifest.path), None, None, "", error.problem))
-                    continue
-                found = [*compare_manifest_with_checkout(declared, discovery.bundles, report_missing=False),
-                         *discovery.problems]
-                lines += [Problem(str(manifest.path), None, None, "", line) for line in found]
+            lines += _bundle_problems(checkout, rev_sha, manifest)
     finally:
         repository.close()
     _tell_problems(lines)
@@ -301,6 +274,32 @@ def _check(arguments: argparse.Namespace) -> int:
     _say(f"OK: {count} {'entry matches' if count == 1 else 'entries match'} the checkout at {arguments.rev}",
          error=False)
     return EXIT_OK
+
+
+
+def _bundle_problems(checkout: Checkout, rev_sha: str, manifest: Manifest) -> list[Problem]:
+    """Where the manifest's template entries and the template bundles at ``rev_sha`` disagree, per directory."""
+    from .git.bundles import compare_manifest_with_checkout, discover_bundles
+    from .git.checkout import GitError
+    from .yamlcheck.problems import Problem
+
+    problems: list[Problem] = []
+    templates = [t for t in manifest.targets if t.kind == "template" and t.expectation.paths]
+    for directory in sorted({t.expectation.repository.directory or "" for t in templates}):
+        declared = [
+            (request["templateType"], t.name, request["templateVersion"], t.expectation.paths[0])
+            for t in templates if (t.expectation.repository.directory or "") == directory
+            for request in [dict(t.request)]
+        ]
+        try:
+            discovery = discover_bundles(checkout, rev_sha, directory)
+        except GitError as error:
+            problems.append(Problem(str(manifest.path), None, None, "", error.problem))
+            continue
+        found = [*compare_manifest_with_checkout(declared, discovery.bundles, report_missing=False),
+                 *discovery.problems]
+        problems += [Problem(str(manifest.path), None, None, "", line) for line in found]
+    return problems
 
 
 def _schema(arguments: argparse.Namespace) -> int:
@@ -362,118 +361,9 @@ def _fake_server(arguments: argparse.Namespace) -> int:
 
 
 def _init(arguments: argparse.Namespace) -> int:
-    import os
-    import re
+    from .discovery.init_command import run_init
 
-    from .git.bundles import (
-        Discovery,
-        discover_bundles,
-        discover_stacks,
-        is_repository_name,
-        repository_from_url,
-        starter_manifest,
-    )
-    from .git.checkout import Checkout, GitError
-    from .manifest.schema import manifest_schema
-
-    def fail(message: str, code: int = EXIT_USAGE) -> int:
-        print(f"pytest-proton-sync init: {message}", file=sys.stderr)
-        return code
-
-    output = Path(arguments.output)
-    if output.exists() and not arguments.force:
-        return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
-    if arguments.repository is not None and not is_repository_name(arguments.repository):
-        return fail(f"--repository {arguments.repository!r} is not owner/repo\nfix: e.g. --repository acme/templates")
-    # The region the first run needs: the option, else the environment the run will see; never a guess.
-    region_source = next((name for name in ("AWS_REGION", "AWS_DEFAULT_REGION") if os.environ.get(name)), None)
-    region = arguments.region or (os.environ[region_source] if region_source else None)
-    region_rule = manifest_schema()["$defs"]["region"]
-    if region is not None and not re.fullmatch(region_rule["pattern"], region):
-        given = "--region" if arguments.region else region_source
-        return fail(f"{given} {region!r} is not an AWS region\nfix: {region_rule['x-rule']}")
-    try:
-        with Checkout.open(Path(arguments.git_dir)) as checkout:
-            head = checkout.resolve(["HEAD"])["HEAD"]
-            if head is None:
-                return fail(f"{checkout.root} has no commit at HEAD\nfix: commit the templates first")
-            provider: str | None = None
-            repository = arguments.repository
-            if repository is None:
-                origin = checkout.remote_urls().get("origin")
-                inferred = repository_from_url(origin) if origin else None
-                if inferred is None:
-                    return fail(
-                        "cannot tell the repository's owner/repo from the remote 'origin'"
-                        f"{f' ({origin})' if origin else ' (there is none)'}\nfix: give --repository OWNER/REPO"
-                    )
-                provider, repository = inferred
-            stacks, stack_problems = discover_stacks(checkout, head)
-            directory = arguments.directory if arguments.directory is not None else "templates"
-            if arguments.directory is None and checkout.tree(head, directory) is None:
-                discovery = Discovery(head, "", (), ())  # no templates/ and none asked for: stacks only
-            else:
-                discovery = discover_bundles(checkout, head, directory)
-    except GitError as error:
-        return fail(str(error))
-    for problem in [*discovery.problems, *stack_problems]:
-        print(f"warning: {problem}", file=sys.stderr)
-    if not discovery.bundles and not stacks:
-        stacks_only = _stacks_only(arguments, repository)  # the stacks synced from the repository, asked of AWS
-        if stacks_only is not None:
-            return _write_init(output, stacks_only, arguments.force, fail)
-        where = f"{discovery.directory}/" if discovery.directory else f"{directory}/"
-        return fail(
-            f"no template bundles ({where}<name>/v<major>/schema/schema.yaml) and no stack deployment files "
-            f"(YAML with template-file-path) at HEAD {head[:12]}\n"
-            "fix: give the directory holding the template bundles with --directory",
-            EXIT_INVALID,
-        )
-    text = starter_manifest(discovery, repository, provider, rev="HEAD", region=region, stacks=stacks,
-                            stack_problems=stack_problems)
-    if not arguments.no_stacks:
-        from .discovery.command import add_stacks_for_init
-
-        # What AWS syncs replaces the stacks guessed from deployment files, when it can be asked.
-        text = add_stacks_for_init(text, repository, region, arguments.profile)
-    try:
-        with output.open("w" if arguments.force else "x", encoding="utf-8") as stream:
-            stream.write(text)
-    except FileExistsError:
-        return fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output")
-    except OSError as error:
-        return fail(f"cannot write {output}: {error.strerror or error}")
-    found = []
-    if discovery.bundles:
-        count = len(discovery.bundles)
-        where = f"{discovery.directory}/" if discovery.directory else "the repository root"
-        found.append(f"{count} template{'' if count == 1 else 's'} from {where}")
-    if stacks:
-        found.append(f"{len(stacks)} stack{'' if len(stacks) == 1 else 's'}")
-    print(f"wrote {output}: {' and '.join(found)} at {head[:12]}")
-    if region is None:
-        print(f"{output} names no region: set `region:` in its defaults (or AWS_REGION) before the first run")
-    return EXIT_OK
-
-
-def _stacks_only(arguments: argparse.Namespace, repository: str) -> str | None:
-    if arguments.no_stacks:
-        return None
-    from .discovery.command import stacks_only_for_init
-
-    return stacks_only_for_init(repository, arguments.region, arguments.profile)
-
-
-def _write_init(output: Path, text: str, force: bool, fail: Any) -> int:
-    try:
-        with output.open("w" if force else "x", encoding="utf-8") as stream:
-            stream.write(text)
-    except FileExistsError:
-        return int(fail(f"{output} exists; not overwriting it\nfix: give --force, or another --output"))
-    except OSError as error:
-        return int(fail(f"cannot write {output}: {error.strerror or error}"))
-    print(f"wrote {output}")
-    return EXIT_OK
+    return run_init(arguments)
 
 
 def _add_discover(commands: Any) -> None:

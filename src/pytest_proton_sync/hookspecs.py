@@ -64,6 +64,10 @@ def pytest_proton_sync_judge(
     -- and the repository name, provider, branch and directory match wherever the manifest gives them. Must be
     fast and thread-safe: it is called once per answer as answers arrive (from the fetching thread), and on every
     poll while waiting.
+
+    ``status`` is the sync-status call's answer. When the verdict does not pass and the kind has a blockers API
+    (service instances, stacks), the plugin then asks for the target's sync blockers and puts the active ones
+    first in a FAILED verdict (``verdict.judge.with_blockers``); the answer is not judged again.
     """
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .aws import answers, facts
-from .model import Expectation, SyncBlocker, SyncStatus, Target
+from .model import Declared, Entry, Expectation, SyncBlocker, SyncStatus, Target, Targeted
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Identity:
     name: str
     id: str
     request: tuple[tuple[str, str], ...]
-    keywords: tuple[str, ...]
+    keywords: tuple[str, ...]  # the first is the TYPE the id begins with (see type_of)
 
 
 @dataclass(frozen=True)
@@ -226,31 +226,47 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (TEMPLATE, SERVICE_INSTANC
 BY_SECTION: dict[str, Kind] = {kind.section: kind for kind in KINDS.values()}
 
 
-def kind_of(target: Target) -> Kind:
+def kind_of(target: Targeted[Any]) -> Kind:
     return KINDS[target.kind]
 
 
-def make_target(
+def type_of(target: Targeted[Any]) -> str:
+    """The TYPE a target's id begins with (ENVIRONMENT, SERVICE, SERVICE_INSTANCE, STACK), by which reports group
+    targets: every kind's ``identify`` gives it as the first keyword."""
+    return target.keywords[0] if target.keywords else target.kind.upper()
+
+
+def make_entry(
     kind: Kind,
     fields: Mapping[str, str],
-    expectation: Expectation,
+    declared: Declared,
     *,
     region: str | None = None,
     account: str | None = None,
     manifest: Path = Path("<memory>"),
     line: int = 0,
-) -> Target:
-    """The Target of one entry of ``kind``'s section."""
+) -> Entry:
+    """The Entry of one entry of ``kind``'s section, as its manifest declares it."""
     identity = kind.identify(fields)
-    return Target(
+    return Entry(
         kind=kind.name,
         name=identity.name,
         id=identity.id,
         request=identity.request,
-        expectation=expectation,
+        expectation=declared,
         keywords=identity.keywords,
         region=region,
         account=account,
         manifest=manifest,
         line=line,
     )
+
+
+def make_target(
+    kind: Kind, fields: Mapping[str, str], expectation: Expectation, *, region: str | None = None,
+    account: str | None = None, manifest: Path = Path("<memory>"), line: int = 0,
+) -> Target:
+    """The Target of one entry of ``kind``'s section whose expectation is already resolved."""
+    entry = make_entry(kind, fields, Declared(expectation.repository), region=region, account=account,
+                       manifest=manifest, line=line)
+    return entry.resolved(expectation)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 
 @dataclass(frozen=True)
@@ -21,30 +22,48 @@ class RepositorySpec:
 
 
 @dataclass(frozen=True)
+class Declared:
+    """What a manifest entry says its target must be synced from, before any checkout is read.
+
+    ``sha`` is the entry's literal sha (lower-case, full or a prefix of >= 7 hex digits), None for a ``rev:`` entry:
+    which commit that is, only the checkout can say (git/expectations.py turns a Declared into an
+    :class:`Expectation`). ``paths`` are the entry's own files; ``index_file`` names more of them in the repository.
+    """
+
+    repository: RepositorySpec
+    sha: str | None = None
+    rev: str | None = None
+    match: str = "exact"
+    paths: tuple[str, ...] = ()  # repository paths from the entry's fields; directories end with "/"
+    index_file: str | None = None  # a repository file that names the target's files (a proton-ops file)
+
+    @property
+    def needs_checkout(self) -> bool:
+        """Whether the git checkout must say what is expected (a ``rev:``) or compare contents (``match: content``)."""
+        return self.rev is not None or self.match == "content"
+
+
+@dataclass(frozen=True)
 class Expectation:
-    """What a target must be synced from.
+    """What a target must be synced from, resolved: the expected commit, and the files that say so.
 
     ``sha`` is lower-case: a full sha or a prefix of >= 7 hex digits. For a ``rev:`` entry it is the expected
     commit found in the checkout (the last commit at or before ``rev`` that changed ``bundle``), and ``rev`` says
     where it came from. ``match`` is "exact" (the synced sha is the expected commit) or "content" (``bundle`` is
-    identical at both commits).
+    identical at both commits). ``sha`` is "" only when ``history_problem`` says why no commit can be named.
     """
 
     sha: str
     repository: RepositorySpec
     rev: str | None = None
     match: str = "exact"
-    bundle: tuple[str, ...] = ()  # repository paths of the target's files; directories end with "/"
-    index_file: str | None = None  # a repository file that names the target's files (a proton-ops file)
+    # The target's files, read once where the expectation was resolved (with the ones its index file names there):
+    # repository paths, directories ending with "/".
+    bundle: tuple[str, ...] = ()
     rev_sha: str | None = None  # the commit ``rev`` resolved to in the checkout
     # Why the checkout cannot say what is expected (a shallow clone, a commit not fetched): the target is an
     # *error* with this text, and the API is not asked about it.
     history_problem: str | None = None
-
-    @property
-    def needs_checkout(self) -> bool:
-        """Whether the git checkout must say what is expected (a ``rev:``) or compare contents (``match: content``)."""
-        return self.rev is not None or self.match == "content"
 
 
 @dataclass(frozen=True)
@@ -64,15 +83,19 @@ class AccountSpec:
     profile: str | None = None
 
 
+E = TypeVar("E", Declared, Expectation)
+
+
 @dataclass(frozen=True)
-class Target:
-    """One thing whose sync is checked, with where the manifest declares it. Built by :mod:`.kinds`."""
+class Targeted(Generic[E]):
+    """One thing whose sync is checked, with where the manifest declares it. Built by :mod:`.kinds`: an
+    :class:`Entry` as the manifest declares it, a :class:`Target` once its expectation is resolved."""
 
     kind: str  # a key of kinds.KINDS: "template", "service_instance", "stack"
     name: str
     id: str  # what users see in test ids, -k expressions and reports: "ENVIRONMENT/vpc-env@1"
     request: tuple[tuple[str, str], ...]  # the API call's arguments
-    expectation: Expectation
+    expectation: E
     keywords: tuple[str, ...] = ()  # extra -k keywords besides the id's parts
     region: str | None = None  # None: boto3's standard chain decides
     account: str | None = None  # an alias from the manifest's accounts; None: the standard credential chain
@@ -86,6 +109,33 @@ class Target:
     def key(self) -> tuple[str, str, str, str]:
         """Identity of the remote resource: two entries with one key ask the API the same question."""
         return (self.kind, self.account or "", self.region or "", self.id)
+
+
+@dataclass(frozen=True)
+class Entry(Targeted[Declared]):
+    """A manifest entry's target as the manifest declares it: its expectation is not resolved yet."""
+
+    def literal(self) -> Target:
+        """This entry's target when its sha is literal: that commit, and the entry's own paths as its bundle
+        (``match: content`` reads the bundle from the checkout: git/expectations.py)."""
+        declared = self.expectation
+        if declared.sha is None:
+            raise ValueError(f"{self.id}: a rev: entry has no literal sha; the checkout resolves it")
+        expectation = Expectation(declared.sha, declared.repository, match=declared.match, bundle=declared.paths)
+        return self.resolved(expectation)
+
+    def resolved(self, expectation: Expectation) -> Target:
+        """This entry's target with ``expectation``, what the checkout (or the literal sha) says it must be."""
+        return Target(
+            kind=self.kind, name=self.name, id=self.id, request=self.request, expectation=expectation,
+            keywords=self.keywords, region=self.region, account=self.account, account_spec=self.account_spec,
+            manifest=self.manifest, line=self.line,
+        )
+
+
+@dataclass(frozen=True)
+class Target(Targeted[Expectation]):
+    """A target whose expectation is resolved: what every layer after the manifest's checks speaks."""
 
 
 @dataclass(frozen=True)

@@ -1,54 +1,89 @@
 """How clients are made: the fetch settings, botocore's config, a client from boto3's chain or the fake, the
-default region, and the check of a 200 answer's raw body before botocore parses it.
+default region, and the check of a 200 answer's raw body before botocore parses it (parsed once).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import botocore.awsrequest
 import botocore.config
+import botocore.configprovider
 import botocore.exceptions
+import botocore.session
 
-from pytest_proton_sync import __version__, options
+from pytest_proton_sync import __version__
+from pytest_proton_sync import options as options_module
 from pytest_proton_sync.aws.accounts import Account
 from pytest_proton_sync.aws.answers import MalformedAnswer
 from pytest_proton_sync.aws.deadline import THREAD
 from pytest_proton_sync.aws.hermetic import FAKE_DEFAULT_REGION, fake_client
 from pytest_proton_sync.model import SyncStatus
+from pytest_proton_sync.options import Options
 from pytest_proton_sync.text.safetext import clean, excerpt
-
-_DEFAULTS = options.defaults()
 
 
 @dataclass(frozen=True)
 class FetchSettings:
-    """How to fetch. The defaults of what users can set are options.py's (the one place they live)."""
+    """How to fetch: the user's :class:`~pytest_proton_sync.options.Options` as they are (read through, never
+    copied), what the run adds (the fake's endpoint), and the fetch's internal bounds, which are not options."""
 
-    concurrency: int = _DEFAULTS.concurrency
-    max_attempts: int = _DEFAULTS.max_attempts  # HTTP attempts per API call, retries included
-    retry_mode: str = _DEFAULTS.retry_mode  # botocore's "standard" or "adaptive" (adaptive adds client-side pacing)
-    connect_timeout: float = _DEFAULTS.connect_timeout  # per connection attempt
-    read_timeout: float = _DEFAULTS.read_timeout  # per socket read: a trickle never trips it, call_timeout does
-    max_rps: float | None = _DEFAULTS.max_rps
-    wait_seconds: float = _DEFAULTS.wait
-    poll_interval: float = _DEFAULTS.poll_interval
-    region: str | None = None  # --proton-region: used for entries that name none
+    options: Options = field(default_factory=options_module.defaults)
     endpoint_url: str | None = None  # set by --proton-fake only; otherwise boto3's own chain decides
     use_fake_credentials: bool = False  # --proton-fake: a fresh machine has no credentials, and needs none
-    # Overall deadline of one API call: connect + read + every retry and backoff.
-    call_timeout: float = _DEFAULTS.call_timeout
     # -- internal bounds, not options --
     backoff_base: float = 0.25  # retry n sleeps uniform(0, min(backoff_cap, backoff_base * 2**n)) ("full jitter")
     backoff_cap: float = 5.0
     connect_attempts: int = 3  # attempts when the endpoint cannot be reached at all (refused, DNS, connect timeout)
     unresponsive_limit: int = 3  # this many calls in a row to one endpoint without any answer: the rest are not sent
     progress_every: float = 10.0  # seconds between progress reports while calls are pending
+
+    # The options the fetch reads, by the names hook implementations (pytest_proton_sync_make_client) know.
+    @property
+    def concurrency(self) -> int:
+        return self.options.concurrency
+
+    @property
+    def max_attempts(self) -> int:  # HTTP attempts per API call, retries included
+        return self.options.max_attempts
+
+    @property
+    def retry_mode(self) -> str:  # botocore's "standard" or "adaptive" (adaptive adds client-side pacing)
+        return self.options.retry_mode
+
+    @property
+    def connect_timeout(self) -> float:  # per connection attempt
+        return self.options.connect_timeout
+
+    @property
+    def read_timeout(self) -> float:  # per socket read: a trickle never trips it, call_timeout does
+        return self.options.read_timeout
+
+    @property
+    def max_rps(self) -> float | None:
+        return self.options.max_rps
+
+    @property
+    def wait_seconds(self) -> float:
+        return self.options.wait
+
+    @property
+    def poll_interval(self) -> float:
+        return self.options.poll_interval
+
+    @property
+    def region(self) -> str | None:  # --proton-region: used for entries that name none
+        return self.options.region
+
+    @property
+    def call_timeout(self) -> float:  # overall deadline of one API call: connect + read + every retry and backoff
+        return self.options.call_timeout
 
 
 ClientMaker = Callable[[str, str, "Account | None"], Any]  # (service, region, account) -> botocore client
@@ -95,6 +130,23 @@ def default_region(settings: FetchSettings) -> str | None:
     return str(region) if region else None
 
 
+def configured_endpoint(service: str, settings: FetchSettings) -> str | None:
+    """The endpoint URL a default client of ``service`` would use, without making one (a client costs a service
+    model and an endpoint ruleset): the fake's, or what boto3's chain configures (AWS_ENDPOINT_URL_PROTON,
+    AWS_ENDPOINT_URL, ``endpoint_url`` in the config file), unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS says to
+    ignore those. None: AWS's own endpoint for the region. Raises what the chain raises (an unknown AWS_PROFILE)."""
+    if settings.endpoint_url:
+        return settings.endpoint_url
+    session = botocore.session.Session()
+    if session.get_config_variable("ignore_configured_endpoint_urls"):
+        return None
+    # The provider botocore's Session.create_client itself asks for "endpoint_url".
+    provider = botocore.configprovider.ConfiguredEndpointProvider(
+        full_config=session.full_config, scoped_config=session.get_scoped_config(), client_name=service)
+    url = provider.provide()
+    return str(url) if url else None
+
+
 def default_credentials_missing() -> bool:
     """Whether boto3's standard chain finds no credentials (asked only when no call will be made anyway)."""
     try:
@@ -103,12 +155,31 @@ def default_credentials_missing() -> bool:
         return False  # a broken profile: the call's own error says what is wrong once the region is set
 
 
+# botocore's parser logs each raw body at DEBUG: while that log is on, it gets the real body to log.
+_PARSER_LOG = logging.getLogger("botocore.parsers")
+# What botocore's JSON parser is handed instead of a body already checked and normalised: an empty object.
+_PARSED_ALREADY = b"{}"
+
+
 def before_parse(operation_model: Any = None, response_dict: Any = None, **kwargs: Any) -> None:
+    """A 200 answer's raw body checked and normalised (``THREAD.answer``) before botocore parses it.
+
+    Parsed once: the fetch uses the checked answer, never botocore's parse of it, so botocore's JSON parser is then
+    handed an empty object rather than the body a second time (unless its DEBUG log would show the body)."""
     normalise = getattr(THREAD, "normalise", None)
-    if normalise is None or not isinstance(response_dict, Mapping) or response_dict.get("status_code") != 200:
+    if normalise is None or not isinstance(response_dict, MutableMapping) or response_dict.get("status_code") != 200:
         return
     headers = response_dict.get("headers") or {}
     THREAD.answer = check_body(response_dict.get("body") or b"", str(headers.get("content-type", "")), normalise)
+    if _json_protocol(operation_model) and not _PARSER_LOG.isEnabledFor(logging.DEBUG):
+        response_dict["body"] = _PARSED_ALREADY
+
+
+def _json_protocol(operation_model: Any) -> bool:
+    """Whether botocore reads this operation's answer as a JSON object (the only kind of body check_body passes)."""
+    service_model = getattr(operation_model, "service_model", None)
+    protocol = getattr(service_model, "resolved_protocol", None) or getattr(service_model, "protocol", None)
+    return protocol == "json"
 
 
 def check_body(body: bytes, content_type: str, normalise: Callable[[Mapping[str, Any]], SyncStatus]) -> SyncStatus:

@@ -2,14 +2,16 @@
 
 botocore turns an answer without the API's own error shape into a ClientError whose code is the bare HTTP status
 ("404") and whose message is the page itself or the status's reason phrase. Such a page is untrusted text of any
-size, so it is never shown whole: one line of it at most, printable characters only. Imports neither pytest nor
-boto3.
+size, so it is never shown whole: one line of it at most, made safe by text/safetext.clean. Imports neither pytest
+nor boto3.
 """
 
 from __future__ import annotations
 
 import http
 import re
+
+from pytest_proton_sync.text.safetext import clean
 
 #: Server-error statuses worth another attempt (the plugin's retry loop retries these, as botocore's modes do).
 RETRIED_STATUSES = frozenset({500, 502, 503, 504})
@@ -59,11 +61,8 @@ def _reason(status: int) -> str:
 
 
 def _excerpt(page: str, reason: str) -> str:
-    """The page's first words, tags and control characters dropped, quoted; "" when it says only the reason."""
+    """The page's first words, tags dropped, quoted and made safe; "" when it says only the reason."""
     text = _SPACE.sub(" ", _TAG.sub(" ", page[:20_000])).strip()
-    text = "".join(character if character.isprintable() else "?" for character in text)
     if not text or text == reason or text == str(reason).lower():
         return ""
-    if len(text) > _EXCERPT_CHARACTERS:
-        text = text[: _EXCERPT_CHARACTERS - 3].rstrip() + "..."
-    return repr(text)
+    return clean(text, _EXCERPT_CHARACTERS, quoted=True)

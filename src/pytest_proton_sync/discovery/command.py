@@ -14,9 +14,7 @@ import argparse
 import sys
 from typing import Any
 
-EXIT_OK = 0
-EXIT_UNLISTED = 1
-EXIT_USAGE = 2
+from pytest_proton_sync.exitcodes import EXIT_OK, EXIT_UNLISTED, EXIT_USAGE
 
 
 def add_parser(commands: Any) -> None:

@@ -36,6 +36,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
+from ..text.safetext import clean
 from .api import answer, call_key
 from .api_error import ApiError
 from .fake_state import FakeState
@@ -49,12 +50,12 @@ from .wire import (
     decode_body,
     error_body,
     json_default,
-    printable,
     protocol_of,
     too_large,
 )
 
 CALLS_PATH = "/_fake/calls"
+_LONGEST_LOGGED_TEXT = 200  # characters of a client's text (an operation, a call key) in the log
 #: Larger request bodies are refused (HTTP 413) without being read: every real request is a few hundred bytes.
 MAX_BODY_BYTES = 1024 * 1024
 # How long stop() waits for handler threads to notice their connections were shut down. They are daemon
@@ -229,14 +230,14 @@ class FakeServer:
         except ApiError as error:
             # The body was not (fully) read, so the connection cannot carry another request.
             handler.close_connection = True
-            self._log(f"POST {printable(protocol.operation)} -> {error.status} {error.code}")
+            self._log(f"POST {clean(protocol.operation, _LONGEST_LOGGED_TEXT)} -> {error.status} {error.code}")
             handler.send_answer(protocol, error.status, error_body(protocol, error), request_id, error.code)
             handler.linger()
             return
         params, decode_problem = decode_body(protocol, body)
         key = call_key(protocol.operation, params)[: LONGEST_OPERATION_KEY + 200]
         state, call_number = self._count(key, access_key_of(handler.headers.get("Authorization")))
-        shown_key = printable(key)
+        shown_key = clean(key, _LONGEST_LOGGED_TEXT)
 
         fault = state.faults.decide(key, call_number)
         if not self._wait_out(fault, state, handler, shown_key):
@@ -296,11 +297,11 @@ class FakeServer:
     def _unknown_operation_text(handler: _Handler, protocol: WireProtocol) -> str:
         if protocol.cbor:
             return (
-                f"unknown rpc-v2-cbor path {printable(handler.path.split('?', 1)[0], 100)!r}; "
+                f"unknown rpc-v2-cbor path {clean(handler.path.split('?', 1)[0], 100, quoted=True)}; "
                 "the fake answers POST /service/CodeConnections_20231201/operation/<Operation>"
             )
         target = handler.headers.get("X-Amz-Target")
-        shown = repr(printable(target, 100)) if target else "(none)"
+        shown = clean(target, 100, quoted=True) if target else "(none)"
         return (
             f"unknown X-Amz-Target {shown}; the fake answers AwsProton20200720.<Operation> and "
             "CodeConnections_20231201.<Operation>"

@@ -14,7 +14,6 @@ from .api_error import ApiError
 
 _CREDENTIAL = re.compile(r"Credential=([^/\s,]*)/")
 _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
-_LONGEST_LOGGED_TEXT = 200
 #: Counted under this key in calls_by_access_key: a Credential= that is not an access key id.
 MALFORMED_ACCESS_KEY = "(malformed)"
 
@@ -34,17 +33,6 @@ def access_key_of(authorization: str | None) -> str | None:
         return None
     key = match.group(1)
     return key if _ACCESS_KEY_ID.match(key) else MALFORMED_ACCESS_KEY
-
-
-def printable(text: str, limit: int = _LONGEST_LOGGED_TEXT) -> str:
-    """Client text made safe for a terminal or CI log: control characters (ANSI escapes, newlines, ...) become
-    visible escapes, and long text is cut."""
-    cut = text[:limit]
-    shown = "".join(
-        char if char.isprintable() else (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-        for char in cut
-    )
-    return shown + ("..." if len(text) > limit else "")
 
 
 @dataclass(frozen=True)

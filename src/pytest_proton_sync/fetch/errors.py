@@ -75,44 +75,56 @@ def _classify_error(exc: BaseException, kind: Kind, region: str, settings: Fetch
             attempts,
         )
     if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        message = clean(str(error.get("Message", "")) or str(exc), MESSAGE_LIMIT)
-        metadata: Mapping[str, Any] = exc.response.get("ResponseMetadata", {})
-        if code in ("AccessDeniedException", "AccessDenied"):
-            return CheckError(
-                code,
-                f"{message}\n  fix: allow {kind.operation_name} for this identity in {region} "
-                "(see the README's IAM policy).",
-                attempts,
-            )
-        if code in ("UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
-                    "InvalidClientTokenId", "MissingAuthenticationTokenException"):
-            return CheckError(code, f"{message}\n  fix: refresh or correct the AWS credentials.", attempts)
-        status = int(metadata.get("HTTPStatusCode", 0) or 0)
-        if foreign_answers.is_foreign(code, status):  # a page from something that is not the API: its own message
-            retried = _retried_status(status)
-            # The raw page: describe() makes its own one-line, printable excerpt (tags and white space folded).
-            page = str(error.get("Message", "")) or str(exc)
-            return CheckError(code, foreign_answers.describe(status, page, kind.service, kind.operation_name,
-                                                             gave_up if retried else ""), attempts)
-        if status in foreign_answers.NOT_RETRIED_5XX:
-            return CheckError(code, foreign_answers.not_retried(status, message, kind.service), attempts)
-        if code in THROTTLING_CODES or status == 429:
-            return CheckError(
-                code,
-                f"throttled by the API and {gave_up}\n  fix: raise --proton-max-attempts or --proton-call-timeout, "
-                "or lower --proton-concurrency / set --proton-max-rps.",
-                attempts,
-            )
-        if status >= 500 or code in RETRYABLE_CODES:
-            return CheckError(
-                code,
-                f"{message} (HTTP {status})\n  {gave_up}\n  fix: a problem on the service's side; re-run later, or "
-                "raise --proton-max-attempts.",
-                attempts,
-            )
-        return CheckError(code, message, attempts)
+        return _client_error(exc, kind, region, attempts, gave_up)
+    return _botocore_error(exc, settings, attempts, gave_up)
+
+
+def _client_error(
+    exc: botocore.exceptions.ClientError, kind: Kind, region: str, attempts: int, gave_up: str
+) -> CheckError:
+    """An error answer of the API (or of something answering in its place)."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "Unknown"))
+    message = clean(str(error.get("Message", "")) or str(exc), MESSAGE_LIMIT)
+    metadata: Mapping[str, Any] = exc.response.get("ResponseMetadata", {})
+    if code in ("AccessDeniedException", "AccessDenied"):
+        return CheckError(
+            code,
+            f"{message}\n  fix: allow {kind.operation_name} for this identity in {region} "
+            "(see the README's IAM policy).",
+            attempts,
+        )
+    if code in ("UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
+                "InvalidClientTokenId", "MissingAuthenticationTokenException"):
+        return CheckError(code, f"{message}\n  fix: refresh or correct the AWS credentials.", attempts)
+    status = int(metadata.get("HTTPStatusCode", 0) or 0)
+    if foreign_answers.is_foreign(code, status):  # a page from something that is not the API: its own message
+        retried = _retried_status(status)
+        # The raw page: describe() makes its own one-line, printable excerpt (tags and white space folded).
+        page = str(error.get("Message", "")) or str(exc)
+        return CheckError(code, foreign_answers.describe(status, page, kind.service, kind.operation_name,
+                                                         gave_up if retried else ""), attempts)
+    if status in foreign_answers.NOT_RETRIED_5XX:
+        return CheckError(code, foreign_answers.not_retried(status, message, kind.service), attempts)
+    if code in THROTTLING_CODES or status == 429:
+        return CheckError(
+            code,
+            f"throttled by the API and {gave_up}\n  fix: raise --proton-max-attempts or --proton-call-timeout, "
+            "or lower --proton-concurrency / set --proton-max-rps.",
+            attempts,
+        )
+    if status >= 500 or code in RETRYABLE_CODES:
+        return CheckError(
+            code,
+            f"{message} (HTTP {status})\n  {gave_up}\n  fix: a problem on the service's side; re-run later, or "
+            "raise --proton-max-attempts.",
+            attempts,
+        )
+    return CheckError(code, message, attempts)
+
+
+def _botocore_error(exc: BaseException, settings: FetchSettings, attempts: int, gave_up: str) -> CheckError:
+    """No answer of the API: credentials, region, the network, or something unexpected."""
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return CheckError("NoCredentials", f"no AWS credentials found\n  fix: {NO_CREDENTIALS_FIX}")
     if isinstance(exc, botocore.exceptions.NoRegionError):

@@ -20,7 +20,7 @@ from pytest_proton_sync.fetch.clients import ClientPool
 from pytest_proton_sync.fetch.fetcher import Fetcher
 from pytest_proton_sync.fetch.rounds import Progress, observe
 from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
-from pytest_proton_sync.verdict.judge import is_settled
+from pytest_proton_sync.verdict.judge import is_settled, with_blockers
 
 Judge = Callable[[Target, SyncStatus], Verdict]
 Key = tuple[str, ...]
@@ -49,22 +49,29 @@ class ObservationStore:
         verdict = self._verdict_of(target, status)
         return verdict, is_settled(target, status, verdict)
 
-    def _verdict_of(self, target: Target, status: SyncStatus) -> Verdict:
-        """The judge's verdict on ``status``, made once per answer: the fetcher's worker thread asks (to decide
-        whether to ask for blockers), and the fetch loop's assessment then reuses it."""
-        with self._judged_lock:
-            known = self._judged.pop(target.key, None)
-        if known is not None and known[0] is status:
-            return known[1]
-        return self._judge(target, status)
-
     def _needs_blockers(self, target: Target, status: SyncStatus) -> bool:
-        verdict = self._judge(target, status)
-        # Remembered for the assessment, one entry per target (the next answer replaces it): a passing target
-        # costs no extra call; a failing one gets its blockers, a new status, judged once more.
+        """The fetcher's question, from its worker thread, before the assessment: is this answer's verdict a pass?
+        The verdict is kept for the assessment that follows (one entry per target: the next answer replaces it),
+        so a passing target costs no extra call and a failing one is not judged again once its blockers are in."""
+        verdict = self._verdict_of(target, status)
         with self._judged_lock:
             self._judged[target.key] = (status, verdict)
         return not verdict.passed
+
+    def _verdict_of(self, target: Target, status: SyncStatus) -> Verdict:
+        """The one place the judge is asked: once per answer. An answer the fetcher's question judged already is
+        not judged again: the blockers call may have added blockers to its status since, and then the active ones
+        go into that verdict (verdict.judge.with_blockers). Any other status -- one that is not that answer plus
+        blockers -- is judged afresh."""
+        with self._judged_lock:
+            known = self._judged.pop(target.key, None)
+        if known is not None:
+            judged, verdict = known
+            if status is judged:
+                return verdict
+            if replace(status, blockers=judged.blockers) == judged:
+                return with_blockers(target, status, verdict)
+        return self._judge(target, status)
 
     def fetch(self, targets: Sequence[Target], progress: Callable[[Progress], None] | None = None) -> None:
         """Ask about ``targets`` now and return when every one has its final observation."""
@@ -156,11 +163,3 @@ class ObservationStore:
     def everything(self) -> dict[Key, Observation]:
         with self._changed:
             return {**self._observations, **self._again}
-
-
-def with_verdict(observation: Observation, judge: Judge) -> Observation:
-    """``observation`` with its verdict, judging only if nobody has yet."""
-    if observation.verdict is not None or observation.status is None or observation.error is not None:
-        return observation
-    return replace(observation, verdict=judge(observation.target, observation.status))
-

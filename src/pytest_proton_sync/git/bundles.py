@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
-from pytest_proton_sync.git.checkout import Checkout, GitError, TreeEntry, clean_text
+from pytest_proton_sync.git.checkout import Checkout, GitError, TreeEntry
+from pytest_proton_sync.text.safetext import clean
 
 __all__ = ["Bundle", "Discovery", "StackFile", "compare_manifest_with_checkout", "discover_bundles", "discover_stacks",
            "normal_directory", "starter_manifest"]
@@ -103,17 +104,17 @@ def discover_stacks(checkout: Checkout, commit: str) -> tuple[tuple[StackFile, .
         try:
             document = yaml.load(text, Loader=_YAML_LOADER)  # a safe loader: C or pure Python
         except yaml.YAMLError:
-            problems.append(f"{clean_text(path)}: names template-file-path but is not readable YAML")
+            problems.append(f"{clean(path)}: names template-file-path but is not readable YAML")
             continue
         template = document.get("template-file-path") if isinstance(document, dict) else None
         if not isinstance(template, str) or not template.strip():
             continue
         stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         if not _STACK_NAME.fullmatch(stem):
-            problems.append(f"{clean_text(path)}: a deployment file, but {clean_text(stem)!r} is not a stack name "
+            problems.append(f"{clean(path)}: a deployment file, but {clean(stem, quoted=True)} is not a stack name "
                             "(letters, digits and '-', starting with a letter): add its entry by hand")
             continue
-        stacks.append(StackFile(stem, path, clean_text(template.strip())))
+        stacks.append(StackFile(stem, path, clean(template.strip())))
     stacks.sort(key=lambda stack: stack.path)
     return tuple(stacks), tuple(sorted(problems))
 
@@ -143,6 +144,28 @@ def discover_bundles(checkout: Checkout, commit: str, directory: str = "template
             "give the directory that holds the template bundles with --directory",
         )
     problems: list[str] = []
+    readable = _readable_schemas(checkout, prefix, _schema_directories(checkout, prefix, top, problems), problems)
+    schemas = checkout.blobs((oid for _, _, _, oid in readable), limit=SCHEMA_LIMIT)
+
+    bundles: list[Bundle] = []
+    for where, name, major_version, oid in readable:
+        kind = _schema_type(schemas[oid])
+        if kind == "ENVIRONMENT":
+            bundles.append(Bundle("ENVIRONMENT", name, major_version, where))
+        elif kind == "SERVICE":
+            bundles.append(Bundle("SERVICE", name, major_version, where))
+        else:
+            problems.append(f"{clean(where)}schema/schema.yaml: {kind}")
+    bundles.sort(key=lambda bundle: bundle.path)
+    problems.sort()
+    return Discovery(commit, base, tuple(bundles), tuple(problems))
+
+
+def _schema_directories(
+    checkout: Checkout, prefix: str, top: dict[str, TreeEntry], problems: list[str]
+) -> list[tuple[TreeEntry, TreeEntry, TreeEntry]]:
+    """(name, major version, schema directory) of every ``{name}/v<N>/schema/`` under ``top``, two tree reads for
+    all; a v<N> directory without schema/ is a problem."""
     names = [entry for entry in top.values() if entry.is_tree]
     name_trees = checkout.trees(entry.oid for entry in names)
     # (name entry, major directory entry) for every v<N>-looking directory
@@ -157,46 +180,40 @@ def discover_bundles(checkout: Checkout, commit: str, directory: str = "template
         schema_directory = major_trees[major_entry.oid].get("schema")
         where = f"{prefix}{name_entry.name}/{major_entry.name}/"
         if schema_directory is None or not schema_directory.is_tree:
-            problems.append(f"{clean_text(where)}: no schema/schema.yaml, not a template bundle")
+            problems.append(f"{clean(where)}: no schema/schema.yaml, not a template bundle")
             continue
         with_schema.append((name_entry, major_entry, schema_directory))
-    schema_trees = checkout.trees(entry.oid for _, _, entry in with_schema)
+    return with_schema
 
-    readable: list[tuple[str, str, str, str]] = []  # (where, name, major, schema blob id)
+
+def _readable_schemas(
+    checkout: Checkout, prefix: str, with_schema: list[tuple[TreeEntry, TreeEntry, TreeEntry]], problems: list[str]
+) -> list[tuple[str, str, str, str]]:
+    """(where, name, major, schema blob id) of every bundle with a schema.yaml and a valid name and version folder;
+    the others are problems."""
+    schema_trees = checkout.trees(entry.oid for _, _, entry in with_schema)
+    readable: list[tuple[str, str, str, str]] = []
     for name_entry, major_entry, schema_directory in with_schema:
         where = f"{prefix}{name_entry.name}/{major_entry.name}/"
-        shown_where = clean_text(where)
+        shown_where = clean(where)
         schema_file = schema_trees[schema_directory.oid].get("schema.yaml")
         if schema_file is None or schema_file.is_tree:
             problems.append(f"{shown_where}: no schema/schema.yaml, not a template bundle")
             continue
         if not _NAME.fullmatch(name_entry.name):
             problems.append(
-                f"{shown_where}: {clean_text(name_entry.name)!r} is not a Proton template name "
+                f"{shown_where}: {clean(name_entry.name, quoted=True)} is not a Proton template name "
                 "(letters, digits, '-' and '_', starting with a letter or digit, at most 100)"
             )
             continue
         major = _MAJOR_DIRECTORY.fullmatch(major_entry.name)
         if major is None:
             problems.append(
-                f"{shown_where}: {clean_text(major_entry.name)!r} is not a major version folder (v1, v2, ...)"
+                f"{shown_where}: {clean(major_entry.name, quoted=True)} is not a major version folder (v1, v2, ...)"
             )
             continue
         readable.append((where, name_entry.name, major.group(1), schema_file.oid))
-    schemas = checkout.blobs((oid for _, _, _, oid in readable), limit=SCHEMA_LIMIT)
-
-    bundles: list[Bundle] = []
-    for where, name, major_version, oid in readable:
-        kind = _schema_type(schemas[oid])
-        if kind == "ENVIRONMENT":
-            bundles.append(Bundle("ENVIRONMENT", name, major_version, where))
-        elif kind == "SERVICE":
-            bundles.append(Bundle("SERVICE", name, major_version, where))
-        else:
-            problems.append(f"{clean_text(where)}schema/schema.yaml: {kind}")
-    bundles.sort(key=lambda bundle: bundle.path)
-    problems.sort()
-    return Discovery(commit, base, tuple(bundles), tuple(problems))
+    return readable
 
 
 def _schema_type(contents: bytes | None) -> str:
@@ -207,7 +224,7 @@ def _schema_type(contents: bytes | None) -> str:
         document = yaml.load(contents, Loader=_YAML_LOADER)  # CSafeLoader or SafeLoader: no arbitrary objects
     except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as error:
         if isinstance(error, yaml.MarkedYAMLError) and error.problem and error.problem_mark is not None:
-            return f"not valid YAML ({clean_text(error.problem)}, line {error.problem_mark.line + 1})"
+            return f"not valid YAML ({clean(error.problem)}, line {error.problem_mark.line + 1})"
         return f"not valid YAML ({type(error).__name__})"
     schema = document.get("schema") if isinstance(document, dict) else None
     if not isinstance(schema, dict):
@@ -240,18 +257,18 @@ def compare_manifest_with_checkout(declared: Iterable[tuple[str, str, str, str]]
         if key in seen:
             continue
         seen.add(key)
-        entry = clean_text(f"{kind}/{name}@{major}")
+        entry = clean(f"{kind}/{name}@{major}")
         bundle = bundles.get(key)
         if bundle is None:
             if report_missing:
-                lines.append((key, f"{entry}: in the manifest, but there is no bundle at {clean_text(key)}"))
+                lines.append((key, f"{entry}: in the manifest, but there is no bundle at {clean(key)}"))
         elif bundle.type != kind:
             article = "an" if bundle.type[:1] in ("A", "E", "I", "O", "U") else "a"
-            lines.append((key, f"{entry}: the manifest says {kind}, but {clean_text(key)}schema/schema.yaml is "
+            lines.append((key, f"{entry}: the manifest says {kind}, but {clean(key)}schema/schema.yaml is "
                                f"{article} {bundle.type} schema"))  # fmt: skip
     for key, bundle in bundles.items():
         if key not in seen:
-            lines.append((key, f"{bundle.id}: a bundle at {clean_text(key)}, but no manifest entry"))
+            lines.append((key, f"{bundle.id}: a bundle at {clean(key)}, but no manifest entry"))
     lines.sort()
     return [line for _, line in lines]
 

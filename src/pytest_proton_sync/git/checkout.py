@@ -36,10 +36,9 @@ caller's back), ``--no-replace-objects`` (the sync sees the real objects, not lo
 from __future__ import annotations
 
 import subprocess
-import tempfile
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -52,9 +51,9 @@ __all__ = [
     "GitError",
     "LastChange",
     "TreeEntry",
-    "clean_text",
 ]
 
+from pytest_proton_sync.git.history import HistoryWalks
 from pytest_proton_sync.git.plumbing import (  # the checkout's private half
     _BLOB_MODES,
     _HEX,
@@ -66,25 +65,18 @@ from pytest_proton_sync.git.plumbing import (  # the checkout's private half
     LastChange,
     TreeEntry,
     _Batch,
-    _bundles_of,
     _check_path,
     _check_sha,
     _close_all,
     _environment,
-    _failure,
     _git_executable,
-    _log_records,
     _parse_tree,
-    _pathspecs,
     _run,
-    _stop,
     _strip_credentials,
-    _write_and_close,
-    clean_text,
 )
 
 
-class Checkout:
+class Checkout(HistoryWalks):
     """A git checkout (work tree or bare repository), read-only. Thread-safe; close() it, or use ``with``.
 
     Answers are memoised for the checkout's lifetime (a revision resolved once keeps its answer even if the
@@ -368,77 +360,6 @@ class Checkout:
             self._read_trees(wanted)
             return {oid: dict(self._trees[oid]) for oid in wanted}
 
-    def bundle_changes(self, rev_sha: str, bundles: Mapping[str, Sequence[str]]) -> dict[str, LastChange]:
-        """For every bundle (key -> its paths), the last commit at or before ``rev_sha`` that changed any of its
-        paths, a deletion included: the newest such commit on the first-parent chain. A bundle is ABSENT only
-        when none of its paths exists at ``rev_sha``. One ``git log`` process for all bundles."""
-        rev = _check_sha(rev_sha)
-        groups = {key: list(dict.fromkeys(paths)) for key, paths in bundles.items()}
-        present = self.object_ids(rev, list(dict.fromkeys(path for paths in groups.values() for path in paths)))
-        contents = {key: tuple((path, present[path]) for path in paths) for key, paths in groups.items()}
-        result: dict[str, LastChange] = {
-            key: LastChange(key, ABSENT, contents=contents[key])
-            for key, paths in groups.items()
-            if all(present[path] is None for path in paths)
-        }
-        open_groups = {key: paths for key, paths in groups.items() if key not in result}
-        if not open_groups:
-            return {key: result[key] for key in groups}
-        # Absent paths of a partly present bundle are walked too: their deletion is a change of the bundle.
-        groups_of: dict[str, list[str]] = {}
-        for key, paths in open_groups.items():
-            for path in paths:
-                groups_of.setdefault(path, []).append(key)
-        walked = list(groups_of)
-        directories = {path for path in walked if path.endswith("/")}
-        files = {path for path in walked if not path.endswith("/")}
-        shallow = self._shallow_commits()
-        command = self._command(
-            "log", "--stdin", "-z", "--first-parent", "-m", "--root", "--no-renames", "--name-only",
-            "--no-color", "--no-decorate", "--no-mailmap", "--format=%x01%H",
-        )  # fmt: skip
-        boundary_reason = "the history in this checkout is shallow and ends before the last change"
-        with tempfile.TemporaryFile() as stderr:
-            process = subprocess.Popen(
-                command, cwd=self.root, env=self._environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=stderr,
-            )  # fmt: skip
-            assert process.stdin is not None and process.stdout is not None
-            writer = threading.Thread(
-                target=_write_and_close,
-                args=(process.stdin, f"{rev}\n--\n" + "".join(f"{path}\n" for path in _pathspecs(walked))),
-                daemon=True,
-            )
-            writer.start()
-            read_to_end = False
-            try:
-                for commit, changed in _log_records(process.stdout):
-                    for path in _bundles_of(changed, directories, files):
-                        for key in groups_of.get(path, ()):
-                            if key not in open_groups:
-                                continue
-                            del open_groups[key]
-                            if commit in shallow:  # the boundary looks as if it added everything: no proof
-                                result[key] = LastChange(key, UNKNOWN, reason=boundary_reason, contents=contents[key])
-                            else:
-                                result[key] = LastChange(key, CHANGED, commit=commit, contents=contents[key])
-                    if not open_groups:
-                        break
-                else:
-                    read_to_end = True
-            finally:
-                if not read_to_end and process.poll() is None:
-                    process.kill()  # every bundle is answered (or we are failing): the rest of the walk is not needed
-                _stop(process)
-                writer.join()
-            if read_to_end and process.returncode != 0:
-                stderr.seek(0)
-                raise _failure("log", stderr.read(), self.root)
-        for key in open_groups:
-            reason = boundary_reason if self.is_shallow else "the history in this checkout ends before the change"
-            result[key] = LastChange(key, UNKNOWN, reason=reason, contents=contents[key])
-        return {key: result[key] for key in groups}
-
     def changed_files(self, a: str, b: str, path: str, limit: int = 10) -> tuple[list[tuple[str, str]], int]:
         """Files under ``path`` (a directory ending '/' or a file) that differ from commit ``a`` to commit ``b``:
         up to ``limit`` of (status, path) sorted by path, and how many there are in all."""
@@ -447,82 +368,6 @@ class Checkout:
             changes = list(self._diff(entries[0], entries[1], path.rstrip("/")))
         changes.sort(key=lambda change: change.path)
         return [(change.status, change.path) for change in changes[:limit]], len(changes)
-
-    def commits_touching(
-        self, since: str, until: str, bundles: Mapping[str, Sequence[str]], limit: int = 5
-    ) -> dict[str, tuple[list[tuple[str, str]], int]]:
-        """For every bundle (key -> its paths), the commits reachable from ``until`` but not from ``since`` that
-        changed one of its paths, newest first: up to ``limit`` of (short sha, subject), and how many in all.
-
-        Two git processes for all the bundles (one walk, one read of the subjects listed), where
-        :meth:`commits_between` takes one per bundle: a failure text for each of 500 targets must not start 500.
-        """
-        start, stop = _check_sha(since), _check_sha(until)
-        groups = {key: list(dict.fromkeys(paths)) for key, paths in bundles.items()}
-        directories = {path for paths in groups.values() for path in paths if path.endswith("/")}
-        files = {path for paths in groups.values() for path in paths if not path.endswith("/")}
-        keys_of: dict[str, list[str]] = {}
-        for key, paths in groups.items():
-            for path in paths:
-                keys_of.setdefault(path, []).append(key)
-        found: dict[str, list[str]] = {key: [] for key in groups}
-        totals = dict.fromkeys(groups, 0)
-        command = self._command("log", "-z", "--no-renames", "--name-only", "--no-color", "--no-decorate",
-                                "--format=%x01%H", f"{stop}", f"^{start}")
-        process = subprocess.Popen(command, cwd=self.root, env=self._environment, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL)
-        assert process.stdout is not None
-        try:
-            for commit, changed in _log_records(process.stdout):
-                hit_keys = {key for path in _bundles_of(changed, directories, files) for key in keys_of[path]}
-                for key in hit_keys:
-                    totals[key] += 1
-                    if len(found[key]) < limit:
-                        found[key].append(commit)
-        finally:
-            _stop(process)
-        wanted = sorted({commit for commits in found.values() for commit in commits})
-        subjects: dict[str, tuple[str, str]] = {}
-        if wanted:
-            completed = subprocess.run(
-                self._command("log", "--no-walk=unsorted", "--stdin", "-z", "--no-color", "--no-decorate",
-                              "--no-mailmap", "--encoding=UTF-8", "--format=%H %h %s"),
-                cwd=self.root, env=self._environment, input="\n".join(wanted).encode("ascii"), capture_output=True,
-                check=False,
-            )
-            for record in completed.stdout.decode("utf-8", "replace").split("\0"):
-                full, _, rest = record.strip("\n").partition(" ")
-                short, _, subject = rest.partition(" ")
-                if full:
-                    subjects[full] = (short, clean_text(subject))
-        return {
-            key: ([subjects.get(commit, (commit[:7], "")) for commit in commits], totals[key])
-            for key, commits in found.items()
-        }
-
-    def commits_between(
-        self, a: str, b: str, paths: Sequence[str], limit: int = 5
-    ) -> tuple[list[tuple[str, str]], int]:
-        """Commits reachable from ``b`` but not from ``a`` that touch ``paths``, newest first: up to ``limit`` of
-        (short sha, subject with control characters removed), and how many there are in all."""
-        start, stop = _check_sha(a), _check_sha(b)
-        for path in paths:
-            _check_path(path)
-        completed = subprocess.run(
-            self._command(
-                "log", "-z", "--no-color", "--no-decorate", "--no-mailmap", "--encoding=UTF-8",
-                "--format=%h %s", f"{start}..{stop}", "--", *[path.rstrip("/") for path in paths],
-            ),
-            cwd=self.root, env=self._environment, capture_output=True, check=False,
-        )  # fmt: skip
-        if completed.returncode != 0:
-            raise _failure("log", completed.stderr, self.root)
-        records = [record for record in completed.stdout.decode("utf-8", "replace").split("\0") if record]
-        commits = []
-        for record in records[:limit]:
-            short, _, subject = record.partition(" ")
-            commits.append((short, clean_text(subject)))
-        return commits, len(records)
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -548,12 +393,3 @@ class Checkout:
         new_entries = self._trees[new_tree.oid] if new_tree is not None else {}
         for name in sorted(old_entries.keys() | new_entries.keys()):
             yield from self._diff(old_entries.get(name), new_entries.get(name), f"{path}/{name}")
-
-    def _shallow_commits(self) -> frozenset[str]:
-        try:
-            text = self._shallow_file.read_text(encoding="ascii", errors="replace")
-        except FileNotFoundError:
-            return frozenset()
-        except OSError as error:
-            raise GitError(f"cannot read {self._shallow_file}: {error}", "check the checkout's permissions") from error
-        return frozenset(line.strip() for line in text.splitlines() if line.strip())

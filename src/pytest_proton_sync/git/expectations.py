@@ -15,7 +15,7 @@ The git layer is checkout.py (a fixed number of git processes per run). Imports 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from pytest_proton_sync.git.bundles import repository_from_url
 from pytest_proton_sync.git.checkout import CHANGED, Checkout, GitError
 from pytest_proton_sync.kinds import kind_of
 from pytest_proton_sync.manifest.loader import Manifest, ManifestError, entry_fields
-from pytest_proton_sync.model import ContentComparison, Target
+from pytest_proton_sync.model import ContentComparison, Entry, Expectation, Target
 from pytest_proton_sync.yamlcheck.problems import Problem
 
 SHALLOW_FIX = (
@@ -41,9 +41,9 @@ class Repository:
         self._lock = threading.Lock()
         self._checkouts: dict[Path, Checkout] = {}
         self._by_directory: dict[Path, Checkout] = {}
-        # Every resolved target's files, by the revision they were resolved at: a failure's "commits between" is
-        # then one walk per (synced commit, revision) for all targets, not one git process per target.
-        self._bundles_at: dict[str, dict[str, tuple[str, ...]]] = {}
+        # Every rev: target resolved here, by its revision (rev_sha) and key: a failure's "commits between" is then
+        # one walk per (synced commit, revision) for all of them, not one git process per target.
+        self._resolved_at: dict[str, dict[str, Target]] = {}
         self._walks: dict[tuple[str, str], dict[str, tuple[list[tuple[str, str]], int]]] = {}
         self._walk_lock = threading.Lock()
         self.notes: list[str] = []  # things a person should know, said once (a checkout of another repository)
@@ -69,69 +69,107 @@ class Repository:
 
     # -- before the fetch -------------------------------------------------------------------------------------
     def resolve(self, manifest: Manifest, display: str) -> tuple[Target, ...]:
-        """``manifest``'s targets with every ``rev:`` (and ``match: content``) expectation made literal.
+        """``manifest``'s entries as targets, every ``rev:`` (and ``match: content``) expectation made literal.
 
         Raises ManifestError (file:line, field) for a revision that does not resolve or a bundle that does not exist
         at it, and for a checkout that cannot be opened at all (git missing, no work tree).
         """
-        targets = manifest.targets
-        wanted = [index for index, target in enumerate(targets) if target.expectation.needs_checkout]
+        entries = manifest.targets
+        wanted = [index for index, entry in enumerate(entries) if entry.expectation.needs_checkout]
         if not wanted:
-            return targets
-        fields = entry_fields(targets)
-        try:
-            checkout = self.checkout_for(manifest.path)
-        except GitError as error:
-            first = targets[wanted[0]]
-            raise ManifestError([Problem(display, first.line or None, None, fields[wanted[0]],
-                                         f"{len(wanted)} entries need the git checkout (rev: or match: content), "
-                                         f"but {error.problem}; fix: {error.fix}")]) from None
+            return tuple(entry.literal() for entry in entries)
+        fields = entry_fields(entries)
+        checkout = self._checkout_for_entries(manifest, display, wanted, fields)
         problems: list[Problem] = []
-        resolved = list(targets)
-        revisions = checkout.resolve(_revision(targets[index]) for index in wanted)
+        resolved: dict[int, Target] = {}
+        revisions = checkout.resolve(_revision(entries[index]) for index in wanted)
         by_revision: dict[str, list[int]] = {}
         for index in wanted:
-            target = targets[index]
-            revision = _revision(target)
-            sha = revisions.get(revision)
+            entry = entries[index]
+            sha = revisions.get(_revision(entry))
             if sha is None:
-                problems.append(_unresolved(display, target, fields[index], revision, checkout))
-            elif target.expectation.rev is None:  # a literal sha compared by content: it is its own expected commit
-                resolved[index] = replace(target, expectation=replace(target.expectation, sha=sha))
+                problems.append(_unresolved(display, entry, fields[index], _revision(entry), checkout))
+            elif entry.expectation.rev is None:  # a literal sha compared by content: it is its own expected commit
+                literal = self._literal_by_content(checkout, display, entry, fields[index], sha)
+                if isinstance(literal, Problem):
+                    problems.append(literal)
+                else:
+                    resolved[index] = literal
             else:
                 by_revision.setdefault(sha, []).append(index)
         for sha, indexes in by_revision.items():
-            bundles = {str(index): self.bundle(checkout, targets[index], sha) for index in indexes}
-            changes = checkout.bundle_changes(sha, {key: paths for key, paths in bundles.items() if paths})
-            for index in indexes:
-                target = targets[index]
-                bundle = bundles[str(index)]
-                expectation = replace(target.expectation, rev_sha=sha, bundle=bundle)
-                change = changes.get(str(index))
-                absent = [path for path, oid in (change.contents if change else ()) if oid is None]
-                if not bundle:
-                    problems.append(Problem(display, target.line or None, None, fields[index],
-                                            f"nothing to compare: give {kind_of(target).bundle_keys} so the checkout "
-                                            "can say which files this entry's sync deploys"))
-                elif change is None or absent:
-                    problems.append(Problem(display, target.line or None, None, fields[index] + ".rev",
-                                            f"{', '.join(absent or bundle)} does not exist at {target.expectation.rev} "
-                                            f"({sha[:7]}): check the entry's name and the repository's directory"))
-                elif change.state == CHANGED:
-                    expectation = replace(expectation, sha=str(change.commit))
-                else:
-                    expectation = replace(expectation, history_problem=(
-                        f"cannot tell which commit last changed {', '.join(bundle)} at or before "
-                        f"{target.expectation.rev} ({sha[:7]}): {change.reason}\n  fix: {SHALLOW_FIX}"))
-                resolved[index] = replace(target, expectation=expectation)
-                with self._walk_lock:
-                    self._bundles_at.setdefault(sha, {})[_bundle_key(target)] = bundle
+            found = self._resolve_at(checkout, display, sha, {index: entries[index] for index in indexes}, fields)
+            problems += [answer for answer in found.values() if isinstance(answer, Problem)]
+            resolved.update((index, answer) for index, answer in found.items() if isinstance(answer, Target))
         if problems:
             raise ManifestError(problems)
-        self._note_foreign_remotes(checkout, [targets[index] for index in wanted])
-        return tuple(resolved)
+        self._note_foreign_remotes(checkout, [entries[index] for index in wanted])
+        return tuple(resolved.get(index) or entry.literal() for index, entry in enumerate(entries))
 
-    def _note_foreign_remotes(self, checkout: Checkout, targets: Sequence[Target]) -> None:
+    def _checkout_for_entries(self, manifest: Manifest, display: str, wanted: Sequence[int],
+                              fields: Sequence[str]) -> Checkout:
+        """The checkout the ``wanted`` entries need; a checkout that cannot be opened is a problem of the first."""
+        try:
+            return self.checkout_for(manifest.path)
+        except GitError as error:
+            first = manifest.targets[wanted[0]]
+            raise ManifestError([Problem(display, first.line or None, None, fields[wanted[0]],
+                                         f"{len(wanted)} entries need the git checkout (rev: or match: content), "
+                                         f"but {error.problem}; fix: {error.fix}")]) from None
+
+    def _literal_by_content(self, checkout: Checkout, display: str, entry: Entry, field: str,
+                            sha: str) -> Target | Problem:
+        """A ``sha:`` entry compared by content: its files at that commit. No files, or files absent there, is a
+        problem of the entry, as for ``rev:``: comparing nothing with nothing would pass whatever was synced."""
+        bundle = self.bundle(checkout, entry, sha)
+        try:
+            absent = [path for path, oid in checkout.object_ids(sha, bundle).items() if oid is None]
+        except GitError as error:
+            return Problem(display, entry.line or None, None, field + ".sha",
+                           f"cannot read the entry's files at {sha[:7]}: {error.problem}; fix: {error.fix}")
+        if not bundle:
+            return Problem(display, entry.line or None, None, field,
+                           f"nothing to compare: give {kind_of(entry).bundle_keys} so the checkout can say which "
+                           "files this entry's sync deploys")
+        if absent:
+            return Problem(display, entry.line or None, None, field + ".sha",
+                           f"{', '.join(absent)} does not exist at {sha[:7]}: check the entry's name and the "
+                           "repository's directory")
+        return entry.resolved(replace(entry.literal().expectation, sha=sha, bundle=bundle))
+
+    def _resolve_at(self, checkout: Checkout, display: str, rev_sha: str, entries: Mapping[int, Entry],
+                    fields: Sequence[str]) -> dict[int, Target | Problem]:
+        """The ``rev:`` entries whose revision is ``rev_sha``: each one's target, or the problem of its entry. One
+        walk of the history answers all of them; the targets are kept, so a failure's "commits between" is one
+        walk per (synced commit, revision) for all of them too."""
+        bundles = {index: self.bundle(checkout, entry, rev_sha) for index, entry in entries.items()}
+        changes = checkout.bundle_changes(rev_sha, {str(index): paths for index, paths in bundles.items() if paths})
+        answers: dict[int, Target | Problem] = {}
+        for index, entry in entries.items():
+            declared, bundle = entry.expectation, bundles[index]
+            change = changes.get(str(index))
+            absent = [path for path, oid in (change.contents if change else ()) if oid is None]
+            if not bundle:
+                answers[index] = Problem(display, entry.line or None, None, fields[index],
+                                         f"nothing to compare: give {kind_of(entry).bundle_keys} so the checkout "
+                                         "can say which files this entry's sync deploys")
+            elif change is None or absent:
+                answers[index] = Problem(display, entry.line or None, None, fields[index] + ".rev",
+                                         f"{', '.join(absent or bundle)} does not exist at {declared.rev} "
+                                         f"({rev_sha[:7]}): check the entry's name and the repository's directory")
+            else:
+                expected, problem = (str(change.commit), None) if change.state == CHANGED else ("", (
+                    f"cannot tell which commit last changed {', '.join(bundle)} at or before "
+                    f"{declared.rev} ({rev_sha[:7]}): {change.reason}\n  fix: {SHALLOW_FIX}"))
+                answers[index] = entry.resolved(Expectation(
+                    expected, declared.repository, rev=declared.rev, match=declared.match, bundle=bundle,
+                    rev_sha=rev_sha, history_problem=problem))
+        with self._walk_lock:
+            shared = self._resolved_at.setdefault(rev_sha, {})
+            shared.update((_bundle_key(answer), answer) for answer in answers.values() if isinstance(answer, Target))
+        return answers
+
+    def _note_foreign_remotes(self, checkout: Checkout, targets: Sequence[Entry]) -> None:
         """Say so when no remote of the checkout looks like the repository the entries name: the expected commits
         then come from another repository's history (a manifest kept apart from the templates needs sha:, or
         --proton-git-dir pointing at the templates' checkout)."""
@@ -146,44 +184,44 @@ class Repository:
             if name.lower() not in known and note not in self.notes:
                 self.notes.append(note)
 
-    def bundle(self, checkout: Checkout, target: Target, commit: str) -> tuple[str, ...]:
-        """The target's files at ``commit``: its kind's bundle, plus the files its index file names there (a
-        stack's deployment file names its template; a proton-ops file names an instance's spec)."""
-        expectation = target.expectation
-        if not expectation.index_file:
-            return expectation.bundle
-        kind = kind_of(target)
-        document = _yaml_at(checkout, commit, expectation.index_file)
-        named = kind.files_named(document, target.name) if document is not None else ()
-        own = (expectation.index_file,) if kind.index_is_content else ()
-        return tuple(dict.fromkeys((*expectation.bundle, *own, *named)))
+    def bundle(self, checkout: Checkout, entry: Entry, commit: str) -> tuple[str, ...]:
+        """The entry's files at ``commit``: its own paths, plus the files its index file names there (a stack's
+        deployment file names its template; a proton-ops file names an instance's spec)."""
+        declared = entry.expectation
+        if not declared.index_file:
+            return declared.paths
+        kind = kind_of(entry)
+        document = _yaml_at(checkout, commit, declared.index_file)
+        named = kind.files_named(document, entry.name) if document is not None else ()
+        own = (declared.index_file,) if kind.index_is_content else ()
+        return tuple(dict.fromkeys((*declared.paths, *own, *named)))
 
     def _commits_since(
-        self, checkout: Checkout, target: Target, synced: str, expected: str, bundle: Sequence[str]
+        self, checkout: Checkout, target: Target, synced: str, expected: str
     ) -> tuple[list[tuple[str, str]], int]:
         """Commits between the synced and the expected commit that touch the target's files. For a ``rev:`` target
         these are the commits after the synced one up to the revision (the expected commit is the last of them to
         touch the files), found in one walk shared by every target resolved at that revision."""
         rev_sha = target.expectation.rev_sha
         with self._walk_lock:
-            bundles = self._bundles_at.get(rev_sha or "", {})
-            if rev_sha and _bundle_key(target) in bundles:
+            shared = self._resolved_at.get(rev_sha or "", {})
+            if rev_sha and _bundle_key(target) in shared:
                 walk = self._walks.get((synced, rev_sha))
                 if walk is None and checkout.has_commit(synced):
+                    bundles = {key: resolved.expectation.bundle for key, resolved in shared.items()}
                     walk = self._walks[(synced, rev_sha)] = checkout.commits_touching(synced, rev_sha, bundles)
                 if walk is not None and walk.get(_bundle_key(target), ([], 0))[1]:
                     return walk[_bundle_key(target)]
-        return _commits_either_way(checkout, synced, expected, bundle)
+        return _commits_either_way(checkout, synced, expected, target.expectation.bundle)
 
     # -- after the fetch ---------------------------------------------------------------------------------------
     def compare(self, target: Target, synced: str) -> ContentComparison:
-        """The target's bundle at the ``synced`` commit against the expected commit."""
-        expected = target.expectation.sha
+        """The target's bundle (as resolved) at the ``synced`` commit against the expected commit."""
+        expected, bundle = target.expectation.sha, target.expectation.bundle
         checkout = self.checkout_for(target.manifest)
         for commit in (synced, expected):
             if not checkout.has_commit(commit):
                 return ContentComparison(synced, expected, equal=False, missing_commit=commit)
-        bundle = self.bundle(checkout, target, expected)
         at_synced, at_expected = checkout.object_ids(synced, bundle), checkout.object_ids(expected, bundle)
         if at_synced == at_expected:
             return ContentComparison(synced, expected, equal=True)
@@ -193,7 +231,7 @@ class Repository:
             listed, count = checkout.changed_files(synced, expected, path, limit=10)
             changes += listed
             total += count
-        commits, commit_count = self._commits_since(checkout, target, synced, expected, bundle)
+        commits, commit_count = self._commits_since(checkout, target, synced, expected)
         return ContentComparison(
             synced, expected, equal=False, changes=tuple(changes[:10]), more_changes=max(0, total - 10),
             commits=tuple(commits[:5]), more_commits=max(0, commit_count - 5),
@@ -204,11 +242,12 @@ def _bundle_key(target: Target) -> str:
     return "\0".join(target.key)
 
 
-def _revision(target: Target) -> str:
-    return target.expectation.rev if target.expectation.rev is not None else target.expectation.sha
+def _revision(entry: Entry) -> str:
+    """What the checkout resolves for ``entry``: its rev:, else its literal sha."""
+    return entry.expectation.rev if entry.expectation.rev is not None else entry.literal().expectation.sha
 
 
-def _unresolved(display: str, target: Target, field: str, revision: str, checkout: Checkout) -> Problem:
+def _unresolved(display: str, target: Entry, field: str, revision: str, checkout: Checkout) -> Problem:
     what = "revision" if target.expectation.rev is not None else "commit"
     where = "rev" if target.expectation.rev is not None else "sha"
     shallow = " (the checkout is shallow)" if checkout.is_shallow else ""

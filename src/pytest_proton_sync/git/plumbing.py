@@ -10,12 +10,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
+
+from pytest_proton_sync.text.safetext import clean
 
 CHANGED: Final = "changed"
 ABSENT: Final = "absent"
@@ -113,15 +114,6 @@ class FileChange:
     path: str
 
 
-def clean_text(text: str) -> str:
-    """Repository text (commit subjects, file names) made safe to print: control and bidi/format characters go."""
-    return "".join(
-        " " if char in "\t\n\r" else char
-        for char in text
-        if char in "\t\n\r" or unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
-    )
-
-
 def _git_executable() -> str:
     found = shutil.which("git")
     if found is None:
@@ -155,7 +147,7 @@ def _strip_credentials(url: str) -> str:
 
 
 def _failure(command: str, stderr: bytes, where: Path) -> GitError:
-    text = clean_text(stderr.decode("utf-8", "replace")).strip() or "no message"
+    text = clean(stderr.decode("utf-8", "replace"), limit=2000, fold_spaces=True).strip() or "no message"
     lowered = text.lower()
     if "dubious ownership" in lowered or "safe.directory" in lowered:
         return GitError(
@@ -228,7 +220,8 @@ class _Batch:
     def _died(self) -> GitError:
         _stop(self.process)
         self._stderr.seek(0)
-        message = clean_text(self._stderr.read().decode("utf-8", "replace")).strip() or "no message"
+        stderr = self._stderr.read().decode("utf-8", "replace")
+        message = clean(stderr, limit=2000, fold_spaces=True).strip() or "no message"
         if "promisor" in message:
             return GitError(
                 f"this checkout is a partial clone without objects that are needed: {message}",

@@ -1,4 +1,4 @@
-"""Manifest loading: YAML in, frozen :class:`~pytest_proton_sync.model.Target` tuples out.
+"""Manifest loading: YAML in, frozen :class:`~pytest_proton_sync.model.Entry` tuples out.
 
 A manifest is read in stages, each of which may add problems without stopping the others, so that a user
 sees every mistake of a file in one run:
@@ -37,7 +37,7 @@ from pytest_proton_sync.manifest.schema import (
 from pytest_proton_sync.manifest.schema import SCHEMA_RESOURCE as SCHEMA_RESOURCE
 from pytest_proton_sync.manifest.schema import manifest_schema as manifest_schema
 from pytest_proton_sync.manifest.semantics import _accounts, _semantic_findings, _targets
-from pytest_proton_sync.model import AccountSpec, Target
+from pytest_proton_sync.model import AccountSpec, Entry
 from pytest_proton_sync.yamlcheck.messages import describe_value, show_text
 from pytest_proton_sync.yamlcheck.problems import Problem, ProblemsError, decode_utf8, format_path, ordered
 
@@ -75,7 +75,7 @@ class Manifest:
     """A valid manifest: its path and its targets, in the order the file declares them, and its accounts."""
 
     path: Path
-    targets: tuple[Target, ...]
+    targets: tuple[Entry, ...]  # as declared: git/expectations.py resolves them
     accounts: Mapping[str, AccountSpec] = dataclasses.field(default_factory=dict)  # alias -> how to get its credentials
 
 
@@ -112,16 +112,15 @@ def parse_manifest(
     return Manifest(Path(display), targets, reader.accounts)
 
 
-def load_manifests(
+def read_manifests(
     paths: Sequence[str | os.PathLike[str]], environ: Mapping[str, str] | None = None
-) -> tuple[Manifest, ...]:
-    """Load several manifests as one set: every problem of every file is reported in one ManifestError.
-
-    A target (``Target.key``) declared in two files is a problem at the second declaration. A file given
-    twice (same real path) is read once: it is the same set of declarations, not a conflict.
+) -> dict[str, Manifest | ManifestError]:
+    """Each manifest of a set, or its own problems, by its path as given (``os.fspath``), in the order given: what
+    a pytest run, ``validate`` and ``check`` read. The set is read as one: a target (``Entry.key``) declared in two
+    files is a problem at the second declaration. A file given twice (same real path) is read once: it is the same
+    set of declarations, not a conflict.
     """
-    manifests: list[tuple[str, Manifest]] = []
-    problems_by_file: dict[str, list[Problem]] = {}
+    found: dict[str, Manifest | ManifestError] = {}
     seen_files: set[str] = set()
     for path in paths:
         display = _display(path)
@@ -133,12 +132,21 @@ def load_manifests(
             continue
         seen_files.add(real)
         try:
-            manifests.append((display, load_manifest(path, environ)))
+            found[display] = load_manifest(path, environ)
         except ManifestError as error:
-            problems_by_file.setdefault(display, []).extend(error.problems)
+            found[display] = error
+    for display, problems in _declared_twice(found).items():
+        found[display] = ManifestError(ordered(problems, _MAX_PROBLEMS_PER_FILE))
+    return found
 
-    first_declared: dict[tuple[str, ...], tuple[str, Target]] = {}
-    for display, manifest in manifests:
+
+def _declared_twice(found: Mapping[str, Manifest | ManifestError]) -> dict[str, list[Problem]]:
+    """The problems of targets declared again after their first declaration, by file."""
+    first_declared: dict[tuple[str, ...], tuple[str, Entry]] = {}
+    problems_by_file: dict[str, list[Problem]] = {}
+    for display, manifest in found.items():
+        if isinstance(manifest, ManifestError):
+            continue
         for target, field in zip(manifest.targets, entry_fields(manifest.targets), strict=True):
             if target.key not in first_declared:
                 first_declared[target.key] = (display, target)
@@ -154,24 +162,32 @@ def load_manifests(
                     f"{other_file}:{other.line}; each target may appear in one manifest only",
                 )
             )
-    if problems_by_file:
-        in_order: list[Problem] = []
-        for problems in problems_by_file.values():
-            in_order.extend(ordered(problems, _MAX_PROBLEMS_PER_FILE))
-        raise ManifestError(in_order)
-    return tuple(manifest for _, manifest in manifests)
+    return problems_by_file
+
+
+def load_manifests(
+    paths: Sequence[str | os.PathLike[str]], environ: Mapping[str, str] | None = None
+) -> tuple[Manifest, ...]:
+    """Load several manifests as one set (:func:`read_manifests`): every problem of every file is reported in one
+    ManifestError, file by file."""
+    found = read_manifests(paths, environ)
+    problems = [problem for result in found.values() if isinstance(result, ManifestError)
+                for problem in result.problems]
+    if problems:
+        raise ManifestError(problems)
+    return tuple(result for result in found.values() if isinstance(result, Manifest))
 
 
 def _display(path: str | os.PathLike[str]) -> str:
     return os.fspath(path)
 
 
-def _describe_target(target: Target) -> str:
+def _describe_target(target: Entry) -> str:
     return target.id + (f" in {target.region}" if target.region else "") + (
         f" of account {target.account}" if target.account else "")
 
 
-def entry_fields(targets: Sequence[Target]) -> list[str]:
+def entry_fields(targets: Sequence[Entry]) -> list[str]:
     """Each target's field in its manifest, ``templates[0]``: sections in schema order, entries in file order."""
     counts: dict[str, int] = {}
     fields = []
@@ -209,7 +225,7 @@ class _ManifestReader:
                 )
             )
 
-    def read(self, data: bytes | str) -> tuple[Target, ...]:
+    def read(self, data: bytes | str) -> tuple[Entry, ...]:
         if len(data) > MAX_MANIFEST_BYTES:
             self.whole_file(
                 f"the manifest is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB; "

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_proton_sync.kinds import BY_SECTION, Kind, make_target
+from pytest_proton_sync.kinds import BY_SECTION, Kind, make_entry
 from pytest_proton_sync.manifest.schema import (
     _SECTION_WORDS,
     _SECTIONS,
@@ -17,7 +17,7 @@ from pytest_proton_sync.manifest.schema import (
     _shown,
     _suppressed,
 )
-from pytest_proton_sync.model import AccountSpec, Expectation, RepositorySpec, Target
+from pytest_proton_sync.model import AccountSpec, Declared, Entry, RepositorySpec
 from pytest_proton_sync.yamlcheck.messages import closest
 
 if TYPE_CHECKING:
@@ -52,7 +52,17 @@ def _semantic_findings(document: Document, earlier: list[_Finding]) -> list[_Fin
     if "sha" in defaults and "rev" in defaults:
         findings.append(_Finding(("defaults", "rev"), document.locations.get(("defaults", "rev")), _SHA_AND_REV))
         return findings
+    return findings + _entries_findings(document, present, broken, defaults, declared_accounts)
 
+
+def _entries_findings(
+    document: Document, present: list[str], broken: list[FieldPath], defaults: dict[str, YamlValue],
+    declared_accounts: tuple[str, ...],
+) -> list[_Finding]:
+    """Each entry's findings (only the missing sha of an entry with earlier findings), and targets declared twice."""
+    root = document.value
+    assert isinstance(root, dict)
+    findings: list[_Finding] = []
     first_line: dict[tuple[str, ...], int] = {}
     for section in present:
         kind = BY_SECTION[section]
@@ -225,7 +235,7 @@ def _accounts(document: Document) -> dict[str, AccountSpec]:
 
 def _targets(
     document: Document, manifest_path: Path, accounts: Mapping[str, AccountSpec] | None = None
-) -> Iterator[Target]:
+) -> Iterator[Entry]:
     """Build targets from a document that passed every check: all values are known to be valid text."""
     root = document.value
     assert isinstance(root, dict)
@@ -248,11 +258,11 @@ def _targets(
             match = entry.get("match", defaults.get("match")) or ("content" if rev is not None else "exact")
             provider = repository.get("provider")
             location = document.locations.get((section, index))
-            target = make_target(
+            target = make_entry(
                 kind,
                 fields,
-                Expectation(
-                    sha=str(sha).lower() if sha is not None else "",
+                Declared(
+                    sha=str(sha).lower() if sha is not None else None,
                     repository=RepositorySpec(
                         name=repository["name"],
                         provider=kind.providers[provider] if provider is not None else None,
@@ -261,7 +271,7 @@ def _targets(
                     ),
                     rev=str(rev) if rev is not None else None,
                     match=str(match),
-                    bundle=kind.bundle(fields, repository.get("directory", "")),
+                    paths=kind.bundle(fields, repository.get("directory", "")),
                     index_file=kind.index_file(fields),
                 ),
                 region=region if isinstance(region, str) else None,

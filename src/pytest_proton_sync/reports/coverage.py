@@ -19,7 +19,7 @@ from typing import Any
 
 from pytest_proton_sync.aws.facts import connections_spellings
 from pytest_proton_sync.discovery.listing import StackSync, same_repository
-from pytest_proton_sync.model import Target
+from pytest_proton_sync.model import Entry
 from pytest_proton_sync.reports.github import escape_data, escape_property, workspace_relative
 from pytest_proton_sync.text.safetext import clean
 
@@ -89,7 +89,7 @@ def provider_spelling(provider: str | None) -> str | None:
     return None if provider is None else connections_spellings().get(provider, provider)
 
 
-def named_repositories(targets: Iterable[Target]) -> tuple[NamedRepository, ...]:
+def named_repositories(targets: Iterable[Entry]) -> tuple[NamedRepository, ...]:
     named = {NamedRepository(provider_spelling(t.expectation.repository.provider), t.expectation.repository.name)
              for t in targets}
     return tuple(sorted(named, key=lambda item: (item.name.lower(), item.provider or "")))
@@ -116,13 +116,13 @@ def _entry(sync: StackSync, scope: Scope, default_region: str | None) -> str:
 
 
 def compare(
-    scope: Scope, targets: Sequence[Target], syncs: Sequence[StackSync], default_region: str | None = None
+    scope: Scope, targets: Sequence[Entry], syncs: Sequence[StackSync], default_region: str | None = None
 ) -> list[Finding]:
     """Findings of one scope: ``targets`` are the manifest's targets there, ``syncs`` the sync configurations of the
     links of the repositories they name."""
     named = named_repositories(targets)
     stacks = {target.name: target for target in targets if target.kind == "stack"}
-    first_naming: dict[NamedRepository, Target] = {}
+    first_naming: dict[NamedRepository, Entry] = {}
     for target in targets:  # in manifest order: the first entry naming a repository is where to add its stacks
         spec = target.expectation.repository
         first_naming.setdefault(NamedRepository(provider_spelling(spec.provider), spec.name), target)
@@ -233,8 +233,8 @@ def github_annotations(coverage: Coverage, workspace: str | None) -> list[str]:
     return lines
 
 
-def by_scope(targets: Iterable[tuple[Scope, Target]]) -> Mapping[Scope, list[Target]]:
-    grouped: dict[Scope, list[Target]] = {}
+def by_scope(targets: Iterable[tuple[Scope, Entry]]) -> Mapping[Scope, list[Entry]]:
+    grouped: dict[Scope, list[Entry]] = {}
     for scope, target in targets:
         grouped.setdefault(scope, []).append(target)
     return grouped

@@ -192,6 +192,7 @@ class SummaryRow:
     latest: str  # SUCCEEDED | IN_PROGRESS | FAILED | blocked | an error code | NOT_FOUND ...
     next_step: str  # wait | fix and push | resolve the blocker | fix the manifest ... ("" when passed)
     text: str  # the failure or error text ("" when passed)
+    why: str = ""  # the one line that says why: the first mismatch, or the error and its first line
 
 
 def source_link(path: str, line: int, workspace: str | None, environ: Mapping[str, str]) -> str | None:
@@ -225,7 +226,8 @@ def step_summary(counts: Mapping[str, int], rows: Sequence[SummaryRow], *, total
     heading = "| target | outcome | latest sync | next step | manifest | why |\n| --- | --- | --- | --- | --- | --- |"
     if problems:
         lines.append(heading)
-        lines += [_summary_row(row, workspace, environ, why=_why(row.text)) for row in problems[:limit]]
+        lines += [_summary_row(row, workspace, environ, why=row.why or first_line(row.text))
+                  for row in problems[:limit]]
         more = len(problems) - limit
         if more > 0:
             lines += ["", f"... and {more} more that did not pass: see the test log."]
@@ -259,14 +261,3 @@ def _summary_row(row: SummaryRow, workspace: str | None, environ: Mapping[str, s
     if why is not None:
         cells.append(markdown_text(why))
     return "| " + " | ".join(cells) + " |"
-
-
-def _why(text: str) -> str:
-    """The one line of a failure text that says why: the first mismatch, else the error's line, else the head."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith("mismatch:"):
-            return line[len("mismatch:"):].strip()
-    if len(lines) > 1 and " could not be checked" in lines[0]:
-        return f"{lines[0].split(' could not be checked: ', 1)[-1]}: {lines[1]}"
-    return lines[0] if lines else ""

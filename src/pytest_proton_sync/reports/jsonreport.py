@@ -2,8 +2,8 @@
 
 Two steps, both pure (no pytest, no boto3, no I/O but reading the shipped schema):
 
-- :func:`target_facts` turns one target and what was observed about it into a JSON-safe dict. The session attaches
-  it to each test report, so it travels from xdist workers to the controller like any report attribute.
+- :func:`expectation_document` and :func:`observation_document`: one target's expectation and observation as JSON,
+  which its facts record (facts.py) carries when the run writes this report.
 - :func:`build_report` assembles the run's document from the results of every target.
 
 The document's shape is ``report.schema.json`` (shipped in the package, :func:`report_schema`). Its
@@ -19,12 +19,9 @@ from importlib import resources
 from typing import Any
 
 from pytest_proton_sync.model import Observation, Revision, SyncAttempt, SyncStatus, Target
-from pytest_proton_sync.text.redact import redact_strings
 
 REPORT_VERSION = 1
 SCHEMA_FILE = "report.schema.json"
-
-Facts = dict[str, Any]
 
 
 def report_schema() -> dict[str, Any]:
@@ -76,81 +73,46 @@ def _status(status: SyncStatus | None) -> dict[str, Any] | None:
     }
 
 
-def target_facts(target: Target, observation: Observation | None, manifest_path: str) -> Facts:
-    """Everything known about ``target`` before its outcome: the expectation and, once fetched, the observation.
-
-    ``manifest_path`` is the manifest's absolute path (annotations make it relative to the CI workspace).
-    ``observation`` is None when none was made (the test was interrupted before its answer arrived).
-    Every string is redacted: these facts feed the JSON report, the table, JUnit and GitHub's annotations.
-    """
+def expectation_document(target: Target) -> dict[str, Any]:
+    """The report's ``expectation`` of one target (not yet redacted: the facts record redacts it with the rest)."""
     expectation = target.expectation
     repository = expectation.repository
-    facts: Facts = {
-        "id": target.id,
-        "kind": target.kind,
-        "name": target.name,
-        "manifest": str(target.manifest),
-        "manifest_path": manifest_path,
-        "line": target.line,
-        "region": target.region,
-        "account": target.account,
-        "expectation": {
-            "sha": expectation.sha,
-            "rev": expectation.rev,
-            "rev_sha": expectation.rev_sha,
-            "bundle": list(expectation.bundle),
-            "history_problem": expectation.history_problem,
-            "match": expectation.match,
-            "repository": {
-                "name": repository.name,
-                "provider": repository.provider,
-                "branch": repository.branch,
-                "directory": repository.directory,
-            },
+    return {
+        "sha": expectation.sha,
+        "rev": expectation.rev,
+        "rev_sha": expectation.rev_sha,
+        "bundle": list(expectation.bundle),
+        "history_problem": expectation.history_problem,
+        "match": expectation.match,
+        "repository": {
+            "name": repository.name,
+            "provider": repository.provider,
+            "branch": repository.branch,
+            "directory": repository.directory,
         },
-        "observation": None,
     }
-    if observation is not None:
-        error = observation.error
-        verdict = observation.verdict
-        facts["observation"] = {
-            "region": observation.region or None,
-            "status": _status(observation.status),
-            "error": None if error is None else {
-                "code": error.code, "message": error.message, "attempts": error.attempts,
-            },
-            "verdict": None if verdict is None else {
-                "outcome": verdict.outcome, "reasons": list(verdict.reasons), "hints": list(verdict.hints),
-            },
-            "polls": observation.polls,
-            "waited_seconds": round(observation.waited_seconds, 3),
-            "wait_note": observation.wait_note,
-        }
-    return redact_strings(facts)
 
 
-def last_synced_sha(facts: Facts) -> str:
-    """The sha of the latest successful sync, or "" (no observation, no status, never synced)."""
-    observation = facts.get("observation") or {}
-    status = observation.get("status") or {}
-    successful = status.get("latest_successful") or {}
-    revision = successful.get("target_revision") or {}
-    sha = revision.get("sha")
-    return sha if isinstance(sha, str) else ""
-
-
-def latest_status(facts: Facts) -> str:
-    """What the summary's "latest status" column shows: the latest attempt's status, an error code, NOT_FOUND."""
-    observation = facts.get("observation")
-    if not observation:
-        return "NOT_OBSERVED"
-    if observation.get("error"):
-        return str(observation["error"]["code"])
-    status = observation.get("status")
-    if not status or not status.get("found"):
-        return "NOT_FOUND"
-    latest = status.get("latest")
-    return str(latest["status"]) if latest else "NONE"
+def observation_document(observation: Observation | None) -> dict[str, Any] | None:
+    """The report's ``observation`` of one target: None when none was made (the test was interrupted before its
+    answer arrived). Not yet redacted, like :func:`expectation_document`."""
+    if observation is None:
+        return None
+    error = observation.error
+    verdict = observation.verdict
+    return {
+        "region": observation.region or None,
+        "status": _status(observation.status),
+        "error": None if error is None else {
+            "code": error.code, "message": error.message, "attempts": error.attempts,
+        },
+        "verdict": None if verdict is None else {
+            "outcome": verdict.outcome, "reasons": list(verdict.reasons), "hints": list(verdict.hints),
+        },
+        "polls": observation.polls,
+        "waited_seconds": round(observation.waited_seconds, 3),
+        "wait_note": observation.wait_note,
+    }
 
 
 def build_report(

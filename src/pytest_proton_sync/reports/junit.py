@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from pytest_proton_sync.reports.facts import TargetFacts
+
 PROPERTY_FAMILIES = ("xunit1", "legacy")  # pytest's families that allow <properties> in <testcase>
 
 
@@ -41,11 +43,10 @@ def per_target_properties(config: pytest.Config) -> bool:
     return family(config) in PROPERTY_FAMILIES
 
 
-def classname(facts: Mapping[str, Any]) -> str:
+def classname(facts: TargetFacts) -> str:
     """``proton_sync.<manifest stem>.<TYPE>``; dots inside the parts become "_" so they split nowhere else."""
-    stem = PurePath(str(facts.get("manifest") or "manifest")).stem or "manifest"
-    kind = str(facts.get("id") or "").split("/", 1)[0] or str(facts.get("kind") or "target").upper()
-    return ".".join(["proton_sync", *(re.sub(r"[.\s]+", "_", part) for part in (stem, kind))])
+    stem = PurePath(facts.manifest or "manifest").stem or "manifest"
+    return ".".join(["proton_sync", *(re.sub(r"[.\s]+", "_", part) for part in (stem, facts.type or "target"))])
 
 
 def junit_writer(config: pytest.Config) -> Any | None:
@@ -73,22 +74,12 @@ REASON_BUDGET = 200
 NEXT_BUDGET = 240
 
 
-def short_message(facts: Mapping[str, Any], text: str) -> str:
+def short_message(facts: TargetFacts, text: str) -> str:
     """The failure's ``message`` attribute: the headline, the first reason and the next step, on one line each.
     From the facts (the verdict's reasons and hints, or the error), so it never depends on how the text wraps."""
     lines = [line for line in text.splitlines() if line.strip()]
-    headline = lines[0] if lines else str(facts.get("id") or "")
-    observation = facts.get("observation") or {}
-    error = observation.get("error")
-    verdict = observation.get("verdict") or {}
-    if error:
-        message_lines = [line.strip() for line in str(error.get("message") or "").splitlines() if line.strip()]
-        reason = next((line for line in message_lines if not line.startswith("fix:")), "")
-        step = next((line[len("fix:"):].strip() for line in message_lines if line.startswith("fix:")), "")
-    else:
-        reasons = [str(reason) for reason in verdict.get("reasons") or ()]
-        hints = [str(hint) for hint in verdict.get("hints") or ()]
-        reason, step = (reasons[0] if reasons else ""), (hints[0] if hints else "")
+    headline = lines[0] if lines else facts.id
+    reason, step = facts.reason, facts.step
     parts = [headline]
     # "has never synced successfully" is the headline already; "the template has never ..." says it again.
     said = reason.split(" ", 2)[-1] if reason.startswith("the ") else reason

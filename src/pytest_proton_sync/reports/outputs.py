@@ -16,7 +16,7 @@ from typing import Any
 
 from pytest_proton_sync import __version__
 from pytest_proton_sync.reports import github
-from pytest_proton_sync.reports.jsonreport import Facts, build_report, latest_status
+from pytest_proton_sync.reports.jsonreport import build_report
 from pytest_proton_sync.reports.results import NOT_PASSED, TargetResult, counts
 from pytest_proton_sync.reports.table import format_table
 from pytest_proton_sync.text.redact import redact, redact_strings
@@ -35,10 +35,7 @@ def summary_lines(results: Sequence[TargetResult], show_passed: bool) -> list[st
 def suite_properties(manifests: Sequence[Path], results: Sequence[TargetResult],
                      api_calls: int | None) -> dict[str, str]:
     """Run-level facts for ``<testsuite><properties>`` (valid in every JUnit family)."""
-    regions = sorted({
-        str(region) for result in results
-        if (region := (result.facts.get("observation") or {}).get("region") or result.facts.get("region"))
-    })
+    regions = sorted({region for result in results if (region := result.facts.asked_region or result.facts.region)})
     properties = {
         "proton.manifests": ", ".join(str(path) for path in manifests),
         "proton.region": ", ".join(regions) or "-",
@@ -77,10 +74,10 @@ def write_json_report(path: Path, *, started_at: datetime, manifests: Sequence[P
 def problems(results: Sequence[TargetResult]) -> list[github.Problem]:
     return [
         github.Problem(  # redacted before github.py escapes them: the escaped form of a value would not match it
-            target=redact(result.id),
+            target=result.id,
             outcome=result.final_outcome,
-            manifest=redact(str(result.facts.get("manifest") or "")),
-            manifest_path=str(result.facts.get("manifest_path") or result.facts.get("manifest") or ""),
+            manifest=result.facts.manifest,
+            manifest_path=result.facts.manifest_path or result.facts.manifest,
             line=result.line,
             text=redact(result.text or f"{result.id}: {result.final_outcome}"),
         )
@@ -100,64 +97,19 @@ def errors_first(found: Sequence[github.Problem]) -> list[github.Problem]:
     return sorted(found, key=lambda problem: problem.outcome != "error")  # stable: manifest order within each
 
 
-def latest_sync(facts: Facts) -> str:
-    """The latest sync as the summary says it: blocked when a blocker stops it, else the latest attempt's status
-    (SUCCEEDED, IN_PROGRESS, FAILED ...), the error code, or NOT_FOUND."""
-    verdict = (facts.get("observation") or {}).get("verdict") or {}
-    if any(str(reason).startswith("sync is blocked") for reason in verdict.get("reasons") or ()):
-        return "blocked"
-    return latest_status(facts)
-
-
-def next_step(result: TargetResult) -> str:
-    """What to do about a target that did not pass, in a few words: wait, fix and push, resolve the blocker, fix
-    the manifest (or the sync configuration), or fix the run's setup. From the facts, never from message text."""
-    facts = result.facts
-    observation = facts.get("observation") or {}
-    if result.final_outcome == "passed":
-        return ""
-    if facts["expectation"].get("history_problem"):
-        return "fetch the full history (fetch-depth: 0)"
-    error = observation.get("error")
-    if error or result.final_outcome == "error" or not observation:
-        return "fix the setup (see the error), then re-run"
-    status = observation.get("status") or {}
-    latest = status.get("latest") or {}
-    expected = str(facts["expectation"]["sha"]).lower()
-
-    def is_expected(revision: object) -> bool:
-        sha = str((revision or {}).get("sha") or "").lower() if isinstance(revision, dict) else ""
-        return bool(sha) and sha.startswith(expected)
-
-    reasons = [str(reason) for reason in (observation.get("verdict") or {}).get("reasons") or ()]
-    if latest_sync(facts) == "blocked":
-        return "resolve the blocker"
-    if not status.get("found", True):
-        return "fix the manifest, or set up the sync"
-    if latest.get("status") in ("INITIATED", "IN_PROGRESS", "QUEUED"):
-        return "wait (--proton-wait)"
-    if latest.get("status") == "FAILED" and is_expected(latest.get("target_revision")):
-        return "fix and push"
-    if reasons and not any(reason.startswith(("sha ", "the ")) or " differ from the expected " in reason
-                           for reason in reasons):
-        return "fix the manifest or the sync configuration"
-    if is_expected(status.get("desired")):
-        return "wait (--proton-wait)"
-    return "push the expected commit, or fix the manifest"
-
-
 def summary_rows(results: Sequence[TargetResult]) -> list[github.SummaryRow]:
     return [
         github.SummaryRow(
             target=result.id,
             outcome=result.final_outcome,
-            manifest=str(result.facts.get("manifest") or ""),
-            manifest_path=str(result.facts.get("manifest_path") or result.facts.get("manifest") or ""),
+            manifest=result.facts.manifest,
+            manifest_path=result.facts.manifest_path or result.facts.manifest,
             line=result.line,
-            latest=latest_sync(result.facts),
-            next_step=next_step(result),
+            latest=result.facts.latest_sync,
+            next_step=result.next_step,
             text=result.text or (f"{result.id}: {result.final_outcome}" if result.final_outcome in NOT_PASSED
                                  else ""),
+            why=result.facts.why,
         )
         for result in results
     ]

@@ -1,8 +1,8 @@
 """Each target's result in a run, from its test reports, in manifest order: what every report of the run reads.
 
 The session feeds :class:`RunResults` from ``pytest_runtest_logreport`` (which reaches the xdist controller too)
-with plain values: the phase, its outcome, its text and duration, and the target's facts
-(:func:`.jsonreport.target_facts`). The terminal table, the GitHub annotations and summary, and the JSON report
+with plain values: the phase, its outcome, its text and duration, and the target's facts record
+(:class:`.facts.TargetFacts`). The terminal table, the GitHub annotations and summary, and the JSON report
 all read the same :class:`TargetResult` list, ordered by manifest and line whatever order the tests ran in
 (pytest-randomly, xdist). Pure: imports neither pytest nor boto3.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pytest_proton_sync.reports.jsonreport import Facts, last_synced_sha, latest_status
+from pytest_proton_sync.reports.facts import FIX_SETUP, TargetFacts
 from pytest_proton_sync.reports.table import Row
 from pytest_proton_sync.verdict.judge import SHORT_SHA, short
 
@@ -23,7 +23,7 @@ NOT_PASSED = ("failed", "error")
 @dataclass(frozen=True)
 class TargetResult:
     nodeid: str
-    facts: Facts = field(compare=False)
+    facts: TargetFacts = field(compare=False)
     outcome: str | None = None  # None until a phase decides it
     text: str | None = None  # the failure or error text, as the terminal shows it
     duration_seconds: float = 0.0  # setup + call + teardown of the last run
@@ -35,27 +35,37 @@ class TargetResult:
 
     @property
     def id(self) -> str:
-        return str(self.facts["id"])
+        return self.facts.id
 
     @property
     def line(self) -> int:
-        return int(self.facts.get("line") or 0)
+        return self.facts.line
 
     def row(self) -> Row:
-        sha = last_synced_sha(self.facts)
+        sha = self.facts.last_synced_sha
         return Row(
             target=self.id,
-            expected=str(self.facts["expectation"]["sha"])[:SHORT_SHA],
+            expected=self.facts.expected_sha[:SHORT_SHA],
             last_synced=short(sha) if sha else "-",
-            latest_status=latest_status(self.facts),
+            latest_status=self.facts.latest_status,
             outcome=self.final_outcome,
-            account=str(self.facts.get("account") or ""),
+            account=self.facts.account or "",
         )
+
+    @property
+    def next_step(self) -> str:
+        """What to do about a target that did not pass, in a few words ("" when it passed): the observation's
+        (facts.py), unless the test ended in an error the observation does not explain."""
+        if self.final_outcome == "passed":
+            return ""
+        if self.final_outcome == "error" and not self.facts.history_problem:
+            return FIX_SETUP
+        return self.facts.next_step
 
     def as_dict(self) -> dict[str, Any]:
         """One entry of the JSON report's ``targets``."""
         return {
-            **self.facts,
+            **self.facts.json_fields(),
             "nodeid": self.nodeid,
             "outcome": self.final_outcome,
             "text": self.text,
@@ -68,7 +78,7 @@ class RunResults:
     def __init__(self) -> None:
         self._results: dict[str, TargetResult] = {}
 
-    def record(self, nodeid: str, when: str, outcome: str, facts: Facts, text: str | None,
+    def record(self, nodeid: str, when: str, outcome: str, facts: TargetFacts, text: str | None,
                duration: float) -> None:
         """One phase's report. ``outcome`` is pytest's: passed, failed, skipped, or rerun (pytest-rerunfailures)."""
         result = self._results.get(nodeid) or TargetResult(nodeid, facts)
@@ -100,7 +110,7 @@ class RunResults:
 
         A target whose last report was a rerun has not finished (interrupted run) and is left out."""
         done = [result for result in self._results.values() if result.outcome != "rerun"]
-        return sorted(done, key=lambda r: (rank(str(r.facts.get("manifest_path", ""))), r.line, r.nodeid))
+        return sorted(done, key=lambda r: (rank(r.facts.manifest_path), r.line, r.nodeid))
 
 
 def counts(results: list[TargetResult]) -> dict[str, int]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_proton_sync.model import Observation
-from pytest_proton_sync.text.redact import redact
-from pytest_proton_sync.verdict.judge import last_synced_sha, latest_status
+from pytest_proton_sync.reports.facts import TargetFacts
 from pytest_proton_sync.yamlcheck.messages import tally
 
 # Property names in JUnit XML (<properties> of each <testcase>, in the xunit1 family only: see junit.py); CI
@@ -20,18 +18,18 @@ PROP_LATEST_STATUS = "proton.latest_sync_status"
 PROP_ACCOUNT = "proton.account"  # only for targets with an account alias
 
 
-def junit_properties(observation: Observation) -> list[tuple[str, str]]:
-    target = observation.target
+def junit_properties(facts: TargetFacts) -> list[tuple[str, str]]:
+    """A target's properties, from its facts record (redacted already)."""
     properties = [
-        (PROP_TARGET, target.id),
-        (PROP_REGION, observation.region),
-        (PROP_EXPECTED_SHA, target.expectation.sha),
-        (PROP_ACTUAL_SHA, last_synced_sha(observation)),
-        (PROP_LATEST_STATUS, latest_status(observation)),
+        (PROP_TARGET, facts.id),
+        (PROP_REGION, facts.asked_region),
+        (PROP_EXPECTED_SHA, facts.expected_sha),
+        (PROP_ACTUAL_SHA, facts.last_synced_sha),
+        (PROP_LATEST_STATUS, facts.latest_status),
     ]
-    if target.account:
-        properties.append((PROP_ACCOUNT, target.account))
-    return [(name, redact(value)) for name, value in properties]
+    if facts.account:
+        properties.append((PROP_ACCOUNT, facts.account))
+    return properties
 
 
 @dataclass(frozen=True)

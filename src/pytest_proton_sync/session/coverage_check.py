@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pytest_proton_sync.discovery.listing import DiscoveryError, Lister, explain
-from pytest_proton_sync.model import AccountSpec, Target
+from pytest_proton_sync.model import AccountSpec, Entry
 from pytest_proton_sync.reports.coverage import Coverage, Finding, Scope, compare, named_repositories
 
 #: Accounts and regions listed at once (each walk is sequential: a page names the next).
@@ -41,11 +41,11 @@ class CoverageCheck:
 
     def start(
         self,
-        scoped: Sequence[tuple[Scope, AccountSpec | None, Target]],
+        scoped: Sequence[tuple[Scope, AccountSpec | None, Entry]],
         client_for: Callable[[str, AccountSpec | None], Any],
     ) -> None:
         """``client_for(region, account_spec)`` makes the CodeConnections client of a scope (in this thread)."""
-        groups: dict[Scope, tuple[AccountSpec | None, list[Target]]] = {}
+        groups: dict[Scope, tuple[AccountSpec | None, list[Entry]]] = {}
         for scope, spec, target in scoped:
             groups.setdefault(scope, (spec, []))[1].append(target)
         if not groups:
@@ -61,7 +61,7 @@ class CoverageCheck:
             lister = Lister(client, region=scope.region)
             self._futures.append(self._executor.submit(self._scope, scope, targets, lister))
 
-    def _scope(self, scope: Scope, targets: Sequence[Target], lister: Lister) -> _ScopeResult:
+    def _scope(self, scope: Scope, targets: Sequence[Entry], lister: Lister) -> _ScopeResult:
         named = named_repositories(targets)
         try:
             links = [link for link in lister.repository_links()
@@ -91,7 +91,7 @@ class CoverageCheck:
                         calls=calls)
 
 
-def start_for(mode: str, targets: Sequence[Target], pool: Any) -> CoverageCheck:
+def start_for(mode: str, targets: Sequence[Entry], pool: Any) -> CoverageCheck:
     """Start listing for every account and region of ``targets``; ``pool`` is the run's fetch.clients.ClientPool."""
     regions = {id(target): pool.region_for(target) for target in targets}
     default_region = next((regions[id(t)] for t in targets if not t.region), None)

@@ -17,7 +17,6 @@ import pytest
 from pytest_proton_sync.git.expectations import Repository
 from pytest_proton_sync.manifest.loader import Manifest, ManifestError
 from pytest_proton_sync.model import ERROR, Observation, Target
-from pytest_proton_sync.reports.table import junit_properties
 from pytest_proton_sync.session.selection import shown_path
 from pytest_proton_sync.text.redact import redact
 from pytest_proton_sync.verdict.judge import describe_error, describe_failure
@@ -27,8 +26,6 @@ from pytest_proton_sync.yamlcheck.problems import Problem
 class RunContext(Protocol):
     """What the items ask of the run (the session object satisfies it): the items never import the session, so
     the session can build them without an import circle."""
-
-    per_target_properties: bool
 
     @property
     def repository(self) -> Repository: ...
@@ -44,6 +41,8 @@ class RunContext(Protocol):
 
 #: Where plugin.py keeps the run's session in ``config.stash`` (only when a manifest is in play).
 SESSION_KEY: pytest.StashKey[RunContext] = pytest.StashKey()
+#: Every target's marker, made once: one shared (immutable) Mark rather than one per item.
+PROTON_SYNC_MARK = pytest.mark.proton_sync
 
 
 class NotSynced(Exception):
@@ -75,13 +74,14 @@ class ManifestFile(pytest.File):
         try:
             # Read with every other manifest of the run: a target declared in two of them is an error.
             manifest = self.session_plugin.manifest(self.path)
-            targets = manifest.targets
-            if any(target.expectation.needs_checkout for target in targets):  # git only when an entry needs it
+            if any(entry.expectation.needs_checkout for entry in manifest.targets):  # git only when one needs it
                 repository = self.session_plugin.repository
                 said = len(repository.notes)
                 targets = repository.resolve(manifest, str(shown))
                 for note in repository.notes[said:]:
                     self.warn(pytest.PytestWarning(redact(f"proton-sync: {note}")))
+            else:
+                targets = tuple(entry.literal() for entry in manifest.targets)
         except ManifestError as exc:
             self.session_plugin.record_manifest_problems(self.path, exc.problems)
             # CollectError shows just its message: every problem, one line each, no traceback.
@@ -97,7 +97,7 @@ class TargetItem(pytest.Item):
         super().__init__(**kwargs)
         self.target = target
         self.observation: Observation | None = None  # set by setup(); read by the session's report hooks
-        self.add_marker("proton_sync")
+        self.add_marker(PROTON_SYNC_MARK)
         # Let -k select by type, name, region or account without quoting the whole id.
         self.extra_keyword_matches.update(target.keywords)
         self.extra_keyword_matches.update(word for word in (target.region, target.account) if word)
@@ -111,11 +111,7 @@ class TargetItem(pytest.Item):
         session = self.session_plugin
         # A rerun (pytest-rerunfailures counts runs in execution_count) asks the API again: see session/run.py.
         observation = session.observation_for(self.target, rerun=getattr(self, "execution_count", 1) > 1)
-        self.observation = observation
-        # Replaced, not appended: a rerun runs setup() again on the same item.
-        self.user_properties[:] = [p for p in self.user_properties if not str(p[0]).startswith("proton.")]
-        if session.per_target_properties:
-            self.user_properties.extend(junit_properties(observation))
+        self.observation = observation  # the session's report hook makes the target's facts (and JUnit properties)
         if observation.error is not None or observation.status is None or observation.verdict is None:
             raise CouldNotCheck(describe_error(observation))
         if observation.verdict.outcome == ERROR:  # the answer came, but could not be compared

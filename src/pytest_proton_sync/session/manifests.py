@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pytest_proton_sync.manifest.loader import Manifest, ManifestError, load_manifest, load_manifests
-from pytest_proton_sync.model import Target
+from pytest_proton_sync.manifest.loader import Manifest, ManifestError, read_manifests
+from pytest_proton_sync.model import Entry
 from pytest_proton_sync.session.selection import shown_path
 from pytest_proton_sync.yamlcheck.problems import Problem
 
@@ -33,9 +33,9 @@ class RunManifests:
             raise found
         return found
 
-    def targets(self) -> list[Target] | None:
-        """Every target of the run's manifests, or None when one of them cannot be read."""
-        targets: list[Target] = []
+    def targets(self) -> list[Entry] | None:
+        """Every entry of the run's manifests as declared, or None when one of them cannot be read."""
+        targets: list[Entry] = []
         for path in self.paths:
             try:
                 targets.extend(self.get(self.invocation_dir / path).targets)
@@ -69,26 +69,10 @@ class RunManifests:
 
 def load_together(paths: Sequence[Path], invocation_dir: Path) -> dict[Path, Manifest | ManifestError]:
     """Each manifest (by resolved path) or its own problems, read as one set so that a target declared in two
-    files is a problem of the second (manifest.loader.load_manifests)."""
+    files is a problem of the second (manifest.loader.read_manifests, which validate and check read with too)."""
     shown = {resolved(invocation_dir / path): shown_path(path, invocation_dir) for path in paths}
-    try:
-        manifests = load_manifests(list(shown.values()))
-    except ManifestError as error:
-        by_file: dict[str, list[Problem]] = {}
-        for problem in error.problems:
-            by_file.setdefault(problem.file, []).append(problem)
-        found: dict[Path, Manifest | ManifestError] = {}
-        for key, display in shown.items():
-            own = by_file.get(str(display))
-            if own:
-                found[key] = ManifestError(own)
-                continue
-            try:
-                found[key] = load_manifest(display)
-            except ManifestError as alone:
-                found[key] = alone
-        return found
-    return {resolved(invocation_dir / manifest.path): manifest for manifest in manifests}
+    found = read_manifests(list(shown.values()))
+    return {key: found[str(display)] for key, display in shown.items() if str(display) in found}
 
 
 def resolved(path: Path) -> Path:

@@ -20,22 +20,25 @@ from typing import Any
 import pytest
 
 from pytest_proton_sync.aws.accounts import Account
-from pytest_proton_sync.aws.clients import FetchSettings, default_region
+from pytest_proton_sync.aws.clients import FetchSettings
 from pytest_proton_sync.fake import FakeServer, FakeState, FakeStateError
 from pytest_proton_sync.fetch import cancel
 from pytest_proton_sync.fetch.clients import ClientPool
 from pytest_proton_sync.fetch.link_health import LinkHealth
-from pytest_proton_sync.fetch.observations import ObservationStore, with_verdict
+from pytest_proton_sync.fetch.observations import ObservationStore
 from pytest_proton_sync.git.expectations import Repository
 from pytest_proton_sync.manifest.loader import Manifest
 from pytest_proton_sync.model import CheckError, Observation, SyncStatus, Target, Verdict
 from pytest_proton_sync.options import Options
 from pytest_proton_sync.reports import coverage, junit, outputs
+from pytest_proton_sync.reports.facts import TargetFacts
 from pytest_proton_sync.reports.github import defuse, manifest_annotation_lines
-from pytest_proton_sync.reports.jsonreport import target_facts
 from pytest_proton_sync.reports.results import RunResults, TargetResult, manifest_rank
+from pytest_proton_sync.reports.table import junit_properties
 from pytest_proton_sync.session import xdist_handover
 from pytest_proton_sync.session.coverage_check import start_for
+from pytest_proton_sync.session.header import header_lines
+from pytest_proton_sync.session.heap import HeapFreezer, skip_collection_at_exit
 from pytest_proton_sync.session.items import SESSION_KEY as SESSION_KEY  # plugin.py stores the session there
 from pytest_proton_sync.session.items import CouldNotCheck, ManifestFile, TargetItem
 from pytest_proton_sync.session.manifests import RunManifests, resolved
@@ -72,9 +75,11 @@ class ProtonSyncSession:
         self._repository: Repository | None = None
         self.run_manifests = RunManifests(self.manifests, config.invocation_params.dir)
         self._testcases: dict[int, str] = {}  # id() of the JUnit writer's testcase objects -> node id
+        self._facts: dict[str, TargetFacts] = {}  # node id -> its facts record, while its test runs
         self._coverage_check: Any = None  # session/coverage_check.CoverageCheck under --proton-coverage warn|fail
         self.coverage: Any = None  # its reports/coverage.Coverage, once the run's checks are done
         self._link_health: Any = None  # fetch/link_health.LinkHealth, made for the first failing stack
+        self._heap = HeapFreezer()  # a gate run's long-lived objects out of the full garbage collections
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -84,6 +89,7 @@ class ProtonSyncSession:
         # registered, and so unconfigured, only once start() returns).
         self.report_path = _report_path(self.config, self.options.report)
         self._unredact = install()
+        self._heap.install(self.config)
         if xdist_handover.is_worker(self.config):
             self._worker = xdist_handover.WorkerSide(self.config)
             self.config.pluginmanager.register(self._worker, "proton_sync_xdist_worker")
@@ -97,7 +103,7 @@ class ProtonSyncSession:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._store is not None:
             self._store.stop()  # a background fetch still running (Ctrl-C, -x) stops at its next step
-        _skip_garbage_collection_at_exit()
+        skip_collection_at_exit()
         if self._unredact is not None:
             self._unredact()
             self._unredact = None
@@ -109,18 +115,8 @@ class ProtonSyncSession:
 
     def settings(self) -> FetchSettings:
         if self._settings is None:
-            options = self.options
             self._settings = FetchSettings(
-                concurrency=options.concurrency,
-                max_attempts=options.max_attempts,
-                call_timeout=options.call_timeout,
-                retry_mode=options.retry_mode,
-                connect_timeout=options.connect_timeout,
-                read_timeout=options.read_timeout,
-                max_rps=options.max_rps,
-                wait_seconds=options.wait,
-                poll_interval=options.poll_interval,
-                region=options.region,
+                self.options,
                 endpoint_url=self.fake.endpoint_url if self.fake is not None else None,
                 use_fake_credentials=self.fake is not None,
             )
@@ -181,36 +177,9 @@ class ProtonSyncSession:
         return ManifestFile.from_parent(parent, path=file_path)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        names = ", ".join(str(path) for path in self.manifests)
-        lines = [f"proton-sync: manifests {names}"]
-        if self.fake is not None:
-            lines.append(f"proton-sync: endpoint {self.fake.endpoint_url} (bundled fake, no AWS calls)")
-            return lines
-        targets = self.run_manifests.targets()
-        if not targets:
-            return lines  # the manifests cannot be read: collection says why, and nothing is asked
-        own = sorted({target.region for target in targets if target.region})
-        needing = sum(1 for target in targets if not target.region)
-        try:
-            # The default region matters only to entries that name none; with none such, it is not mentioned.
-            region = default_region(self.settings()) if needing else (own[0] if len(own) == 1 else None)
-            if not needing:
-                where = f"region{'s' if len(own) > 1 else ''} {_listed(own)} (from the manifests)"
-            elif region:
-                where = f"region {region}" + (f" (entries naming their own: {_listed(own)})" if own else "")
-            else:
-                noun = "entry names" if needing == 1 else "entries name"
-                where = (f"no default region (AWS_REGION, AWS_DEFAULT_REGION, --proton-region unset), and {needing} "
-                         f"{noun} none")
-            endpoint = ""
-            if region:
-                url = str(self.client_pool().client("proton", region).meta.endpoint_url)
-                if not url.endswith(".amazonaws.com") and ".amazonaws.com/" not in url:
-                    endpoint = f", endpoint {redact(url)}"  # user:password@ in an endpoint URL is a secret too
-            lines.append(f"proton-sync: {where}{endpoint}")
-        except Exception as exc:
-            lines.append(f"proton-sync: AWS configuration problem: {type(exc).__name__}: {redact(str(exc))}")
-        return lines
+        fake = self.fake.endpoint_url if self.fake is not None else None
+        targets = self.run_manifests.targets() if fake is None else None
+        return header_lines(self.manifests, fake, targets or (), self.settings())
 
     # -- running ----------------------------------------------------------------------------------------------
     # trylast: innermost of the wrappers, so pytest's logging capture (and --log-cli-level) is already set up and
@@ -219,6 +188,8 @@ class ProtonSyncSession:
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         config = session.config
         cancellation = None
+        items = getattr(session, "items", ())
+        self._heap.loop_started(bool(items) and all(isinstance(item, TargetItem) for item in items))
         if self._worker is None:
             # SIGTERM/SIGINT during the fetch: unsettled targets become errors "cancelled", then summary and JUnit.
             cancellation = cancel.install()
@@ -230,7 +201,7 @@ class ProtonSyncSession:
         ):
             # A target whose expectation the checkout cannot give is an error without asking the API. An xdist
             # controller collects nothing (pytest 7 does not even set session.items): it fetched for the workers.
-            targets = [item.target for item in getattr(session, "items", ())
+            targets = [item.target for item in items
                        if isinstance(item, TargetItem) and item.target.expectation.history_problem is None]
             if self.options.coverage != "off":  # concurrently with the status calls; see session/coverage_check.py
                 self._coverage_check = start_for(self.options.coverage, self.run_manifests.targets() or [],
@@ -250,6 +221,9 @@ class ProtonSyncSession:
                 self._store.finish()
             if cancellation is not None:
                 cancel.finish(cancellation)  # pytest.exit with 2 (SIGINT) or 143 (SIGTERM) after a cancellation
+
+    def pytest_runtest_logfinish(self) -> None:
+        self._heap.target_done()
 
     def _fetch_with_progress(self, targets: Sequence[Target]) -> None:
         printer = ProgressPrinter(self.config)
@@ -281,7 +255,7 @@ class ProtonSyncSession:
             observation = self.store.fetch_again(target)
         else:
             observation = self.store.get_or_fetch(target)
-        return with_verdict(observation, self._judge)
+        return observation
 
     def link_health(self, observation: Observation) -> str:
         """The repository link's failed sync as the cause of a failing stack (fetch/link_health.py); "" if none. Asked
@@ -321,17 +295,34 @@ class ProtonSyncSession:
                 report.longrepr += "\n  no answer before pytest-timeout's limit (see --proton-read-timeout)"
         if isinstance(report.longrepr, str):  # our texts quote the API's: no line of them may be a CI command
             report.longrepr = defuse(report.longrepr)
+        facts = self._facts_of(item, call.when)
         # A plain, JSON-safe attribute: pytest-xdist carries it to the controller with the report.
-        report.proton_sync = target_facts(item.target, item.observation, str(item.path))
+        report.proton_sync = facts.wire()
+        if self.per_target_properties and facts.observed:  # JUnit's <properties>, replaced on a rerun
+            report.user_properties = [p for p in report.user_properties if not str(p[0]).startswith("proton.")]
+            report.user_properties += junit_properties(facts)
         return report
+
+    def _facts_of(self, item: TargetItem, when: str) -> TargetFacts:
+        """The target's facts record, made once per run of its test: at its setup report, where the observation
+        is decided; the call's and teardown's reports carry the same one."""
+        facts = self._facts.get(item.nodeid)
+        if facts is None or when == "setup":
+            facts = TargetFacts.of(item.target, item.observation, str(item.path),
+                                   with_document=self.report_path is not None)
+            self._facts[item.nodeid] = facts
+        if when == "teardown":
+            del self._facts[item.nodeid]
+        return facts
 
     # tryfirst: before pytest's JUnit writer sees the report (the classname must be set by then).
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Test reports reach the xdist controller too, so the summary is right under -n N.
-        facts = getattr(report, "proton_sync", None)
-        if not isinstance(facts, dict):
+        wire = getattr(report, "proton_sync", None)
+        if not isinstance(wire, dict):
             return
+        facts = TargetFacts.from_wire(wire)
         text = report.longreprtext if report.outcome in ("failed", "rerun") else None
         self.results.record(report.nodeid, report.when, report.outcome, facts, text, report.duration)
         writer = self.junit_writer()
@@ -466,33 +457,9 @@ def _warn(config: pytest.Config, message: str) -> None:
         reporter.write_line(redact(f"proton-sync: {message}"), red=True)
 
 
-def _listed(words: Sequence[str], at_most: int = 5) -> str:
-    more = f" and {len(words) - at_most} more" if len(words) > at_most else ""
-    return ", ".join(words[:at_most]) + more
-
-
 def _start_fake(state: str) -> Any:
     try:
         return FakeServer(FakeState.from_file(Path(state))).start()
     except (FakeStateError, OSError) as exc:
         raise pytest.UsageError(f"--proton-fake {state}: {exc}") from None
 
-
-_EXIT_HOOK_REGISTERED = False
-
-
-def _skip_garbage_collection_at_exit() -> None:
-    """At interpreter exit, spare the final garbage collections the walk over every object still alive.
-
-    A gate run ends with some 110,000 tracked objects (pytest's, botocore's service models, one item per target);
-    CPython's shutdown runs full collections over all of them, which cost about 0.3 s of a 1.6 s run at 500
-    targets, for memory the OS takes back anyway. gc.freeze() in an atexit handler runs only when the process
-    really exits, so a long-lived host that calls pytest.main() repeatedly is not affected.
-    """
-    global _EXIT_HOOK_REGISTERED
-    if not _EXIT_HOOK_REGISTERED:
-        import atexit
-        import gc
-
-        atexit.register(gc.freeze)
-        _EXIT_HOOK_REGISTERED = True

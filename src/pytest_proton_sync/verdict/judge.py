@@ -24,7 +24,7 @@ from pytest_proton_sync.model import (
     Verdict,
 )
 
-__all__ = ["FAILED", "PASSED", "Verdict", "describe_error", "describe_failure", "is_settled", "judge"]
+__all__ = ["FAILED", "PASSED", "Verdict", "describe_error", "describe_failure", "is_settled", "judge", "with_blockers"]
 
 SHORT_SHA = 12
 
@@ -96,18 +96,24 @@ def judge(target: Target, status: SyncStatus, compare_content: CompareContent | 
 
     With ``match: content`` a synced commit other than the expected one passes when ``compare_content`` (the git
     checkout) says the target's files are identical at both; a commit the checkout lacks is an ERROR verdict.
+    A failing verdict names the status's active sync blockers first (:func:`with_blockers`).
     """
+    return with_blockers(target, status, _compare(target, status, compare_content))
+
+
+def _compare(target: Target, status: SyncStatus, compare_content: CompareContent | None) -> Verdict:
+    """The verdict on the sync status alone, blockers aside."""
     expectation = target.expectation
     kind = kind_of(target)
     if not status.found:
         return Verdict(FAILED, reasons=(f"no sync status exists for {target.id}",), hints=(kind.not_found_hint,))
     successful = status.latest_successful
     if successful is None:
-        return _blocked(target, status, Verdict(
+        return Verdict(
             FAILED,
             reasons=(f"the {kind.noun} has never synced successfully",),
             hints=_hints(target, status),
-        ))
+        )
     synced = successful.target_revision.sha
     by_content = expectation.match == "content" and _FULL_SHA.match(synced) and not sha_matches(expectation.sha, synced)
     reasons = revision_mismatches(expectation, successful.target_revision, check_sha=not by_content)
@@ -140,22 +146,29 @@ def judge(target: Target, status: SyncStatus, compare_content: CompareContent | 
     # Identical files at the synced commit count as the expected commit when choosing what to say next: what is
     # left is the repository, branch or directory.
     hints = _hints(target, status, sha_matched=content_equal)
-    return _blocked(target, status, Verdict(FAILED, reasons=reasons, hints=hints, details=details,
-                                            details_for=details_for))
+    return Verdict(FAILED, reasons=reasons, hints=hints, details=details, details_for=details_for)
 
 
-def _blocked(target: Target, status: SyncStatus, verdict: Verdict) -> Verdict:
-    """A failing verdict with the target's ACTIVE sync blockers first: syncing has stopped until someone resolves
-    them, so waiting cannot help (is_settled) and the way out is the resolve command."""
+# How a blocker's reason begins: the failure text shows such reasons as "blocked:", the others as "mismatch:".
+BLOCKED = "sync is blocked"
+
+
+def with_blockers(target: Target, status: SyncStatus, verdict: Verdict) -> Verdict:
+    """A FAILED verdict with the target's ACTIVE sync blockers first: syncing has stopped until someone resolves
+    them, so waiting cannot help (is_settled) and the way out is the resolve command. Any other verdict, or a
+    status without active blockers, is returned as it is.
+
+    Separate from the comparison because the blockers are asked for only after a verdict fails (one more call):
+    the run judges the status once, then puts the blockers that call found into that verdict."""
     active = status.active_blockers
-    if not active:
+    if not active or verdict.outcome != FAILED:
         return verdict
     kind = kind_of(target)
     reasons: list[str] = []
     details: list[str] = []
     hints: list[str] = []
     for blocker in active:
-        reasons.append(f"sync is blocked: {blocker.type} blocker {blocker.id}, created {_when(blocker.created_at)}: "
+        reasons.append(f"{BLOCKED}: {blocker.type} blocker {blocker.id}, created {_when(blocker.created_at)}: "
                        f"{blocker.created_reason}")
         details += [f"{key}: {value}" for key, value in blocker.contexts]
         if kind.blockers is not None:
@@ -276,6 +289,25 @@ def _describe_attempt(attempt: SyncAttempt) -> str:
     )
 
 
+def blocker_reasons(verdict: Verdict) -> tuple[str, ...]:
+    """The reasons :func:`with_blockers` put in: one per active blocker."""
+    return tuple(reason for reason in verdict.reasons if reason.startswith(BLOCKED))
+
+
+def mismatch_reasons(verdict: Verdict) -> tuple[str, ...]:
+    """The reasons that are not blockers: what does not match (or could not be compared)."""
+    return tuple(reason for reason in verdict.reasons if not reason.startswith(BLOCKED))
+
+
+def only_the_source_differs(verdict: Verdict) -> bool:
+    """Whether every mismatch is the repository, provider, branch or directory (or the checkout the judge lacked):
+    none is the sha, the content, the sync's status or a missing sync. The fix is then in the manifest or the sync
+    configuration, not a push."""
+    mismatches = mismatch_reasons(verdict)
+    return bool(mismatches) and not any(
+        reason.startswith(("sha ", "the ")) or " differ from the expected " in reason for reason in mismatches)
+
+
 def describe_failure(observation: Observation, verdict: Verdict) -> str:
     """The failure text for the terminal and JUnit: what was expected, what Proton has, what to do next."""
     target = observation.target
@@ -308,9 +340,8 @@ def describe_failure(observation: Observation, verdict: Verdict) -> str:
         desired = status.desired
         if desired is not None and (successful is None or desired.sha != successful.target_revision.sha):
             lines.append(f"  {'desired state:':<{label}}sha {short(desired.sha)} (differs from last successful)")
-    blocked = [reason for reason in verdict.reasons if reason.startswith("sync is blocked")]
-    mismatches = [reason for reason in verdict.reasons if not reason.startswith("sync is blocked")]
-    lines += [f"  blocked: {reason}" for reason in blocked]
+    mismatches = mismatch_reasons(verdict)
+    lines += [f"  blocked: {reason}" for reason in blocker_reasons(verdict)]
     lines += [f"    {detail}" for detail in verdict.blocker_details]  # the blockers' own facts, under them
     placed = False
     for reason in mismatches:
@@ -329,8 +360,8 @@ def describe_failure(observation: Observation, verdict: Verdict) -> str:
 
 def describe_error(observation: Observation) -> str:
     error = observation.error
-    if error is None:  # pragma: no cover - callers only ask for errors
-        return f"{observation.target.id}: no error"
+    if error is None:  # a status without a verdict: never a pass (nothing in the run makes one)
+        return f"{observation.target.id} could not be checked: NoVerdict\n  its sync status was never judged"
     attempts = f" (after {error.attempts} attempts)" if error.attempts > 1 else ""
     return f"{observation.target.id} could not be checked: {error.code}{attempts}\n  {error.message}"
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
+from pytest_proton_sync.text.safetext import clean
+
 
 def closest(word: str, choices: Sequence[str]) -> str | None:
     """The choice a typo most likely meant, for "did you mean": same letters in another case first (the first
@@ -28,8 +30,8 @@ def closest(word: str, choices: Sequence[str]) -> str | None:
 
 
 def show_text(text: str) -> str:
-    """A value quoted for a message, short enough for one line."""
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+    """A value quoted for a message, short enough for one line (safetext.clean, quoted)."""
+    return clean(text, 60, quoted=True)
 
 
 def describe_value(value: object) -> str:
