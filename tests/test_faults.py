@@ -24,7 +24,7 @@ from junitparser import Error, Failure, JUnitXml
 
 from pytest_proton_sync.fake import FakeServer, FakeState
 from pytest_proton_sync.fake.state import Fault, Faults
-from pytest_proton_sync.fetch.pacing import Pacer, RateLimiter
+from pytest_proton_sync.fetch.pacing import KeyPacer, RateLimiter
 
 from .conftest import SHA_A, SHA_OLD, fake_state, template, write_manifest
 
@@ -343,13 +343,15 @@ def test_max_rps_paces_every_request_retries_included(
     pytester: pytest.Pytester, aws_env: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     acquired: list[float | None] = []
-    original = Pacer.acquire
+    original = KeyPacer.delay
 
-    def counting(self: Pacer, call: Any = None) -> None:
-        original(self, call)
-        acquired.append(self.rate)
+    def counting(self: KeyPacer) -> float:
+        delay = original(self)
+        if delay <= 0:  # a token: this request may go
+            acquired.append(self.rate)
+        return delay
 
-    monkeypatch.setattr(Pacer, "acquire", counting)
+    monkeypatch.setattr(KeyPacer, "delay", counting)
     entries, templates, outcomes = a_mix(30)
     state = fake_state(*templates, faults={"seed": 13, "throttle_rate": 0.25})  # 11 targets throttled once
     aws_env.set_state(state)
@@ -360,28 +362,9 @@ def test_max_rps_paces_every_request_retries_included(
     assert sent == sum(requests_needed(state.faults, [status_key(e) for e in entries]).values()) == 30 + 11
     assert len(acquired) == sent  # one token per HTTP request, retries included
     # The first request is paced at exactly what the user gave (no answer yet, so no throttling cut either):
-    # --proton-max-rps reached the Pacer. (Later rates may be cut by the throttles, never raised above it.)
+    # --proton-max-rps reached the key's pacer. (Later rates may be cut by the throttles, never raised above it.)
     assert acquired[0] == 200.0
+    assert all(rate is not None and rate <= 200.0 for rate in acquired)
     assert seconds < 60
 
 
-# -- the pacer: a real rate limit slows the whole fetch, scattered throttles do not ------------------------------
-def test_pacer_meets_a_rate_limit_and_ignores_scattered_throttles() -> None:
-    clock = FakeClock()
-    pacer = Pacer(None, clock=clock)
-    for second in range(5):  # 25% of answers throttled at random: a storm, not a limit
-        for i in range(40):
-            clock.now = second + i / 40
-            pacer.throttled() if i % 4 == 0 else pacer.answered()
-    assert pacer.rate is None and pacer.cuts == 0
-    for i in range(40):  # half of 40 requests a second throttled: the service accepts 20 a second
-        clock.now = 5 + i / 40
-        pacer.throttled() if i % 2 else pacer.answered()
-    clock.now = 6.0
-    pacer.answered()
-    assert pacer.rate is not None and 15 <= pacer.rate <= 25 and pacer.cuts == 1
-    for second in range(7, 20):  # no throttles any more: back up, then no pacing at all
-        for i in range(20):
-            clock.now = second + i / 20
-            pacer.answered()
-    assert pacer.rate is None

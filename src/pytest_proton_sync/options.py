@@ -67,7 +67,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("proton_read_timeout", "float", 20.0, metavar="SECONDS", minimum=0.001,
                help="seconds to wait for an answer"),
     OptionSpec("proton_max_rps", "float", None, metavar="N", above_zero=True,
-               help="client-side cap on requests per second across all targets (default: none)"),
+               help="client-side cap on requests per second per (account, region, service), retries "
+                    "included (default: none)"),
     OptionSpec("proton_git_dir", "path", None, metavar="PATH",
                help="git checkout that `rev:` entries are resolved in (default: the work tree holding the "
                "manifest)"),

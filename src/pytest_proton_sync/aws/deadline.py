@@ -32,7 +32,7 @@ class Call:
         self.started = time.monotonic()
         self.deadline = deadline
         self.aborted: str | None = None  # "deadline" | "cancelled" | "unresponsive"
-        self.paused = False  # waiting for the Pacer: the deadline is moved on by that wait
+        self.paused = False  # waiting for its key's pacer: the deadline is moved on by that wait
         self._conn: Any = None
         self._lock = threading.Lock()
 

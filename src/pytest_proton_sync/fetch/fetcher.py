@@ -7,8 +7,8 @@ pays nothing for boto3. The rest of the fetch: clients (clients.py), pacing (pac
 Every API call is bounded (see FetchSettings): the plugin runs its own retry loop (botocore makes one attempt per
 call) with capped exponential backoff and full jitter, inside an overall per-call deadline that a watchdog enforces
 by shutting down the socket of a request still in flight, however its bytes arrive (a trickle included). A
-throttled answer slows the whole fetch down (:class:`Pacer`), not only the call that met it. A 200 whose body is
-not a JSON object of the documented shape is an error (``MalformedAnswer``), retried like a 5xx. Cancellation
+throttled answer paces its (account, region, service) (:mod:`pacing`), not only the call that met it. A 200 whose
+body is not a JSON object of the documented shape is an error (``MalformedAnswer``), retried like a 5xx. Cancellation
 (:mod:`cancel`) aborts every request in flight at once.
 """
 
@@ -33,7 +33,7 @@ from pytest_proton_sync.aws.clients import (
 )
 from pytest_proton_sync.aws.deadline import THREAD, Aborted, Call
 from pytest_proton_sync.fetch import cancel
-from pytest_proton_sync.fetch.clients import ClientPool
+from pytest_proton_sync.fetch.clients import ClientPool, pace
 from pytest_proton_sync.fetch.errors import (
     MESSAGE_LIMIT,
     NO_REGION,
@@ -46,6 +46,7 @@ from pytest_proton_sync.fetch.errors import (
     short_reason,
     worth_retrying,
 )
+from pytest_proton_sync.fetch.pacing import KeyPacer
 from pytest_proton_sync.kinds import Kind, kind_of
 from pytest_proton_sync.model import CheckError, SyncStatus, Target
 from pytest_proton_sync.text.safetext import clean
@@ -244,7 +245,7 @@ class Fetcher:
 
     def _attempt(self, call: Call, kind: Kind, region: str, tries: _Tries) -> Outcome | None:
         """One request: its outcome, or None when it failed (``tries.error``) and may be retried (``tries.retry``)."""
-        pacer = self.clients.limiter
+        pacer = self.clients.pacer(kind.service, region, call.target.account_spec)
         reset_sent_requests()
         THREAD.answer = None
         THREAD.normalise = kind.normalise
@@ -254,7 +255,7 @@ class Fetcher:
             account = call.target.account_spec
             client = self.clients.client(kind.service, region, account)
             if not self.clients.instrumented(kind.service, region, account):
-                pacer.acquire(call)  # a client without event hooks: at least one look per token
+                pace(pacer, call)  # a client without event hooks: at least one look per token
                 THREAD.sent_in_call = getattr(THREAD, "sent_in_call", 0) + 1  # called: count it as sent
             response = getattr(client, kind.operation)(**dict(call.target.request))
             tries.attempts += max(1, sent_requests())
@@ -266,7 +267,7 @@ class Fetcher:
         except botocore.exceptions.ClientError as exc:
             tries.attempts += max(1, sent_requests())
             tries.answered = True
-            return self._error_answer(exc, kind, tries)
+            return self._error_answer(exc, kind, tries, pacer)
         except MalformedAnswer as exc:
             tries.attempts += max(1, sent_requests())
             tries.answered = True
@@ -283,9 +284,10 @@ class Fetcher:
             return None, classify_error(exc, kind, region, self.settings, tries.attempts), tries.throttled
         return None
 
-    def _error_answer(self, exc: botocore.exceptions.ClientError, kind: Kind, tries: _Tries) -> Outcome | None:
+    def _error_answer(
+        self, exc: botocore.exceptions.ClientError, kind: Kind, tries: _Tries, pacer: KeyPacer
+    ) -> Outcome | None:
         """An error answer: "not found" is an outcome; anything else is a failure, retried if worth it."""
-        pacer = self.clients.limiter
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in kind.not_found_codes:
             pacer.answered()
@@ -296,6 +298,7 @@ class Fetcher:
             pacer.throttled()
             tries.retry = True
         else:
+            pacer.answered()  # an answer all the same: the request was not refused for the rate
             tries.retry = worth_retrying(code, status_code)
         tries.error = exc
         return None

@@ -1,40 +1,50 @@
-"""Pacing: a shared token bucket, and the Pacer that slows the whole fetch down when the service throttles.
+"""Pacing per (account, region, service), as AWS counts its quotas: a token bucket per key, and what it learns.
+
+Pure logic (no boto3, no pytest, no sleeping): the clock is injected, a caller asks how long to wait and waits
+itself (fetch/clients.py, cancellably). What the rate learns from, and why, is in :class:`RateLearner`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
-from pytest_proton_sync.aws.deadline import Aborted, Call
-from pytest_proton_sync.fetch import cancel
+from pytest_proton_sync.fetch.rate_learning import RateLearner, Ticket
 
 
-# -- pacing --------------------------------------------------------------------------------------------------------
 class RateLimiter:
-    """A shared token bucket: at most ``rate`` requests a second across all threads, with a burst of one second's
-    worth (at least one request, so a rate below 1 spaces requests 1/rate seconds apart)."""
+    """A token bucket: at most ``rate`` requests a second across all threads, with a burst of ``burst`` seconds'
+    worth (at least one request, so a rate below 1 spaces requests 1/rate seconds apart). ``None``: no limit."""
 
     def __init__(
         self,
         rate: float | None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        burst: float = 1.0,
     ) -> None:
         self.rate = rate
         self._clock = clock
         self._sleep = sleep
+        self._burst = burst
         self._lock = threading.Lock()
-        self._capacity = max(1.0, rate or 0.0)
+        self._capacity = self._capacity_for(rate)
         self._tokens = self._capacity
         self._last = clock()
 
-    def set_rate(self, rate: float | None) -> None:
+    def _capacity_for(self, rate: float | None) -> float:
+        return max(1.0, (rate or 0.0) * self._burst)
+
+    def set_rate(self, rate: float | None, burst: float | None = None) -> None:
+        """A new rate; the tokens held are kept (never more than the new capacity), so a change hands out no
+        fresh burst."""
         with self._lock:
             self._refill()
             self.rate = rate
-            self._capacity = max(1.0, rate or 0.0)
+            if burst is not None:
+                self._burst = burst
+            self._capacity = self._capacity_for(rate)
             self._tokens = min(self._tokens, self._capacity)
 
     def _refill(self) -> None:
@@ -49,8 +59,8 @@ class RateLimiter:
             if not self.rate:
                 return 0.0
             self._refill()
-            if self._tokens >= 1:
-                self._tokens -= 1
+            if self._tokens >= 1 - 1e-9:  # a whole token, give or take a rounding error
+                self._tokens = max(0.0, self._tokens - 1)
                 return 0.0
             return (1 - self._tokens) / self.rate
 
@@ -59,94 +69,95 @@ class RateLimiter:
             self._sleep(delay)
 
 
-class Pacer:
-    """Paces every request of a fetch: at most --proton-max-rps and, when throttling is the service saying "too
-    fast" for the whole account, no faster than it accepts requests.
+class KeyPacer:
+    """The requests of one (account, region, service): a token bucket at the rate its :class:`RateLearner` holds.
 
-    Judged per one-second window of answers: when more than a third of at least 10 answers were throttles, the
-    rate drops to the rate requests were accepted at in that window (at most halving it per window, never below
-    MIN_RATE); when under a tenth
-    were, it grows by half again, and pacing stops once it is well above what is being sent anyway. Scattered
-    throttles (a storm of 25% at random) cut nothing: the per-call retries ride them out, while a real rate limit
-    is met at the rate it allows instead of being hammered by every retry.
+    Thread-safe. A worker asks :meth:`delay` before each HTTP request (0.0: send now; the request is then
+    recorded as this thread's) and reports how that request ended with :meth:`answered` or :meth:`throttled` from
+    the same thread. :meth:`try_send` and :meth:`record` are the same with the ticket in the caller's hands.
     """
 
-    MIN_RATE = 1.0
-    WINDOW = 1.0
-    MIN_SAMPLES = 10
-    CUT_ABOVE = 1 / 3
-    GROW_BELOW = 0.1
+    # A learned rate is held with a small burst: requests evenly spaced, not bunched into a quota's empty bucket.
+    HELD_BURST = 0.1
 
-    def __init__(self, max_rps: float | None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.cap = max_rps
-        self.bucket = RateLimiter(max_rps, clock=clock)
+    def __init__(
+        self, max_rps: float | None, clock: Callable[[], float] = time.monotonic, round_size: int = 32
+    ) -> None:
         self._clock = clock
+        self.learner = RateLearner(max_rps, round_size)
+        self.bucket = RateLimiter(max_rps, clock=clock)
         self._lock = threading.Lock()
-        self._window_start = clock()
-        self._accepted = 0
-        self._throttled = 0
-        self.throttles = 0
-        self.cuts = 0
+        self._thread = threading.local()
 
     @property
     def rate(self) -> float | None:
         return self.bucket.rate
 
-    def acquire(self, call: Call | None = None) -> None:
-        """Wait for a token (cancellable). Time spent here does not count against the call's deadline: the
-        deadline bounds time on the network, and pacing is the fetch's own choice."""
-        token = cancel.current()
-        delay = self.bucket.try_acquire()
-        if delay <= 0:
-            return
-        paused = time.monotonic()
-        if call is not None:
-            call.paused = True
-        try:
-            while delay > 0:
-                if token.wait(delay):
-                    raise Aborted("cancelled")
-                delay = self.bucket.try_acquire()
-        finally:
-            if call is not None:
-                call.deadline += time.monotonic() - paused
-                call.paused = False
+    @property
+    def throttles(self) -> int:
+        return self.learner.throttles
 
-    def throttled(self) -> None:
-        self._count(throttled=True)
+    def try_send(self) -> tuple[float, Ticket | None]:
+        """(0.0, the request's ticket) to send now, or (seconds to wait before asking again, None)."""
+        with self._lock:
+            now = self._clock()
+            held = self.learner.hold(now)
+            if held > 0:
+                return held, None
+            self._apply()
+            delay = self.bucket.try_acquire()
+            if delay > 0:
+                return delay, None
+            return 0.0, self.learner.sent(now)
+
+    def record(self, ticket: Ticket | None, throttled: bool) -> None:
+        with self._lock:
+            self.learner.record(ticket, throttled, self._clock())
+            self._apply()
+
+    def _apply(self) -> None:
+        rate = self.learner.rate
+        if rate != self.bucket.rate:
+            self.bucket.set_rate(rate, burst=self.HELD_BURST if self.learner.held else 1.0)
+
+    def delay(self) -> float:
+        delay, ticket = self.try_send()
+        if ticket is not None:
+            self._thread.ticket = ticket
+        return delay
 
     def answered(self) -> None:
-        self._count(throttled=False)
+        self.record(self._take_ticket(), throttled=False)
 
-    def _count(self, throttled: bool) -> None:
+    def throttled(self) -> None:
+        self.record(self._take_ticket(), throttled=True)
+
+    def _take_ticket(self) -> Ticket | None:
+        ticket: Ticket | None = getattr(self._thread, "ticket", None)
+        self._thread.ticket = None
+        return ticket
+
+
+class Pacing:
+    """One :class:`KeyPacer` per key (the client pool's (service, region, account)), each capped at
+    --proton-max-rps: AWS counts a quota per account, region and API, so one throttled key slows no other."""
+
+    def __init__(
+        self, max_rps: float | None, clock: Callable[[], float] = time.monotonic, round_size: int = 32
+    ) -> None:
+        self.cap = max_rps
+        self.round_size = round_size
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pacers: dict[Hashable, KeyPacer] = {}
+
+    def for_key(self, key: Hashable) -> KeyPacer:
         with self._lock:
-            if throttled:
-                self.throttles += 1
-                self._throttled += 1
-            else:
-                self._accepted += 1
-            now = self._clock()
-            elapsed = now - self._window_start
-            if elapsed < self.WINDOW:
-                return
-            accepted, total = self._accepted, self._accepted + self._throttled
-            self._window_start, self._accepted, self._throttled = now, 0, 0
-            if total < self.MIN_SAMPLES:
-                return
-            share = (total - accepted) / total
-            rate = self.bucket.rate
-            new: float | None = rate
-            if share > self.CUT_ABOVE:
-                # The rate it accepted, but at most halved per window: a burst of throttles must not stall a fetch.
-                new = max(self.MIN_RATE, accepted / elapsed, total / elapsed / 2)
-                if rate is not None:
-                    new = min(rate, new)
-                self.cuts += 1
-            elif share < self.GROW_BELOW and rate is not None:
-                new = rate * 1.5
-                if self.cap is not None:
-                    new = min(self.cap, new)
-                elif new > 2 * total / elapsed:
-                    new = None
-        if new != rate:
-            self.bucket.set_rate(new)
+            pacer = self._pacers.get(key)
+            if pacer is None:
+                pacer = self._pacers[key] = KeyPacer(self.cap, clock=self._clock, round_size=self.round_size)
+            return pacer
+
+    def keys(self) -> list[Hashable]:
+        with self._lock:
+            return list(self._pacers)

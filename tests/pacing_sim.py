@@ -1,0 +1,115 @@
+"""A discrete-event simulation of one key's workers against a throttling service, on a fake clock.
+
+Workers ask the :class:`KeyPacer` for a token before every request (retries included), as the client pool's
+before-send hook does; a throttled request is retried after the fetcher's backoff (full jitter). The service is
+a token bucket (a quota) and/or throttles at random (a storm), and answers after ``latency`` seconds, taking its
+token when it answers, as benchmarks/quota.py does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+
+from pytest_proton_sync.fetch.pacing import KeyPacer
+from pytest_proton_sync.fetch.rate_learning import Ticket
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Service:
+    rate: float | None = None  # the quota's refill rate (None: no quota)
+    burst: float = 0.0
+    storm: float = 0.0  # share of requests throttled at random
+    latency: float = 0.02
+    quota_until: float = float("inf")  # the quota is lifted at this time
+    tokens: float = field(init=False, default=0.0)
+    last: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def answer(self, now: float, rng: random.Random) -> bool:
+        """Whether a request answered at ``now`` is accepted."""
+        if self.storm and rng.random() < self.storm:
+            return False
+        if self.rate is None or now >= self.quota_until:
+            return True
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
+class Outcome:
+    seconds: float  # until the last target was answered
+    requests: int
+    throttled: int
+    accepted_at: list[float]  # when each accepted answer came back
+    rates: list[tuple[float, float | None]]  # (time, the pacer's rate) at every change
+
+
+def simulate(
+    pacer: KeyPacer,
+    clock: FakeClock,
+    service: Service,
+    targets: int,
+    workers: int = 32,
+    seed: int = 1,
+    backoff_base: float = 0.25,
+    backoff_cap: float = 5.0,
+    send_cost: float = 0.001,
+    limit: float = 600.0,
+) -> Outcome:
+    """Run ``targets`` looks with ``workers`` workers; each target asked until its first accepted answer."""
+    rng = random.Random(seed)
+    events: list[tuple[float, int, str, int, Ticket | None]] = []  # (time, order, what, attempt, ticket)
+    order = 0
+
+    def at(when: float, what: str, attempt: int, ticket: Ticket | None = None) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (when, order, what, attempt, ticket))
+
+    remaining = targets
+    for worker in range(min(workers, targets)):
+        at(worker * send_cost, "send", 1)  # threads start one after another
+        remaining -= 1
+    requests = throttled = 0
+    accepted_at: list[float] = []
+    rates: list[tuple[float, float | None]] = [(0.0, pacer.rate)]
+    while events:
+        clock.now, _, what, attempt, ticket = heapq.heappop(events)
+        assert clock.now < limit, "the simulation did not finish"
+        if what == "send":
+            delay, ticket = pacer.try_send()
+            if ticket is None:
+                at(clock.now + delay, "send", attempt)
+                continue
+            requests += 1
+            at(clock.now + service.latency, "answer", attempt, ticket)
+            continue
+        ok = service.answer(clock.now, rng)
+        pacer.record(ticket, throttled=not ok)
+        if pacer.rate != rates[-1][1]:
+            rates.append((clock.now, pacer.rate))
+        if not ok:
+            throttled += 1
+            at(clock.now + rng.uniform(0, min(backoff_cap, backoff_base * 2 ** (attempt - 1))), "send", attempt + 1)
+            continue
+        accepted_at.append(clock.now)
+        if remaining:
+            remaining -= 1
+            at(clock.now + send_cost, "send", 1)
+    return Outcome(max(accepted_at), requests, throttled, accepted_at, rates)
