@@ -278,6 +278,9 @@ class _Handler(BaseHTTPRequestHandler):
             case.answer(reply, number)
         except (ConnectionError, OSError):
             self.close_connection = True
+        else:
+            with self.server.lock:
+                self.server.answered[name] += 1  # the whole answer is written (a hanging case never gets here)
 
 
 class HostileServer(ThreadingHTTPServer):
@@ -288,7 +291,8 @@ class HostileServer(ThreadingHTTPServer):
     def __init__(self, cases: dict[str, Case] | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.cases = {**CASES, **SLOW_CASES} if cases is None else cases
-        self.calls: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()  # requests received, by case
+        self.answered: Counter[str] = Counter()  # answers written in full, by case
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
