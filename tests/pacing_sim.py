@@ -24,6 +24,22 @@ class FakeClock:
         return self.now
 
 
+class Bucket:
+    """The service's side of a quota: ``rate`` tokens a second, at most ``burst`` held, full at first; a request
+    that finds no token is refused. Shared by the simulation and the end-to-end test's endpoint."""
+
+    def __init__(self, rate: float, burst: float, now: float = 0.0) -> None:
+        self.rate, self.burst, self.tokens, self.last = rate, burst, burst, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
 @dataclass
 class Service:
     rate: float | None = None  # the quota's refill rate (None: no quota)
@@ -31,24 +47,18 @@ class Service:
     storm: float = 0.0  # share of requests throttled at random
     latency: float = 0.02
     quota_until: float = float("inf")  # the quota is lifted at this time
-    tokens: float = field(init=False, default=0.0)
-    last: float = field(init=False, default=0.0)
+    bucket: Bucket | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.tokens = self.burst
+        self.bucket = Bucket(self.rate, self.burst) if self.rate is not None else None
 
     def answer(self, now: float, rng: random.Random) -> bool:
         """Whether a request answered at ``now`` is accepted."""
         if self.storm and rng.random() < self.storm:
             return False
-        if self.rate is None or now >= self.quota_until:
+        if self.bucket is None or now >= self.quota_until:
             return True
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+        return self.bucket.take(now)
 
 
 @dataclass

@@ -105,9 +105,10 @@ def test_a_gate_run_freezes_its_long_lived_heap_and_releases_it_at_the_end(
     entries, templates = in_sync(3)
     aws_env.set_state(fake_state(*templates))
     manifest = write_manifest(pytester.path, *entries)
-    assert gc.get_freeze_count() == 0
+    # Not 0 on every Python: CPython 3.12 starts with a few hundred objects frozen (the matrix's middle row).
+    before = gc.get_freeze_count()
     frozen = frozen_during(pytester, "--proton-manifest", str(manifest), "-p", "no:randomly")
-    assert len(frozen) == 3 and all(count > 0 for count in frozen), frozen
+    assert len(frozen) == 3 and all(count > before for count in frozen), (before, frozen)
     assert gc.get_freeze_count() == 0  # released: this process (pytest run in-process) collects it as usual again
 
 
@@ -117,8 +118,9 @@ def test_a_run_with_tests_of_its_own_freezes_nothing(pytester: pytest.Pytester, 
     manifest = write_manifest(pytester.path, *entries)
     pytester.makepyfile(test_own="def test_own():\n    pass\n")
     # pytest's check for unraisable exceptions must see every object of the user's own tests.
+    before = gc.get_freeze_count()
     frozen = frozen_during(pytester, "--proton-manifest", str(manifest), "test_own.py", "-p", "no:randomly")
-    assert frozen == [0, 0, 0]
+    assert frozen == [before] * 3
 
 
 def test_every_target_carries_the_proton_sync_marker(pytester: pytest.Pytester, aws_env: FakeServer) -> None:

@@ -16,7 +16,7 @@ from pytest_proton_sync.fake.state import Fault
 from pytest_proton_sync.fetch.pacing import KeyPacer, Pacing
 
 from .conftest import SHA_A, fake_state, template, write_manifest
-from .pacing_sim import FakeClock, Service, simulate
+from .pacing_sim import Bucket, FakeClock, Service, simulate
 
 
 def a_pacer(cap: float | None = None) -> tuple[KeyPacer, FakeClock]:
@@ -170,8 +170,7 @@ class RegionQuotaServer(FakeServer):
     def __init__(self, region: str, rate: float, burst: float) -> None:
         super().__init__(fake_state())
         self.quota_region = region
-        self._rate, self._tokens, self._burst = rate, burst, burst
-        self._last: float | None = None
+        self._bucket = Bucket(rate, burst, time.monotonic())
         self._order_lock = threading.Lock()
         self.answers: list[tuple[str, bool]] = []  # (region, throttled), in the order answered
 
@@ -179,21 +178,11 @@ class RegionQuotaServer(FakeServer):
         authorization = handler.headers.get("Authorization") or ""
         region = authorization.split("Credential=")[-1].split("/")[2] if "Credential=" in authorization else ""
         with self._order_lock:
-            allowed = region != self.quota_region or self._take()
+            allowed = region != self.quota_region or self._bucket.take(time.monotonic())
             self.answers.append((region, not allowed))
         if not allowed:
             raise ApiError("ThrottlingException", "Rate exceeded", 400)
         super()._refuse_what_is_wrong(fault, handler, protocol, decode_problem)
-
-    def _take(self) -> bool:
-        now = time.monotonic()
-        if self._last is not None:
-            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
 
 
 @pytest.fixture

@@ -29,15 +29,19 @@ class HeapFreezer:
     def __init__(self) -> None:
         self.active = False
         self._since_freeze = 0
+        # What is frozen before the run: not always 0 (CPython 3.12 starts with a few hundred objects frozen).
+        self._frozen_before = gc.get_freeze_count()
 
     def install(self, config: pytest.Config) -> None:
         """At configure: registered then, its clean-up runs after pytest's own (clean-ups run last in, first out)."""
+        self._frozen_before = gc.get_freeze_count()
         config.add_cleanup(self.release)
 
     def loop_started(self, only_targets: bool) -> None:
         """The test loop starts; ``only_targets``: every item of the run is a target."""
-        # Not when the collector is off (nothing to spare) or something else froze objects (it would unfreeze them).
-        if only_targets and not self.active and gc.isenabled() and gc.get_freeze_count() == 0:
+        # Not when the collector is off (nothing to spare) or something froze objects since configure (a plugin or
+        # the user's conftest: unfreezing at the end would undo its choice).
+        if only_targets and not self.active and gc.isenabled() and gc.get_freeze_count() == self._frozen_before:
             self.active = True
             self._freeze()
 
