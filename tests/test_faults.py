@@ -200,6 +200,10 @@ def test_adaptive_retry_mode_changes_no_verdict(pytester: pytest.Pytester, aws_e
 
 
 # -- a spent budget is an error that says so --------------------------------------------------------------------
+# The plugin's own retry budget under a service that refuses every request: the pacer holds such a key at its
+# lowest rate until two cuts have not helped, so this run takes about half a minute; no dependency version changes
+# it (botocore's throttling errors are covered in every matrix row by the other tests here).
+@pytest.mark.plugin_logic
 def test_throttled_past_the_budget_is_an_error_after_exactly_that_many_attempts(
     pytester: pytest.Pytester, aws_env: FakeServer
 ) -> None:
