@@ -78,8 +78,9 @@ def run_row(row: Row) -> tuple[str, str, float]:
     started = time.monotonic()
     env = {**os.environ, "VIRTUAL_ENV": str(venv)}
     env.pop("PYTHONPATH", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # compiled files kept: each row starts many Pythons and pytests
     subprocess.run([uv(), "venv", "-q", "--clear", "--python", str(python), str(venv)], check=True, env=env)
-    subprocess.run([uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+    subprocess.run([uv(), "pip", "install", "-q", "--compile-bytecode", "--python", str(venv / "bin" / "python"),
                     "-c", str(ROOT / ".ci" / "constraints" / row.constraints), "-e", f"{ROOT}[test]"],
                    check=True, env=env, cwd=ROOT)
     versions = installed_versions(venv, env)
