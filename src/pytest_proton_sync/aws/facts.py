@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -37,8 +38,18 @@ def botocore_version() -> str:
     return str(botocore.__version__)
 
 
-@functools.cache
+_LOADING = threading.Lock()
+
+
 def _shapes(service: str) -> Mapping[str, Any]:
+    # One reader at a time: the fetch's worker threads ask for the same enums at their first answers, and each
+    # would read the whole model (hundreds of kilobytes of JSON) again before the cache had it.
+    with _LOADING:
+        return _read_shapes(service)
+
+
+@functools.cache
+def _read_shapes(service: str) -> Mapping[str, Any]:
     from botocore.exceptions import UnknownServiceError
     from botocore.loaders import create_loader
 
