@@ -400,6 +400,37 @@ def test_xdist_and_randomly_summary_in_manifest_order(pytester: pytest.Pytester,
     assert [case.name for case in suite] == MANIFEST_ORDER  # JUnit too, though reports arrived in any order
 
 
+def test_reports_serialise_to_plain_json_for_report_logs(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
+    """In this process a report carries the facts record itself; whatever serialises reports (pytest-reportlog,
+    pytest-xdist) gets it as plain JSON, which reads back as the same record."""
+    pytester.makeconftest("""
+        import json
+
+        CONFIG, LINES = [], []
+
+        def pytest_configure(config):
+            CONFIG.append(config)
+
+        def pytest_runtest_logreport(report):  # as pytest-reportlog writes its file
+            data = CONFIG[-1].hook.pytest_report_to_serializable(config=CONFIG[-1], report=report)
+            LINES.append(json.dumps(data))
+
+        def pytest_sessionfinish(session):
+            with open("reports.jsonl", "w") as handle:
+                handle.write("\\n".join(LINES))
+    """)
+    result = run_every_rule(pytester, aws_env)
+    result.assert_outcomes(passed=3, failed=8, errors=1)
+    lines = [json.loads(line) for line in (pytester.path / "reports.jsonl").read_text().splitlines()]
+    carried = [line["proton_sync"] for line in lines if "proton_sync" in line]
+    # setup, call and teardown of each target, but the one whose error in setup leaves no call
+    assert len(carried) == 3 * len(MANIFEST_ORDER) - 1
+    assert all(isinstance(value, dict) for value in carried)
+    ids = {TargetFacts.from_wire(value).id for value in carried}
+    assert ids == set(MANIFEST_ORDER)
+    assert summary_targets(result) == MANIFEST_ORDER  # and the run's own summary still reads the records
+
+
 # -- the pure parts ---------------------------------------------------------------------------------------------
 def facts(target: str, manifest: str, line: int) -> TargetFacts:
     entry = make_target(KINDS["template"], {"name": target, "type": "ENVIRONMENT", "version": "1"},

@@ -296,8 +296,9 @@ class ProtonSyncSession:
         if isinstance(report.longrepr, str):  # our texts quote the API's: no line of them may be a CI command
             report.longrepr = defuse(report.longrepr)
         facts = self._facts_of(item, call.when)
-        # A plain, JSON-safe attribute: pytest-xdist carries it to the controller with the report.
-        report.proton_sync = facts.wire()
+        # The record itself, read back in this process; pytest_report_to_serializable below makes it plain JSON
+        # for whatever carries reports elsewhere (pytest-xdist to its controller, pytest-reportlog to its file).
+        report.proton_sync = facts
         if self.per_target_properties and facts.observed:  # JUnit's <properties>, replaced on a rerun
             report.user_properties = [p for p in report.user_properties if not str(p[0]).startswith("proton.")]
             report.user_properties += junit_properties(facts)
@@ -319,10 +320,13 @@ class ProtonSyncSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Test reports reach the xdist controller too, so the summary is right under -n N.
-        wire = getattr(report, "proton_sync", None)
-        if not isinstance(wire, dict):
+        carried = getattr(report, "proton_sync", None)
+        if isinstance(carried, TargetFacts):
+            facts = carried
+        elif isinstance(carried, dict):  # from an xdist worker
+            facts = TargetFacts.from_wire(carried)
+        else:
             return
-        facts = TargetFacts.from_wire(wire)
         text = report.longreprtext if report.outcome in ("failed", "rerun") else None
         self.results.record(report.nodeid, report.when, report.outcome, facts, text, report.duration)
         writer = self.junit_writer()
@@ -335,6 +339,13 @@ class ProtonSyncSession:
                 # pytest types longrepr with its own (non-public) TerminalRepr; this one is read the same way.
                 report.longrepr = junit.ShortMessage(  # type: ignore[assignment]
                     report.longrepr, junit.short_message(facts, report.longrepr))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_to_serializable(self, report: pytest.TestReport) -> Generator[None, Any, Any]:
+        data = yield
+        if isinstance(data, dict) and isinstance(data.get("proton_sync"), TargetFacts):
+            data["proton_sync"] = data["proton_sync"].wire()
+        return data
 
     def junit_writer(self) -> Any:
         if not self._junit_writer_looked_up:  # pytest's is registered in pytest_configure, maybe after this session
