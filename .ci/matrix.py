@@ -85,8 +85,9 @@ def run_row(row: Row) -> tuple[str, str, float]:
                    check=True, env=env, cwd=ROOT)
     versions = installed_versions(venv, env)
     print(f"\n=== matrix row {row.name}: Python {python.parent.parent.name}, {versions}", flush=True)
-    # -p no:randomly: the order of the main run's random seed is not what a row tests.
-    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-n", "2", "-q",
+    # -p no:randomly: the order of the main run's random seed is not what a row tests. -n 3 on two cores, as the
+    # main run: the tests wait on subprocesses and the fake's latency about as much as they compute.
+    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-n", "3", "-q",
                              "-m", "integration and not plugin_logic", "-p", "no:randomly", "-p", "no:cacheprovider"],
                             env=env, cwd=ROOT, capture_output=True, text=True)
     sys.stdout.write(result.stdout[-20000:])
