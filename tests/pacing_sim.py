@@ -123,3 +123,73 @@ def simulate(
             remaining -= 1
             at(clock.now + send_cost, "send", 1)
     return Outcome(max(accepted_at), requests, throttled, accepted_at, rates)
+
+
+@dataclass
+class Refusal:
+    seconds: float  # until the last target ended (every one an error)
+    requests: int  # sent
+    asked_after_refusing: int  # requests sent once the pacer said the key refuses everything
+    rates: list[tuple[float, float | None]]
+
+
+def simulate_refusal(
+    pacer: KeyPacer,
+    clock: FakeClock,
+    targets: int,
+    attempts: int,
+    workers: int = 32,
+    latency: float = 0.02,
+    seed: int = 1,
+    backoff_base: float = 0.25,
+    backoff_cap: float = 5.0,
+) -> Refusal:
+    """A service that throttles every request: each target is tried up to ``attempts`` times, as the fetcher does,
+    and ends (an error) at its last attempt or as soon as its key's pacer says the key refuses everything."""
+    rng = random.Random(seed)
+    events: list[tuple[float, int, str, int, Ticket | None]] = []
+    order = 0
+
+    def at(when: float, what: str, attempt: int, ticket: Ticket | None = None) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (when, order, what, attempt, ticket))
+
+    remaining = targets
+    for worker in range(min(workers, targets)):
+        at(worker * 0.001, "send", 1)
+        remaining -= 1
+    requests = after = 0
+    ended = 0.0
+    rates: list[tuple[float, float | None]] = [(0.0, pacer.rate)]
+
+    def end() -> None:
+        nonlocal remaining, ended
+        ended = clock.now
+        if remaining:
+            remaining -= 1
+            at(clock.now + 0.001, "send", 1)
+
+    while events:
+        clock.now, _, what, attempt, ticket = heapq.heappop(events)
+        assert clock.now < 3600, "the simulation did not finish"
+        if what == "send":
+            if pacer.refusing:
+                end()  # not asked
+                continue
+            delay, ticket = pacer.try_send()
+            if ticket is None:
+                at(clock.now + delay, "send", attempt)
+                continue
+            requests += 1
+            after += pacer.refusing
+            at(clock.now + latency, "answer", attempt, ticket)
+            continue
+        pacer.record(ticket, throttled=True)
+        if pacer.rate != rates[-1][1]:
+            rates.append((clock.now, pacer.rate))
+        if attempt >= attempts or pacer.refusing:
+            end()
+        else:
+            at(clock.now + rng.uniform(0, min(backoff_cap, backoff_base * 2 ** (attempt - 1))), "send", attempt + 1)
+    return Refusal(ended, requests, after, rates)

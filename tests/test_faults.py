@@ -25,6 +25,7 @@ from junitparser import Error, Failure, JUnitXml
 from pytest_proton_sync.fake import FakeServer, FakeState
 from pytest_proton_sync.fake.state import Fault, Faults
 from pytest_proton_sync.fetch.pacing import KeyPacer, RateLimiter
+from pytest_proton_sync.fetch.rate_learning import RateLearner
 
 from .conftest import SHA_A, SHA_OLD, fake_state, template, write_manifest
 
@@ -200,20 +201,21 @@ def test_adaptive_retry_mode_changes_no_verdict(pytester: pytest.Pytester, aws_e
 
 
 # -- a spent budget is an error that says so --------------------------------------------------------------------
-# The plugin's own retry budget under a service that refuses every request: the pacer holds such a key at its
-# lowest rate (1/s) until two cuts have not helped, so the run's length grows with the number of retries (8 targets:
-# about 8 s; 20: about 35 s). No dependency version changes it (botocore's throttling errors are covered in every
-# matrix row by the other tests here).
+# The plugin's own retry budget under a service that refuses every request. 6 targets of 3 attempts are fewer
+# requests than make a key "refusing" (RateLearner.REFUSED_RUN), so each target spends exactly its budget. The pacer
+# holds the key at its lowest rate meanwhile (about 8 s). No dependency version changes it (botocore's throttling
+# errors are covered in every matrix row by the other tests here).
 @pytest.mark.plugin_logic
 def test_throttled_past_the_budget_is_an_error_after_exactly_that_many_attempts(
     pytester: pytest.Pytester, aws_env: FakeServer
 ) -> None:
-    entries, templates, _ = a_mix(8)
+    entries, templates, _ = a_mix(6)
+    assert len(entries) * 3 < RateLearner.REFUSED_RUN
     aws_env.set_state(fake_state(*templates, faults={"throttle_rate": 1.0}))
     manifest = write_manifest(pytester.path, *entries)
     result, seconds = run_timed(pytester, "--proton-manifest", str(manifest), "--junitxml=out.xml",
                                 "--proton-max-attempts", "3")
-    result.assert_outcomes(errors=8)
+    result.assert_outcomes(errors=6)
     cases = junit_outcomes(pytester.path / "out.xml")
     assert {outcome for outcome, _ in cases.values()} == {"error"}
     for name, (_, text) in cases.items():
@@ -225,6 +227,29 @@ def test_throttled_past_the_budget_is_an_error_after_exactly_that_many_attempts(
                                  "  throttled by the API and gave up after 3 attempts"])
     assert "Traceback" not in result.stdout.str()
     assert seconds < 60  # backoff: at most 1 s + 2 s per target
+
+
+@pytest.mark.plugin_logic
+def test_a_service_that_refuses_everything_errors_every_target_in_seconds_not_minutes(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    """40 targets, the default 10 attempts: held at 1 request a second, that was 400 requests and minutes (pacing
+    does not count against a call's deadline). Once 20 throttles in a row span 10 s the key is given up: every
+    target an error that says the API refuses everything, and no request after that."""
+    entries, templates, _ = a_mix(40)
+    aws_env.set_state(fake_state(*templates, faults={"throttle_rate": 1.0}))
+    manifest = write_manifest(pytester.path, *entries)
+    result, seconds = run_timed(pytester, "--proton-manifest", str(manifest), "--junitxml=out.xml")
+    result.assert_outcomes(errors=40)
+    cases = junit_outcomes(pytester.path / "out.xml")
+    assert {outcome for outcome, _ in cases.values()} == {"error"}
+    refused = [text for _, text in cases.values() if "were all throttled" in text]
+    assert len(refused) >= 30  # the rest spent their own attempts before the key was given up
+    assert all("the API refuses everything for now" in text and "Service Quotas" in text for text in refused)
+    assert any("not asked: the last 20 requests" in text for text in refused)
+    assert sum(aws_env.calls.values()) <= 32 + 25  # the opening round, then about one a second until given up
+    assert seconds < 30
+    assert "Traceback" not in result.stdout.str()
 
 
 def test_server_errors_are_retried_to_the_attempt_budget_for_every_target(

@@ -14,9 +14,10 @@ from pytest_proton_sync.fake import FakeServer
 from pytest_proton_sync.fake.api import ApiError
 from pytest_proton_sync.fake.state import Fault
 from pytest_proton_sync.fetch.pacing import KeyPacer, Pacing
+from pytest_proton_sync.fetch.rate_learning import RateLearner
 
 from .conftest import SHA_A, fake_state, template, write_manifest
-from .pacing_sim import Bucket, FakeClock, Service, simulate
+from .pacing_sim import Bucket, FakeClock, Service, simulate, simulate_refusal
 
 
 def a_pacer(cap: float | None = None) -> tuple[KeyPacer, FakeClock]:
@@ -141,6 +142,52 @@ def test_a_rate_limit_that_ends_is_given_back() -> None:
     grown = [t for t, rate in outcome.rates if t > 4.0 and (rate is None or rate >= 10 * 15)]
     assert grown and grown[0] <= 4.0 + 10.0, outcome.rates
     assert pacer.rate is None
+
+
+# -- a key that refuses everything ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("targets", [20, 100, 500])
+def test_a_key_that_refuses_everything_is_given_up_in_seconds_whatever_the_targets(targets: int) -> None:
+    """Held at the lowest rate, 500 targets with 10 attempts each took 44 simulated minutes (pacing does not count
+    against a call's deadline); unpaced, they would be 5,000 requests in a minute. Given up once 20 throttles in a
+    row span 10 s: seconds, a few dozen requests, and none sent after that."""
+    pacer, clock = a_pacer()
+    refusal = simulate_refusal(pacer, clock, targets, attempts=10)
+    assert pacer.refusing
+    assert refusal.seconds <= 15.0
+    assert refusal.requests <= 32 + 15  # the opening round, then about one a second
+    assert refusal.asked_after_refusing == 0
+    assert all(rate is not None and rate <= 1.0 for _, rate in refusal.rates[1:])  # never a stampede
+
+
+def test_an_accepted_answer_or_a_new_poll_ends_a_refusal() -> None:
+    pacer, clock = a_pacer()
+    for _ in range(RateLearner.REFUSED_RUN - 1):  # a run that is long enough in time, one throttle short
+        pacer.record(pacer.try_send()[1], throttled=True)
+        clock.now += 1.0
+    assert not pacer.refusing
+    pacer.record(None, throttled=True)
+    assert pacer.refusing
+    pacer.record(None, throttled=False)
+    assert not pacer.refusing
+    for _ in range(RateLearner.REFUSED_RUN):  # as many throttles, all within a second: a burst, not a refusal
+        pacer.record(None, throttled=True)
+        clock.now += 0.04
+    assert not pacer.refusing
+    clock.now += RateLearner.REFUSED_SECONDS
+    pacer.record(None, throttled=True)
+    assert pacer.refusing
+    pacer.another_chance()  # a new poll (wait mode)
+    assert not pacer.refusing
+
+
+def test_a_storm_or_a_quota_never_reads_as_refusing() -> None:
+    for seed in range(20):
+        pacer, clock = a_pacer()
+        simulate(pacer, clock, Service(storm=0.5, latency=0.003), 300, workers=32, seed=seed)
+        assert not pacer.refusing, seed
+    pacer, clock = a_pacer()
+    simulate(pacer, clock, Service(rate=2, burst=2, latency=0.02), 60, workers=32)  # a tiny quota, held under
+    assert not pacer.refusing
 
 
 # -- --proton-max-rps, per key -------------------------------------------------------------------------------------

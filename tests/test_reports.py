@@ -335,7 +335,9 @@ def test_pytest_timeout_in_setup_is_counted_and_short(pytester: pytest.Pytester,
     names = ["a", "b", "c"]
     aws_env.set_state(fake_state(
         *({"name": n, "type": "ENVIRONMENT", "version": 1, "synced": SHA_A} for n in names),
-        faults={"slow_rate": 1.0, "slow_seconds": 3},
+        # Each answer comes long after the 0.3 s limit, also for the last item, whose setup starts after the first
+        # two timed out (each dumps every thread's stack: slow on a loaded machine; 3 s was once not enough).
+        faults={"slow_rate": 1.0, "slow_seconds": 6},
     ))
     manifest = write_manifest(pytester.path, *(template(n, SHA_A) for n in names))
     # In a subprocess, as in CI: pytest-timeout's dump of every thread's stack goes through pytest's fd capture

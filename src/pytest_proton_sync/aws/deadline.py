@@ -31,7 +31,7 @@ class Call:
         self.endpoint = endpoint  # (service, region)
         self.started = time.monotonic()
         self.deadline = deadline
-        self.aborted: str | None = None  # "deadline" | "cancelled" | "unresponsive"
+        self.aborted: str | None = None  # "deadline" | "cancelled" | "unresponsive" | "refused"
         self.paused = False  # waiting for its key's pacer: the deadline is moved on by that wait
         self._conn: Any = None
         self._lock = threading.Lock()

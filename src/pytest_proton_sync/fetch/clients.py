@@ -108,6 +108,10 @@ def pace(pacer: KeyPacer, call: Call | None) -> None:
         while delay > 0:
             if token.wait(delay):
                 raise Aborted("cancelled")
+            if pacer.refusing:  # the key refuses everything (rate_learning, "Refusing"): this request is not sent
+                if call is not None:
+                    call.abort("refused")
+                raise Aborted("refused")
             delay = pacer.delay()
     finally:
         if call is not None:

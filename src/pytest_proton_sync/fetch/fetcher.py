@@ -47,6 +47,7 @@ from pytest_proton_sync.fetch.errors import (
     worth_retrying,
 )
 from pytest_proton_sync.fetch.pacing import KeyPacer
+from pytest_proton_sync.fetch.rate_learning import RateLearner
 from pytest_proton_sync.kinds import Kind, kind_of
 from pytest_proton_sync.model import CheckError, SyncStatus, Target
 from pytest_proton_sync.text.safetext import clean
@@ -152,8 +153,9 @@ class Fetcher:
         self._wake.set()
 
     def new_round(self) -> None:
-        """Another poll: give a silent endpoint another chance."""
+        """Another poll: give a silent endpoint, and a key that refused everything, another chance."""
         self._silent.clear()
+        self.clients.pacing.another_chance()
 
     # -- one look at one target -------------------------------------------------------------------------------
     def ask(self, target: Target) -> Outcome:
@@ -164,6 +166,8 @@ class Fetcher:
         endpoint_key = (kind.service, region)
         if self._silent.get(endpoint_key, 0) >= self.settings.unresponsive_limit:
             return None, self._unresponsive(kind, region, "not asked", 0), False
+        if self.clients.pacer(kind.service, region, target.account_spec).refusing:
+            return None, self._refused(kind, region, "not asked", 0), False
         call = Call(target, time.monotonic() + self.settings.call_timeout, endpoint_key)
         ident = threading.get_ident()
         self._register(ident, call)
@@ -232,6 +236,16 @@ class Fetcher:
             attempts,
         ))
 
+    def _refused(self, kind: Kind, region: str, what: str, attempts: int) -> CheckError:
+        return fits(CheckError(
+            "ThrottlingException",
+            f"{what}: the last {RateLearner.REFUSED_RUN} requests to {self.clients.endpoint(kind.service, region)} "
+            f"were all throttled, over {RateLearner.REFUSED_SECONDS:g} s or more at the lowest rate: the API refuses "
+            "everything for now\n  fix: run again once what else spends this account's quota for "
+            f"{kind.operation_name} is done, or ask AWS to raise that quota (Service Quotas).",
+            attempts,
+        ))
+
     def _attempts(self, call: Call, kind: Kind, region: str) -> tuple[Outcome, bool]:
         """(outcome, whether anything at all came back from the endpoint)."""
         tries = _Tries()
@@ -297,6 +311,8 @@ class Fetcher:
             tries.throttled = True
             pacer.throttled()
             tries.retry = True
+            if pacer.refusing:  # the key refuses everything: no more attempts (rate_learning, "Refusing")
+                tries.refused = True
         else:
             pacer.answered()  # an answer all the same: the request was not refused for the rate
             tries.retry = worth_retrying(code, status_code)
@@ -314,6 +330,8 @@ class Fetcher:
             return None, deadline_error(settings, attempts, tries.last), throttled
         if call.aborted == "unresponsive":
             return None, self._unresponsive(kind, region, "given up", attempts), throttled
+        if call.aborted == "refused" or tries.refused:
+            return None, self._refused(kind, region, "given up", attempts), True
         assert tries.error is not None  # every failed attempt that is not an abort says why
         tries.last = short_reason(tries.error)
         if not tries.retry or attempts >= settings.max_attempts:
@@ -335,4 +353,5 @@ class _Tries:
     answered: bool = False  # anything at all came back from the endpoint
     retry: bool = False  # the last failure is worth another attempt
     error: BaseException | None = None  # the last failure
+    refused: bool = False  # the key refuses everything: no further attempt
     last: str = ""  # its short reason, for the deadline's text

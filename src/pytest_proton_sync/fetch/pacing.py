@@ -97,6 +97,16 @@ class KeyPacer:
     def throttles(self) -> int:
         return self.learner.throttles
 
+    @property
+    def refusing(self) -> bool:
+        """Whether this key has refused everything for a while (RateLearner, "Refusing"): ask it no more."""
+        return self.learner.refusing
+
+    def another_chance(self) -> None:
+        """A new poll: a key that was refusing is asked again."""
+        with self._lock:
+            self.learner.reset_refusal()
+
     def try_send(self) -> tuple[float, Ticket | None]:
         """(0.0, the request's ticket) to send now, or (seconds to wait before asking again, None)."""
         with self._lock:
@@ -161,3 +171,10 @@ class Pacing:
     def keys(self) -> list[Hashable]:
         with self._lock:
             return list(self._pacers)
+
+    def another_chance(self) -> None:
+        """A new poll: every key that was refusing is asked again."""
+        with self._lock:
+            pacers = list(self._pacers.values())
+        for pacer in pacers:
+            pacer.another_chance()

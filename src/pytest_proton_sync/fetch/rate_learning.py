@@ -29,6 +29,12 @@ How they are told apart:
    is unpaced again at once. Answers to requests sent before a change of rate never judge the new rate.
 
 ``--proton-max-rps`` caps the key throughout.
+
+**Refusing.** A key whose last ``REFUSED_RUN`` answers were all throttles, over at least ``REFUSED_SECONDS``, is
+refusing everything: its quota is spent by someone else, or the API is throttling the account whatever is sent.
+Held at the lowest rate, its retries would take minutes per hundred targets (pacing does not count against a
+call's deadline), and unpaced they would be a stampede; :attr:`RateLearner.refusing` tells the fetcher to stop
+asking that key instead, so its targets end as errors that say so. An accepted answer ends it.
 """
 
 from __future__ import annotations
@@ -89,6 +95,8 @@ class RateLearner:
     STORM_MIN_SHARE = 0.1
     STORM_CUTS = 2  # cuts in a row that changed little: a quota measured too high changes little once, not twice
     UNPACE_ABOVE = 2.0  # unpaced again once the rate is this far above what is being sent
+    REFUSED_RUN = 20  # throttles in a row, with no accepted answer among them, ...
+    REFUSED_SECONDS = 10.0  # ... over at least this long: the key refuses everything
 
     def __init__(self, cap: float | None, round_size: int = 32) -> None:
         self.cap = cap
@@ -114,10 +122,17 @@ class RateLearner:
         self._cut_share: float | None = None
         self._unhelped = 0  # cuts in a row after which the throttle share stayed
         self._clean = 0  # clean windows in a row at a held rate
+        self._refused = 0  # throttles since the last accepted answer ...
+        self._refused_since: float | None = None  # ... the first of them answered at this time
+        self.refusing = False  # see "Refusing" above; once set, only an accepted answer (or reset_refusal) clears it
 
     @property
     def held(self) -> bool:
         return self.state == HELD
+
+    def reset_refusal(self) -> None:
+        """Forget a run of throttles (an accepted answer; or a new poll, which gives the key another chance)."""
+        self._refused, self._refused_since, self.refusing = 0, None, False
 
     # -- sending ---------------------------------------------------------------------------------------------------
     def hold(self, now: float) -> float:
@@ -143,8 +158,14 @@ class RateLearner:
         """One answer (``ticket``: its request, if known): throttled or not."""
         if throttled:
             self.throttles += 1
+            self._refused += 1
+            if self._refused_since is None:
+                self._refused_since = now
+            if self._refused >= self.REFUSED_RUN and now - self._refused_since >= self.REFUSED_SECONDS:
+                self.refusing = True
         else:
             self._accepted_at.append(now)
+            self.reset_refusal()
         while self._accepted_at and self._accepted_at[0] < now - self.FREE_WINDOW:
             self._accepted_at.popleft()
         self._recent.append(throttled)
