@@ -61,6 +61,36 @@ class Service:
         return self.bucket.take(now)
 
 
+class _Events:
+    """The simulation's future: (time, what, attempt, ticket), popped in time order (ties: first scheduled)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, str, int, Ticket | None]] = []
+        self._order = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def at(self, when: float, what: str, attempt: int, ticket: Ticket | None = None) -> None:
+        self._order += 1
+        heapq.heappush(self._heap, (when, self._order, what, attempt, ticket))
+
+    def pop(self) -> tuple[float, str, int, Ticket | None]:
+        when, _, what, attempt, ticket = heapq.heappop(self._heap)
+        return when, what, attempt, ticket
+
+    def start(self, targets: int, workers: int, spacing: float) -> int:
+        """One first request per worker, the threads starting one after another; returns the targets left."""
+        for worker in range(min(workers, targets)):
+            self.at(worker * spacing, "send", 1)
+        return targets - min(workers, targets)
+
+
+def backoff(rng: random.Random, attempt: int, base: float, cap: float) -> float:
+    """The fetcher's wait before the next attempt: full jitter."""
+    return rng.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
 @dataclass
 class Outcome:
     seconds: float  # until the last target was answered
@@ -84,23 +114,14 @@ def simulate(
 ) -> Outcome:
     """Run ``targets`` looks with ``workers`` workers; each target asked until its first accepted answer."""
     rng = random.Random(seed)
-    events: list[tuple[float, int, str, int, Ticket | None]] = []  # (time, order, what, attempt, ticket)
-    order = 0
-
-    def at(when: float, what: str, attempt: int, ticket: Ticket | None = None) -> None:
-        nonlocal order
-        order += 1
-        heapq.heappush(events, (when, order, what, attempt, ticket))
-
-    remaining = targets
-    for worker in range(min(workers, targets)):
-        at(worker * send_cost, "send", 1)  # threads start one after another
-        remaining -= 1
+    events = _Events()
+    at = events.at
+    remaining = events.start(targets, workers, send_cost)
     requests = throttled = 0
     accepted_at: list[float] = []
     rates: list[tuple[float, float | None]] = [(0.0, pacer.rate)]
     while events:
-        clock.now, _, what, attempt, ticket = heapq.heappop(events)
+        clock.now, what, attempt, ticket = events.pop()
         assert clock.now < limit, "the simulation did not finish"
         if what == "send":
             delay, ticket = pacer.try_send()
@@ -116,7 +137,7 @@ def simulate(
             rates.append((clock.now, pacer.rate))
         if not ok:
             throttled += 1
-            at(clock.now + rng.uniform(0, min(backoff_cap, backoff_base * 2 ** (attempt - 1))), "send", attempt + 1)
+            at(clock.now + backoff(rng, attempt, backoff_base, backoff_cap), "send", attempt + 1)
             continue
         accepted_at.append(clock.now)
         if remaining:
@@ -147,18 +168,9 @@ def simulate_refusal(
     """A service that throttles every request: each target is tried up to ``attempts`` times, as the fetcher does,
     and ends (an error) at its last attempt or as soon as its key's pacer says the key refuses everything."""
     rng = random.Random(seed)
-    events: list[tuple[float, int, str, int, Ticket | None]] = []
-    order = 0
-
-    def at(when: float, what: str, attempt: int, ticket: Ticket | None = None) -> None:
-        nonlocal order
-        order += 1
-        heapq.heappush(events, (when, order, what, attempt, ticket))
-
-    remaining = targets
-    for worker in range(min(workers, targets)):
-        at(worker * 0.001, "send", 1)
-        remaining -= 1
+    events = _Events()
+    at = events.at
+    remaining = events.start(targets, workers, 0.001)
     requests = after = 0
     ended = 0.0
     rates: list[tuple[float, float | None]] = [(0.0, pacer.rate)]
@@ -171,7 +183,7 @@ def simulate_refusal(
             at(clock.now + 0.001, "send", 1)
 
     while events:
-        clock.now, _, what, attempt, ticket = heapq.heappop(events)
+        clock.now, what, attempt, ticket = events.pop()
         assert clock.now < 3600, "the simulation did not finish"
         if what == "send":
             if pacer.refusing:
@@ -191,5 +203,5 @@ def simulate_refusal(
         if attempt >= attempts or pacer.refusing:
             end()
         else:
-            at(clock.now + rng.uniform(0, min(backoff_cap, backoff_base * 2 ** (attempt - 1))), "send", attempt + 1)
+            at(clock.now + backoff(rng, attempt, backoff_base, backoff_cap), "send", attempt + 1)
     return Refusal(ended, requests, after, rates)
