@@ -111,8 +111,12 @@ def simulate(
     backoff_cap: float = 5.0,
     send_cost: float = 0.001,
     limit: float = 600.0,
+    jitter: float = 0.0,
 ) -> Outcome:
-    """Run ``targets`` looks with ``workers`` workers; each target asked until its first accepted answer."""
+    """Run ``targets`` looks with ``workers`` workers; each target asked until its first accepted answer.
+    ``jitter``: each request reaches the service up to this much later than sent, and its answer reaches the
+    worker up to this much later than given (a busy machine's threads and sockets): neither the order the pacer
+    handed out tickets in nor the order answers come back in is the order the service saw."""
     rng = random.Random(seed)
     events = _Events()
     at = events.at
@@ -129,9 +133,14 @@ def simulate(
                 at(clock.now + delay, "send", attempt)
                 continue
             requests += 1
-            at(clock.now + service.latency, "answer", attempt, ticket)
+            late = rng.uniform(0.0, jitter) if jitter else 0.0
+            at(clock.now + late + service.latency, "serve", attempt, ticket)
             continue
-        ok = service.answer(clock.now, rng)
+        if what == "serve":
+            late = rng.uniform(0.0, jitter) if jitter else 0.0
+            at(clock.now + late, "accepted" if service.answer(clock.now, rng) else "throttled", attempt, ticket)
+            continue
+        ok = what == "accepted"
         pacer.record(ticket, throttled=not ok)
         if pacer.rate != rates[-1][1]:
             rates.append((clock.now, pacer.rate))

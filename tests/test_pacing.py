@@ -3,6 +3,7 @@ quota or storm), and two regions paced independently through the fake over HTTP.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections import Counter
@@ -40,7 +41,10 @@ def test_a_quota_is_learned_and_held_just_under_its_rate(rate: float, burst: flo
     late = [t for t in outcome.accepted_at if t >= 5.0]
     accepted_rate = len(late) / (outcome.seconds - 5.0)
     assert rate * 0.9 <= accepted_rate <= rate * 1.1
-    assert pacer.rate is not None and rate * 0.8 <= pacer.rate <= rate * 1.2  # held near it
+    # Held near it while there was work (the last window, as the targets run out, measures the tail, not the rate).
+    middle = [held for at, held in outcome.rates if 2.0 <= at <= 9.0]
+    assert middle and None not in middle, outcome.rates
+    assert rate * 0.8 <= statistics.median(middle) <= rate * 1.2, outcome.rates
     # Throttles: the opening round's overflow plus a few probes (the long burst's overflow: a one-off).
     assert outcome.throttled <= (0.05 if burst <= 32 else 0.15) * outcome.requests
 
@@ -107,22 +111,79 @@ def test_a_quota_met_in_the_opening_round_is_held_at_what_it_accepted() -> None:
     assert pacer.rate == 25.0
 
 
-def test_scattered_throttles_in_the_opening_round_leave_it_unpaced() -> None:
+def test_a_quota_is_read_from_the_order_its_answers_came_back_in_when_sending_order_was_scrambled() -> None:
+    """A busy machine: the tickets' order says little (threads reached their sockets in another order), but the
+    bucket's refusals were the last answers to come back."""
     clock = FakeClock()
     pacer = KeyPacer(None, clock=clock, round_size=32)
     tickets = [pacer.try_send()[1] for _ in range(32)]
+    refused = {1, 5, 9, 13, 17, 21, 30}  # scattered by ticket
     clock.now = 0.02
-    for index, ticket in enumerate(tickets):  # every fourth refused: a storm, as many throttles as above
+    for ticket in sorted(tickets, key=lambda ticket: ticket.seq in refused):  # answered: accepted ones first
+        pacer.record(ticket, throttled=ticket.seq in refused)
+    assert pacer.rate == 25.0
+
+
+def scattered_opening(pacer: KeyPacer, clock: FakeClock) -> None:
+    """A first round of 32 with every fourth request refused, by ticket and by answer: a storm, or a quota seen
+    through a busy machine."""
+    tickets = [pacer.try_send()[1] for _ in range(32)]
+    clock.now = 0.02
+    for index, ticket in enumerate(tickets):
         pacer.record(ticket, throttled=index % 4 == 1)
+
+
+@pytest.mark.parametrize(("refused", "rate"), [(2, None), (0, None), (6, 24.0), (8, 24.0)])
+def test_scattered_throttles_in_the_opening_round_are_probed_by_a_small_round(refused: int, rate: float | None) -> None:
+    """A storm throttles about its share of the probe (unpaced); a quota's bucket, still empty, nearly all of it
+    (held at what the first round accepted, per second)."""
+    clock = FakeClock()
+    pacer = KeyPacer(None, clock=clock, round_size=32)
+    scattered_opening(pacer, clock)
+    assert pacer.rate is None and not pacer.learner.held  # not judged yet
+    probe = [pacer.try_send() for _ in range(RateLearner.PROBE_ROUND)]
+    assert all(delay == 0.0 and ticket is not None for delay, ticket in probe)
+    assert pacer.try_send()[0] > 0  # nothing more until the probe is answered
+    clock.now = 0.04
+    for index, (_, ticket) in enumerate(probe):
+        pacer.record(ticket, throttled=index < refused)
+    assert pacer.rate == rate
+    assert pacer.try_send()[0] == 0.0
+
+
+def test_a_probe_that_is_never_answered_ends_as_the_opening_does() -> None:
+    clock = FakeClock()
+    pacer = KeyPacer(None, clock=clock, round_size=32)
+    scattered_opening(pacer, clock)
+    for _ in range(RateLearner.PROBE_ROUND):
+        pacer.try_send()
+    clock.now = 0.03
+    assert pacer.try_send()[0] > 0
+    clock.now = 0.02 + RateLearner.OPENING_MIN_WAIT + 0.01
+    assert pacer.try_send()[0] == 0.0  # no answers: nothing throttled, unpaced
     assert pacer.rate is None
 
 
+@pytest.mark.parametrize("jitter", [0.005, 0.02, 0.04])
+def test_a_quota_seen_through_a_busy_machine_still_throttles_little(jitter: float) -> None:
+    """Requests reach the service, and answers the workers, up to ``jitter`` late: neither order is the one the
+    bucket saw. Still few throttles (the benchmark's quota, 300 targets)."""
+    throttles = []
+    for seed in range(20):
+        pacer, clock = a_pacer()
+        outcome = simulate(pacer, clock, Service(rate=25, burst=25), 300, seed=seed, jitter=jitter)
+        assert outcome.seconds <= 11.0 * 1.1, seed
+        throttles.append(outcome.throttled / outcome.requests)
+    assert statistics.median(throttles) <= 0.05 and max(throttles) <= 0.08, throttles
+
+
 # -- a storm: no sustained cut --------------------------------------------------------------------------------------
-def test_a_storm_of_scattered_throttles_cuts_nothing_for_long() -> None:
+@pytest.mark.parametrize("jitter", [0.0, 0.02])
+def test_a_storm_of_scattered_throttles_cuts_nothing_for_long(jitter: float) -> None:
     paced_runs = 0
     for seed in range(100):
         pacer, clock = a_pacer()
-        outcome = simulate(pacer, clock, Service(storm=0.25, latency=0.003), 210, workers=32, seed=seed)
+        outcome = simulate(pacer, clock, Service(storm=0.25, latency=0.003), 210, workers=32, seed=seed, jitter=jitter)
         assert pacer.rate is None, seed  # unpaced at the end, whatever happened
         if pacer.learner.cuts:
             paced_runs += 1

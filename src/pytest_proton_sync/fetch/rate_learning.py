@@ -19,6 +19,13 @@ How they are told apart:
    the end of the round (sent last, after the accepted ones), or as most of a later one, are a quota: held at the
    number of requests the round had accepted, per second (a bucket's burst is usually at least one second's
    worth, so this is at or above the rate; the next windows correct it).
+   Order is only a hint: on a busy machine the round's requests reach the service in another order than they
+   took their tickets in, so a quota's overflow can look scattered. Scattered throttles in a first round are
+   therefore **probed**: a small round of ``PROBE_ROUND`` requests goes out next, held as the opening was. A quota's
+   bucket is still empty (it refilled for one round trip only), so nearly all of them are throttled, and the
+   key is held as above; a storm throttles about the share it did before, and the key is unpaced. The probe costs
+   a storm one round trip at a quarter of the concurrency, and a quota a handful of throttles instead of a whole
+   round sent into its empty bucket.
 2. **Unpaced**, a run of ``RUN_LENGTH`` throttles in a row, or more than half of a one-second window of at least
    ``FREE_MIN_SAMPLES`` answers throttled, is a quota met later.
 3. **Held**, each window of at least ``MIN_SAMPLES`` answers to requests sent at the held rate is judged: any
@@ -78,6 +85,8 @@ class RateLearner:
     MIN_ROUND = 16  # a round closed by a throttle holds at least this many (fewer say little about order)
     RUN_MIN_THROTTLES = 3  # fewer throttles than this in the opening round say nothing about their order
     RUN_ORDER = 0.9  # share of (accepted, throttled) pairs in which the throttled request was sent later
+    PROBE_ROUND = 8  # requests in the round after a first round with scattered throttles ...
+    PROBE_QUOTA = 6  # ... of which this many throttled say a quota: a 25 % storm does that once in 240 probes
     RUN_LENGTH = 8  # throttles in a row while unpaced: 0.25**8 ~ 1.5e-5 per answer in a 25 % storm
     FREE_WINDOW = 1.0
     FREE_MIN_SAMPLES = 20
@@ -112,10 +121,11 @@ class RateLearner:
         self._last_sent = 0.0
         self._first_answer: float | None = None
         self._round_from = 0  # the opening round: the requests after this one (their tickets' seq) ...
-        self._round = 0  # ... up to this one, once the round is closed
+        self._round = self.round_size  # ... up to this one (a first throttle may close it earlier)
         self._round_sent: float | None = None  # when its last request was sent
         self._round_answers: deque[tuple[int, bool]] = deque(maxlen=self.round_size)
         self._armed = False  # the first round was clean: the next throttle closes a round of what is out
+        self._probe_rate: float | None = None  # probing (a first round's scattered throttles): the rate to hold
         self._window = _Window(start=float("-inf"))
         self._recent: deque[bool] = deque(maxlen=self.RUN_LENGTH)
         self._accepted_at: deque[float] = deque()
@@ -149,8 +159,8 @@ class RateLearner:
         self._last_sent = now
         if self._first_sent is None:
             self._first_sent = now
-        if self.state == OPENING and not self._armed and self._round_sent is None and self._seq == self.round_size:
-            self._round, self._round_sent = self._seq, now
+        if self.state == OPENING and not self._armed and self._round_sent is None and self._seq == self._round:
+            self._round_sent = now
         return Ticket(self._seq, now)
 
     # -- answers ---------------------------------------------------------------------------------------------------
@@ -189,7 +199,7 @@ class RateLearner:
             self._first_answer = now
         if ticket.seq > self._round_from and (self._round_sent is None or ticket.seq <= self._round):
             self._round_answers.append((ticket.seq, throttled))
-        if throttled and self._round_sent is None and (
+        if throttled and self._round_sent is None and self._probe_rate is None and (
             self._armed or self._seq >= min(self.round_size, self.MIN_ROUND)
         ):
             # A first throttle: the round is what was sent (after a clean first round: the last round's worth).
@@ -212,23 +222,48 @@ class RateLearner:
         answers = self._round_answers
         throttled = [seq for seq, was in answers if was]
         accepted = [seq for seq, was in answers if not was]
+        if self._probe_rate is not None:  # the probe's answers decide
+            rate, self._probe_rate = self._probe_rate, None
+            if len(throttled) >= min(self.PROBE_QUOTA, self._round - self._round_from):
+                self._hold(rate, now, None)
+            else:
+                self._unpace(now)
+            return
         if not throttled and not self._armed:  # a clean first round: watch for the first throttle
             self._armed, self._round_from, self._round_sent = True, self._seq, None
             self._round_answers.clear()
         elif throttled and (
-            not accepted or self._in_a_run(accepted, throttled) or (self._armed and self._mostly(answers))
+            not accepted
+            or self._in_a_run(accepted, throttled)
+            or self._in_a_run(*self._answer_order(answers))
+            or (self._armed and self._mostly(answers))
         ):
-            assert self._first_sent is not None
-            first_round = len(accepted) / max(1.0, now - self._first_sent)
-            self._hold(len(self._accepted_at) / self.FREE_WINDOW if self._armed else first_round, now, None)
+            self._hold(len(self._accepted_at) / self.FREE_WINDOW if self._armed else self._first_round(now), now, None)
+        elif len(throttled) >= self.RUN_MIN_THROTTLES and not self._armed:  # scattered: a storm, or a busy machine
+            self._probe_rate = self._first_round(now)
+            self._round_from, self._round, self._round_sent = self._seq, self._seq + self.PROBE_ROUND, None
+            self._round_answers.clear()
         else:
             self._unpace(now)
+
+    def _first_round(self, now: float) -> float:
+        """What the first round accepted, per second (at least one second: a bucket's burst is about that)."""
+        assert self._first_sent is not None
+        accepted = sum(1 for answer in self._round_answers if not answer[1])
+        return accepted / max(1.0, now - self._first_sent)
 
     def _mostly(self, answers: deque[tuple[int, bool]]) -> bool:
         """Whether more than half of a round of at least MIN_ROUND answers were throttles (asked only after a clean
         first round: a storm throttles some of any round, a quota none of its burst)."""
         throttles = sum(1 for _, throttled in answers if throttled)
         return len(answers) >= self.MIN_ROUND and throttles > self.FREE_CUT_SHARE * len(answers)
+
+    @staticmethod
+    def _answer_order(answers: deque[tuple[int, bool]]) -> tuple[list[int], list[int]]:
+        """The round's accepted and throttled answers by the order they came back in (not the order sent)."""
+        accepted = [place for place, (_, was) in enumerate(answers) if not was]
+        throttled = [place for place, (_, was) in enumerate(answers) if was]
+        return accepted, throttled
 
     def _in_a_run(self, accepted: list[int], throttled: list[int]) -> bool:
         """Whether the throttled requests were sent after the accepted ones, as when a bucket ran dry."""
