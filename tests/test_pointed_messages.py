@@ -153,6 +153,7 @@ def test_a_target_in_two_ini_manifests_stops_the_run_before_any_call(
 
 # -- answers that are not the API's ----------------------------------------------------------------------------
 class PageServer(http.server.ThreadingHTTPServer):
+    request_queue_size = 256  # a fetch's burst of connections (see tests/hostile.py)
     status = 404
     answered = 0
     json_error: str | None = None  # an API-shaped error body instead of an HTML page
