@@ -78,6 +78,11 @@ def test_a_missing_model_is_one_message_with_the_fix() -> None:
         facts.enum.cache_clear()
 
 
+def test_a_service_the_installed_botocore_has_no_model_of_is_one_message_with_the_fix() -> None:
+    with pytest.raises(facts.MissingFact, match=r"has no model of the no-such-api API; upgrade it: pip install -U"):
+        facts.enum("no-such-api", "ProviderType")
+
+
 @pytest.fixture
 def newer_botocore_models(tmp_path: Path) -> dict[str, str]:
     """An AWS_DATA_PATH holding botocore's own CodeConnections model with one provider more."""

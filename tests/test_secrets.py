@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_proton_sync.fake import FakeServer
-from pytest_proton_sync.text.redact import MASK, install, redact
+from pytest_proton_sync.text.redact import MASK, install, redact, redactor
 
 from .conftest import (
     ACCESS_KEY_ID,
@@ -168,6 +168,16 @@ AUTH = f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/20260101/us-east-1/proton/a
 def test_redact(text: str, expected: str) -> None:
     assert redact(text) == expected
     assert redact(expected) == expected  # idempotent
+
+
+def test_a_redactor_masks_what_redact_masks_with_the_environment_read_when_it_is_made() -> None:
+    environ = {"DEPLOY_TOKEN": "tok-1234567890", "HOME": "/home/ci"}
+    redact_now = redactor(environ)
+    text = "name tok-1234567890 in /home/ci; Authorization: AWS4 abc"
+    assert redact_now(text) == redact(text, environ) == "name [REDACTED:DEPLOY_TOKEN] in /home/ci; Authorization: " \
+        + MASK
+    environ["DEPLOY_TOKEN"] = "another-token-value"
+    assert redact_now("another-token-value") == "another-token-value"  # read once: made per batch, not kept
 
 
 @pytest.fixture

@@ -49,16 +49,26 @@ def _shapes(service: str) -> Mapping[str, Any]:
 
 
 @functools.cache
-def _read_shapes(service: str) -> Mapping[str, Any]:
-    from botocore.exceptions import UnknownServiceError
+def _loader() -> Any:
     from botocore.loaders import create_loader
 
     # AWS_DATA_PATH (extra or newer models) counts here as it does for the clients. Not through a botocore session:
     # that would read the user's AWS config file, which a hermetic run (--proton-fake) must never depend on.
-    loader = create_loader(os.environ.get("AWS_DATA_PATH"))
+    return create_loader(os.environ.get("AWS_DATA_PATH"))
+
+
+@functools.cache
+def _read_shapes(service: str) -> Mapping[str, Any]:
+    from botocore.exceptions import DataNotFoundError
+
+    # The model file by its path, as load_service_model finds it, without what that does first: list every service
+    # botocore has (a directory scan of some 400 of them, ~15 ms, twice per run) to tell an unknown one apart.
+    # The extras it merges in (SDK-only metadata) hold no enum.
+    loader = _loader()
     try:
-        model = loader.load_service_model(service, "service-2")
-    except UnknownServiceError:
+        version = loader.determine_latest_version(service, "service-2")
+        model = loader.load_data(f"{service}/{version}/service-2")
+    except DataNotFoundError:
         raise MissingFact(f"botocore {botocore_version()} has no model of the {service} API; upgrade it: "
                           "pip install -U boto3 botocore") from None
     shapes: Mapping[str, Any] = model["shapes"]

@@ -18,7 +18,7 @@ from pytest_proton_sync.git.expectations import Repository
 from pytest_proton_sync.manifest.loader import Manifest, ManifestError
 from pytest_proton_sync.model import ERROR, Observation, Target
 from pytest_proton_sync.session.selection import shown_path
-from pytest_proton_sync.text.redact import redact
+from pytest_proton_sync.text.redact import redact, redactor
 from pytest_proton_sync.verdict.judge import describe_error, describe_failure
 from pytest_proton_sync.yamlcheck.problems import Problem
 
@@ -87,9 +87,10 @@ class ManifestFile(pytest.File):
             # CollectError shows just its message: every problem, one line each, no traceback.
             raise self.CollectError(redact(f"invalid proton-sync manifest {shown}:\n{exc}")) from None
         self.session_plugin.record_manifest_problems(self.path, ())
+        # A name or version interpolated from a credential variable would otherwise print in every report.
+        redact_id = redactor()
         for target in targets:
-            # A name or version interpolated from a credential variable would otherwise print in every report.
-            yield TargetItem.from_parent(self, name=redact(target.id), target=target)
+            yield TargetItem.from_parent(self, name=redact_id(target.id), target=target)
 
 
 class TargetItem(pytest.Item):

@@ -21,7 +21,6 @@ import pytest
 
 from pytest_proton_sync.aws.accounts import Account
 from pytest_proton_sync.aws.clients import FetchSettings
-from pytest_proton_sync.fake import FakeServer, FakeState, FakeStateError
 from pytest_proton_sync.fetch import cancel
 from pytest_proton_sync.fetch.clients import ClientPool
 from pytest_proton_sync.fetch.link_health import LinkHealth
@@ -469,6 +468,10 @@ def _warn(config: pytest.Config, message: str) -> None:
 
 
 def _start_fake(state: str) -> Any:
+    # Imported here, as the command line does for its commands: only --proton-fake runs pay for the fake (its
+    # HTTP server, API tables and state schema: about 25 ms and 15 dataclasses, a tenth of the plugin's start-up).
+    from pytest_proton_sync.fake import FakeServer, FakeState, FakeStateError
+
     try:
         return FakeServer(FakeState.from_file(Path(state))).start()
     except (FakeStateError, OSError) as exc:
