@@ -20,12 +20,13 @@ How they are told apart:
    number of requests the round had accepted, per second (a bucket's burst is usually at least one second's
    worth, so this is at or above the rate; the next windows correct it).
    Order is only a hint: on a busy machine the round's requests reach the service in another order than they
-   took their tickets in, so a quota's overflow can look scattered. Scattered throttles in a first round are
-   therefore **probed**: a small round of ``PROBE_ROUND`` requests goes out next, held as the opening was. A quota's
-   bucket is still empty (it refilled for one round trip only), so nearly all of them are throttled, and the
-   key is held as above; a storm throttles about the share it did before, and the key is unpaced. The probe costs
-   a storm one round trip at a quarter of the concurrency, and a quota a handful of throttles instead of a whole
-   round sent into its empty bucket.
+   took their tickets in, so a quota's overflow can look scattered. The order the answers came back in is asked
+   too (refusals that were the last answers back are a run as well); when both look scattered, the first
+   round's throttles are **probed**: a small round of ``PROBE_ROUND`` requests goes out next, held as the
+   opening was. A quota's bucket is still empty (it refilled for one round trip only), so nearly all of them are
+   throttled, and the key is held as above; a storm throttles about the share it did before, and the key is
+   unpaced. The probe costs a storm one round trip at a quarter of the concurrency, and a quota a handful of
+   throttles instead of a whole round sent into its empty bucket.
 2. **Unpaced**, a run of ``RUN_LENGTH`` throttles in a row, or more than half of a one-second window of at least
    ``FREE_MIN_SAMPLES`` answers throttled, is a quota met later.
 3. **Held**, each window of at least ``MIN_SAMPLES`` answers to requests sent at the held rate is judged: any
@@ -224,7 +225,7 @@ class RateLearner:
         accepted = [seq for seq, was in answers if not was]
         if self._probe_rate is not None:  # the probe's answers decide
             rate, self._probe_rate = self._probe_rate, None
-            if len(throttled) >= min(self.PROBE_QUOTA, self._round - self._round_from):
+            if len(throttled) >= self.PROBE_QUOTA:  # (a probe cut short by the wait has fewer answers: unpaced)
                 self._hold(rate, now, None)
             else:
                 self._unpace(now)
