@@ -239,18 +239,18 @@ class RateLearner:
             or self._in_a_run(*self._answer_order(answers))
             or (self._armed and self._mostly(answers))
         ):
-            self._hold(len(self._accepted_at) / self.FREE_WINDOW if self._armed else self._first_round(now), now, None)
+            rate = len(self._accepted_at) / self.FREE_WINDOW if self._armed else self._first_round(len(accepted), now)
+            self._hold(rate, now, None)
         elif len(throttled) >= self.RUN_MIN_THROTTLES and not self._armed:  # scattered: a storm, or a busy machine
-            self._probe_rate = self._first_round(now)
+            self._probe_rate = self._first_round(len(accepted), now)
             self._round_from, self._round, self._round_sent = self._seq, self._seq + self.PROBE_ROUND, None
             self._round_answers.clear()
         else:
             self._unpace(now)
 
-    def _first_round(self, now: float) -> float:
+    def _first_round(self, accepted: int, now: float) -> float:
         """What the first round accepted, per second (at least one second: a bucket's burst is about that)."""
         assert self._first_sent is not None
-        accepted = sum(1 for answer in self._round_answers if not answer[1])
         return accepted / max(1.0, now - self._first_sent)
 
     def _mostly(self, answers: deque[tuple[int, bool]]) -> bool:
