@@ -63,8 +63,12 @@ def clean(text: object, limit: int = DEFAULT_LIMIT, *, quoted: bool = False, fol
         value = value[:limit]
     if not value.isprintable():  # the common case needs no look at each character: isprintable() is stricter
         value = "".join(_escape(char) if unicodedata.category(char) in _ESCAPED_CATEGORIES else char for char in value)
-    value = _LEADING_COMMAND.sub(lambda m: m.group(1) + "\\x3a", value)
-    value = _ANYWHERE_COMMAND.sub("\\\\x23", value)
+    # Each pattern needs its character: most values (names, shas, states) have neither, and two regex passes cost
+    # more than the rest of an answer's checks.
+    if ":" in value:
+        value = _LEADING_COMMAND.sub(lambda m: m.group(1) + "\\x3a", value)
+    if "#" in value:
+        value = _ANYWHERE_COMMAND.sub("\\\\x23", value)
     if more > 0:
         value += f"... {more} more character{'s' if more != 1 else ''}"
     return value
