@@ -2,7 +2,8 @@
 
 Only when one is does :func:`pytest_configure` register the stateful :class:`~.session.ProtonSyncSession`, which
 carries every other hook; a pytest run without a manifest pays for nothing but these few functions. Nothing heavy
-is imported at plugin load (boto3, PyYAML, jsonschema and the fake come in only with a manifest).
+is imported at plugin load (boto3 and PyYAML come in only with a manifest; jsonschema and the fake only with
+--proton-fake).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ sees every mistake of a file in one run:
 Every problem names file, line, column and field, says what is wrong and what is allowed. The only
 exception leaving this module is :class:`ManifestError`.
 
-This module imports neither pytest nor boto3, and imports yaml and jsonschema only when a manifest is read.
+This module imports neither pytest nor boto3, nor jsonschema (the schema's keywords are checked by
+:mod:`pytest_proton_sync.yamlcheck.subset`), and imports yaml only when a manifest is read.
 """
 
 from __future__ import annotations

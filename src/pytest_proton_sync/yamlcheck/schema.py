@@ -47,11 +47,20 @@ def plain_text(instance: object) -> str | None:
     return instance if isinstance(instance, str) else None
 
 
-def ecma_pattern(text_of: Callable[[object], str | None] = plain_text) -> Keyword:
-    """``pattern`` with ECMA-262's meaning of ``$`` (end of text), applied to what ``text_of`` reads as text.
+def passes_pattern(pattern: str, text: str) -> bool:
+    """Whether ``text`` passes the schema keyword ``pattern``, with ECMA-262's meaning of ``$`` (end of text).
 
     Python's ``$`` also matches before a final newline, so ``"1\\n"`` would pass ``^[0-9]+$`` and end up in
-    a Target."""
+    a Target. Text over LONGEST_PATTERN_INPUT characters passes: its maxLength fails it."""
+    if len(text) > LONGEST_PATTERN_INPUT:
+        return True
+    match = re.search(pattern, text)
+    return match is not None and (not pattern.endswith("$") or match.end() == len(text))
+
+
+def ecma_pattern(text_of: Callable[[object], str | None] = plain_text) -> Keyword:
+    """jsonschema's ``pattern`` keyword as :func:`passes_pattern` decides it, applied to what ``text_of`` reads as
+    text."""
 
     def pattern_keyword(
         validator: Validator, pattern: str, instance: object, schema: Mapping[str, Any]
@@ -59,10 +68,7 @@ def ecma_pattern(text_of: Callable[[object], str | None] = plain_text) -> Keywor
         from jsonschema.exceptions import ValidationError
 
         text = text_of(instance)
-        if text is None or len(text) > LONGEST_PATTERN_INPUT:
-            return
-        match = re.search(pattern, text)
-        if match is None or (pattern.endswith("$") and match.end() != len(text)):
+        if text is not None and not passes_pattern(pattern, text):
             yield ValidationError(f"{text!r} does not match {pattern!r}")
 
     return pattern_keyword
