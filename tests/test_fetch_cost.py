@@ -123,6 +123,37 @@ def test_a_run_with_tests_of_its_own_freezes_nothing(pytester: pytest.Pytester, 
     assert frozen == [before] * 3
 
 
+STARTUP_PROBE = """
+import gc
+
+
+def pytest_sessionstart(session):
+    with open("frozen_at_start.txt", "w") as out:
+        out.write(str(gc.get_freeze_count()))
+"""
+
+
+@pytest.mark.parametrize("own_tests", [False, True], ids=["manifests-only", "with-own-tests"])
+def test_a_run_of_manifests_only_is_frozen_from_configure(
+    pytester: pytest.Pytester, aws_env: FakeServer, own_tests: bool
+) -> None:
+    """Before the gate's imports (their full collections would walk pytest's whole heap), and never when the user's
+    own tests run too."""
+    entries, templates = in_sync(2)
+    aws_env.set_state(fake_state(*templates))
+    manifest = write_manifest(pytester.path, *entries)
+    pytester.makeconftest(STARTUP_PROBE)
+    args = ["--proton-manifest", str(manifest), "-p", "no:randomly"]
+    if own_tests:
+        pytester.makepyfile(test_own="def test_own():\n    pass\n")
+        args.append("test_own.py")
+    before = gc.get_freeze_count()
+    pytester.runpytest(*args).assert_outcomes(passed=3 if own_tests else 2)
+    at_start = int((pytester.path / "frozen_at_start.txt").read_text())
+    assert (at_start > before) is not own_tests, (before, at_start)
+    assert gc.get_freeze_count() == before  # released at the end either way
+
+
 def test_every_target_carries_the_proton_sync_marker(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
     entries, templates = in_sync(2)
     aws_env.set_state(fake_state(*templates))

@@ -71,13 +71,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if not selection.manifests:
         return
     _check_paths(config, selection.manifests)
+    from .session.heap import HeapFreezer  # gc and atexit only
+
+    heap = HeapFreezer()
+    if selection.gate_only:
+        heap.freeze_startup(config)  # before the imports below: their full collections then skip pytest's heap
     from .session.run import SESSION_KEY, ProtonSyncSession
 
     try:
         options = read_options(lambda spec: _given(config, spec))
     except OptionError as error:
         raise pytest.UsageError(str(error)) from None
-    session = ProtonSyncSession(config, selection.manifests, options)
+    session = ProtonSyncSession(config, selection.manifests, options, heap)
     config.args[:] = selection.args
     if selection.gate_only:
         # Say so in the header too: pytest would otherwise print "testpaths: ..." it no longer collects.

@@ -48,7 +48,8 @@ from pytest_proton_sync.yamlcheck.problems import Problem
 
 
 class ProtonSyncSession:
-    def __init__(self, config: pytest.Config, manifests: Sequence[Path], options: Options) -> None:
+    def __init__(self, config: pytest.Config, manifests: Sequence[Path], options: Options,
+                 heap: HeapFreezer | None = None) -> None:
         self.config = config
         self.manifests = tuple(manifests)
         self.options = options
@@ -78,7 +79,9 @@ class ProtonSyncSession:
         self._coverage_check: Any = None  # session/coverage_check.CoverageCheck under --proton-coverage warn|fail
         self.coverage: Any = None  # its reports/coverage.Coverage, once the run's checks are done
         self._link_health: Any = None  # fetch/link_health.LinkHealth, made for the first failing stack
-        self._heap = HeapFreezer()  # a gate run's long-lived objects out of the full garbage collections
+        # A gate run's long-lived objects out of the full garbage collections (frozen since configure, if the plugin
+        # could tell then that the run has manifests only).
+        self._heap = heap or HeapFreezer()
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
