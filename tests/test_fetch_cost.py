@@ -154,6 +154,32 @@ def test_a_run_of_manifests_only_is_frozen_from_configure(
     assert gc.get_freeze_count() == before  # released at the end either way
 
 
+MODULES_PROBE = """
+import sys
+
+
+def pytest_unconfigure(config):
+    heavy = ("boto3", "s3transfer", "multiprocessing", "jsonschema")
+    with open("modules.txt", "w") as out:
+        out.write(" ".join(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_a_gate_run_without_accounts_imports_neither_boto3_nor_jsonschema(
+    pytester: pytest.Pytester, aws_env: FakeServer
+) -> None:
+    """Its clients come from botocore's session and its manifest is checked by yamlcheck/subset.py: boto3's import
+    (s3transfer, multiprocessing) and jsonschema's were about a tenth of a 500-target run."""
+    entries, templates = in_sync(2)
+    aws_env.set_state(fake_state(*templates))
+    manifest = write_manifest(pytester.path, *entries)
+    pytester.makeconftest(MODULES_PROBE)
+    result = pytester.runpytest_subprocess("--proton-manifest", str(manifest), "-p", "no:randomly",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert (pytester.path / "modules.txt").read_text() == ""
+
+
 def test_every_target_carries_the_proton_sync_marker(pytester: pytest.Pytester, aws_env: FakeServer) -> None:
     entries, templates = in_sync(2)
     aws_env.set_state(fake_state(*templates))

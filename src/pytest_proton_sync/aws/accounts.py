@@ -11,7 +11,10 @@ refusal (access denied, bad external id, expired source credentials) is remember
 account and every later request of that account fails the same way at once. Messages name the alias and the role
 ARN, never a secret: not the source keys, not the session token, not the external id.
 
-Imports no pytest; imported by the fetch only, so a run without a manifest never loads it.
+Imports no pytest; imported by the fetch only, so a run without a manifest never loads it. boto3 itself is imported
+only when an account's session is made (the extension API hands out boto3 sessions): a run without accounts builds
+its clients from botocore's session, as boto3 does underneath, and spares boto3's import (s3transfer and
+multiprocessing with it, about 20 ms).
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import botocore.config
 import botocore.credentials
 import botocore.exceptions
@@ -30,6 +32,9 @@ import botocore.session
 
 from pytest_proton_sync.model import AccountSpec
 from pytest_proton_sync.text.redact import ReportedError, redact
+
+if TYPE_CHECKING:
+    import boto3
 
 DEFAULT_SESSION_NAME = "pytest-proton-sync"
 STS_DEFAULT_DURATION = 3600  # what STS grants when AssumeRole names no DurationSeconds
@@ -163,6 +168,8 @@ class Account:
 
     # -- profile accounts ---------------------------------------------------------------------------------
     def _profile_session(self) -> boto3.session.Session:
+        import boto3.session  # see the module's docstring
+
         profile = str(self.spec.profile)
         try:
             session = boto3.session.Session(profile_name=profile)
@@ -190,6 +197,8 @@ class Account:
 
     # -- role accounts ------------------------------------------------------------------------------------
     def _role_session(self, region: str | None) -> boto3.session.Session:
+        import boto3.session  # see the module's docstring
+
         self._sts_region = region
         duration = self.spec.duration_seconds or STS_DEFAULT_DURATION
         credentials = _AssumedRoleCredentials(self._refresh, duration, self._time_fetcher)

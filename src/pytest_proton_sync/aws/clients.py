@@ -1,5 +1,8 @@
 """How clients are made: the fetch settings, botocore's config, a client from boto3's chain or the fake, the
 default region, and the check of a 200 answer's raw body before botocore parses it (parsed once).
+
+"boto3's chain" is botocore's: a client without an account comes from a plain botocore session, as boto3.client
+makes it underneath (same environment, config files, credentials and endpoints), without importing boto3.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import botocore.awsrequest
 import botocore.config
 import botocore.configprovider
@@ -113,8 +115,8 @@ def default_client(service: str, region: str, settings: FetchSettings, account: 
     if account is not None:
         session = account.session(region)
         return session.client(service, region_name=region, config=botocore_config(settings), **extra)
-    session = boto3.session.Session()
-    return session.client(service, region_name=region, config=botocore_config(settings), **extra)
+    return botocore.session.Session().create_client(service, region_name=region, config=botocore_config(settings),
+                                                     **extra)
 
 
 def default_region(settings: FetchSettings) -> str | None:
@@ -126,7 +128,7 @@ def default_region(settings: FetchSettings) -> str | None:
         return FAKE_DEFAULT_REGION
     if os.environ.get("AWS_REGION"):
         return os.environ["AWS_REGION"]
-    region = boto3.session.Session().region_name
+    region = botocore.session.Session().get_config_variable("region")
     return str(region) if region else None
 
 
@@ -150,7 +152,7 @@ def configured_endpoint(service: str, settings: FetchSettings) -> str | None:
 def default_credentials_missing() -> bool:
     """Whether boto3's standard chain finds no credentials (asked only when no call will be made anyway)."""
     try:
-        return boto3.session.Session().get_credentials() is None
+        return botocore.session.Session().get_credentials() is None
     except botocore.exceptions.BotoCoreError:
         return False  # a broken profile: the call's own error says what is wrong once the region is set
 
