@@ -80,20 +80,28 @@ def paths_in(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
+def draw_place(draw: st.DrawFn, document: Any) -> tuple[Any, Any] | None:
+    """A mapping entry or list item of ``document``, drawn: (the mapping or list, the key or index); None if none."""
+    paths = paths_in(document)
+    if not paths:
+        return None
+    path = draw(st.sampled_from(paths))
+    parent = document
+    for part in path[:-1]:
+        parent = parent[part]
+    return parent, path[-1]
+
+
 @st.composite
 def mutated_documents(draw: st.DrawFn) -> str:
     """A valid manifest after a few structural mutations, dumped back to YAML."""
     document = copy.deepcopy(VALID)
     duplicates: list[str] = []
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
-        paths = paths_in(document)
-        if not paths:
+        place = draw_place(draw, document)
+        if place is None:
             break
-        path = draw(st.sampled_from(paths))
-        parent = document
-        for part in path[:-1]:
-            parent = parent[part]
-        last = path[-1]
+        parent, last = place
         operation = draw(st.sampled_from(["delete", "retype", "rename", "duplicate", "append"]))
         if operation == "delete":
             del parent[last]

@@ -25,7 +25,7 @@ from pytest_proton_sync.manifest.schema import _schema_validator, manifest_schem
 from pytest_proton_sync.yamlcheck.schema import LONGEST_PATTERN_INPUT, ecma_pattern, validator_for
 from pytest_proton_sync.yamlcheck.subset import SubsetValidator, UnsupportedSchema, equal
 from pytest_proton_sync.yamlcheck.yamlnodes import read_document
-from tests.test_manifest_fuzz import KEYS, VALUES, paths_in
+from tests.test_manifest_fuzz import KEYS, VALUES, draw_place
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted([*ROOT.joinpath("tests", "manifests").rglob("*.yaml"), *ROOT.joinpath("examples").glob("*.yaml")])
@@ -95,13 +95,10 @@ def broken(draw: st.DrawFn) -> Any:
     place in it."""
     document = copy.deepcopy(RICH)
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
-        path = draw(st.sampled_from(paths_in(document) or [()]))
-        if not path:
+        place = draw_place(draw, document)
+        if place is None:
             return draw(st.one_of(VALUES, st.sampled_from(EDGES)))
-        parent = document
-        for part in path[:-1]:
-            parent = parent[part]
-        last = path[-1]
+        parent, last = place
         operation = draw(st.sampled_from(["delete", "retype", "edge", "rename", "append"]))
         if operation == "delete":
             del parent[last]
