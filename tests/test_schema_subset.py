@@ -71,7 +71,7 @@ def by_path(errors: Any) -> dict[tuple[Any, ...], list[tuple[str, str]]]:
 def assert_same_verdict(value: Any) -> None:
     expected = by_path(reference().iter_errors(value))
     assert by_path(_schema_validator().iter_errors(value)) == expected
-    assert _schema_validator().is_valid(value) == (not expected)
+    assert (next(_schema_validator().iter_errors(value), None) is None) == (not expected)
 
 
 def test_every_shipped_manifest_gets_the_same_errors() -> None:
@@ -86,7 +86,7 @@ def test_every_shipped_manifest_gets_the_same_errors() -> None:
 
 def test_the_rich_manifest_is_valid_for_both() -> None:
     assert not list(reference().iter_errors(RICH))
-    assert _schema_validator().is_valid(RICH)
+    assert next(_schema_validator().iter_errors(RICH), None) is None
 
 
 @st.composite

@@ -115,9 +115,6 @@ class SubsetValidator:
         self.schema = schema
         self._pattern_test = pattern_test
 
-    def is_valid(self, instance: object) -> bool:
-        return next(self.iter_errors(instance), None) is None
-
     def iter_errors(self, instance: object) -> Iterator[SchemaViolation]:
         """Every error, in jsonschema's order: the schema's keywords in the order written, depth first."""
         return self._errors(instance, self.schema, ())
